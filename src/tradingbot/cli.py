@@ -1,0 +1,23 @@
+"""The ``tradingbot`` command. Each area registers its commands from its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="tradingbot",
+    help="Automated trading bot for Interactive Brokers, with a built-in simulated IB Gateway.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from tradingbot import __version__
+
+    typer.echo(__version__)
+
+
+# Command registration: one line per area (keep this list sorted).
