@@ -83,16 +83,25 @@ class MarketDataType(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class ContractRef:
-    """A qualified contract: IB's conId plus what a human needs to recognise it."""
+    """A contract. ``con_id`` 0 means not yet qualified: the client qualifies on first use.
+
+    The setup guide's example calls ``create_contract`` without ``await``, so creating a
+    contract cannot ask IB; an unknown symbol is reported (``UnknownSymbolError``) by the
+    first call that uses it, or eagerly by ``await client.qualify_contract(contract)``.
+    """
 
     symbol: str
-    con_id: int
+    con_id: int = 0
     sec_type: str = "STK"
     exchange: str = "SMART"
     primary_exchange: str = ""
     currency: str = "USD"
     min_tick: Decimal = Decimal("0.01")
     long_name: str = ""
+
+    @property
+    def is_qualified(self) -> bool:
+        return self.con_id > 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,106 @@
+"""The broker interface the layers above program against.
+
+``IBKRClient`` (real, over ib_async) and ``tests/mocks/mock_ibkr_client.MockIBKRClient``
+(in-process fake) both satisfy :class:`Broker`; engine, risk and sync accept a ``Broker``
+and so never import ib_async.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from tradingbot.domain import (
+    AccountSummary,
+    Bar,
+    ConnectionState,
+    ContractRef,
+    Fill,
+    MarketSnapshot,
+    OrderRequest,
+    OrderSide,
+    OrderUpdate,
+    PnL,
+    Position,
+    TimeInForce,
+)
+from tradingbot.events import BrokerEvents
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """What the bot needs from a broker connection. All methods are async-only."""
+
+    events: BrokerEvents
+
+    @property
+    def is_connected(self) -> bool: ...
+
+    @property
+    def connection_state(self) -> ConnectionState: ...
+
+    @property
+    def accounts(self) -> list[str]: ...
+
+    @property
+    def client_id(self) -> int: ...
+
+    def create_contract(
+        self, symbol: str, sec_type: str = "STK", exchange: str = "SMART", currency: str = "USD"
+    ) -> ContractRef: ...
+
+    async def qualify_contract(self, contract: ContractRef) -> ContractRef: ...
+
+    async def get_market_data(
+        self, contract: ContractRef, timeout_s: float = 5.0
+    ) -> MarketSnapshot: ...
+
+    async def subscribe_market_data(
+        self, contract: ContractRef, on_tick: Callable[[MarketSnapshot], None]
+    ) -> None: ...
+
+    async def unsubscribe_market_data(self, contract: ContractRef) -> None: ...
+
+    async def get_historical_data(
+        self,
+        contract: ContractRef,
+        duration: str = "1 D",
+        bar_size: str = "5 mins",
+        what_to_show: str = "TRADES",
+        use_rth: bool = True,
+        end: datetime | None = None,
+    ) -> list[Bar]: ...
+
+    async def place_order(self, request: OrderRequest) -> OrderUpdate: ...
+
+    async def place_market_order(
+        self,
+        contract: ContractRef,
+        side: OrderSide,
+        quantity: Decimal | int | float,
+        order_ref: str = "",
+    ) -> OrderUpdate: ...
+
+    async def place_limit_order(
+        self,
+        contract: ContractRef,
+        side: OrderSide,
+        quantity: Decimal | int | float,
+        limit_price: Decimal | float,
+        tif: TimeInForce = TimeInForce.DAY,
+        order_ref: str = "",
+    ) -> OrderUpdate: ...
+
+    async def cancel_order(self, order_id: int) -> OrderUpdate: ...
+
+    async def get_open_orders(self) -> list[OrderUpdate]: ...
+
+    async def get_positions(self) -> list[Position]: ...
+
+    async def get_account_summary(self) -> AccountSummary: ...
+
+    async def get_executions(self, since: datetime | None = None) -> list[Fill]: ...
+
+    async def get_pnl(self, account: str | None = None) -> PnL: ...
