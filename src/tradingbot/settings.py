@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     risk_max_daily_loss_usd: Decimal = Field(Decimal(5_000), gt=0)
     risk_allow_short: bool = False
     risk_allow_outside_rth: bool = False
+    risk_market_calendar: str = "XNYS"  # exchange-calendars name (ISO MIC) for regular hours
+    risk_flatten_on_kill_switch: bool = False
 
     # --- logging ------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

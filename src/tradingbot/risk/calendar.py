@@ -1,0 +1,78 @@
+"""Regular trading hours from an exchange calendar (the ``exchange-calendars`` package).
+
+Only this module touches the library (it is untyped and pandas-based); the rest of the risk
+layer sees :class:`TradingCalendar`. Sessions are cached per local date, so a check costs a
+dict look-up after the first order of the day.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from datetime import date, datetime
+from typing import Any, Protocol
+
+
+class CalendarRangeError(ValueError):
+    """The calendar has no data for the date asked about (the library needs an update)."""
+
+
+class TradingCalendar(Protocol):
+    name: str
+
+    def is_regular_hours(self, now: datetime) -> bool:
+        """True if ``now`` (UTC-aware) lies inside a regular session, early closes included."""
+        ...
+
+
+class ExchangeCalendar:
+    """An ``exchange_calendars`` calendar, e.g. ``XNYS`` (NYSE and NASDAQ share its hours)."""
+
+    def __init__(self, name: str = "XNYS") -> None:
+        self.name = name
+        self._cal: Any = None
+        self._lock = threading.Lock()
+        self._sessions: dict[date, tuple[datetime, datetime] | None] = {}
+        self._load()  # fail fast on a bad name rather than at the first order
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._cal is None:
+                import exchange_calendars  # type: ignore[import-untyped]  # slow import
+
+                try:
+                    with warnings.catch_warnings():
+                        # pandas 3.1 deprecates an idiom the library still uses on load
+                        warnings.filterwarnings("ignore", message="Series.values returning")
+                        self._cal = exchange_calendars.get_calendar(self.name)
+                except Exception as exc:  # the library raises its own InvalidCalendarName
+                    raise ValueError(
+                        f"unknown exchange calendar {self.name!r}; use an ISO MIC such as XNYS"
+                    ) from exc
+            return self._cal
+
+    def _session(self, day: date) -> tuple[datetime, datetime] | None:
+        if day in self._sessions:
+            return self._sessions[day]
+        cal = self._load()
+        first, last = cal.first_session.date(), cal.last_session.date()
+        if not first <= day <= last:
+            raise CalendarRangeError(
+                f"calendar {self.name} covers {first}..{last}, not {day}; "
+                "update the exchange-calendars package"
+            )
+        session: tuple[datetime, datetime] | None = None
+        label = day.isoformat()
+        if cal.is_session(label):
+            open_ts, close_ts = cal.session_open_close(label)
+            session = (open_ts.to_pydatetime(), close_ts.to_pydatetime())
+        self._sessions[day] = session
+        return session
+
+    def is_regular_hours(self, now: datetime) -> bool:
+        if now.tzinfo is None:
+            raise ValueError(f"now must be timezone-aware, got {now!r}")
+        cal = self._load()
+        local_day = now.astimezone(cal.tz).date()
+        session = self._session(local_day)
+        return session is not None and session[0] <= now < session[1]

@@ -1,0 +1,42 @@
+"""Cap one order's value in USD (quantity × limit price, or × last price for market orders).
+
+Without a price the value is unknown; the rule then refuses rather than guess, because a
+market order with no quote is exactly the case a fat finger hurts most.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+
+
+class MaxOrderNotional(RiskRule):
+    name = "max_order_notional"
+
+    def __init__(self, max_notional_usd: Decimal) -> None:
+        if max_notional_usd <= 0:
+            raise ValueError(f"max_notional_usd must be positive, got {max_notional_usd}")
+        self.max_notional_usd = max_notional_usd
+
+    def check(self, ctx: RiskContext) -> RiskDecision:
+        price = ctx.reference_price
+        if price is None:
+            return RiskDecision.reject(
+                self.name,
+                limit=f"{self.max_notional_usd} USD",
+                value="unknown",
+                message=f"no price for {ctx.symbol} to value the order; wait for market data",
+            )
+        notional = ctx.request.quantity * price
+        if notional > self.max_notional_usd:
+            return RiskDecision.reject(
+                self.name,
+                limit=f"{self.max_notional_usd} USD",
+                value=f"{notional:.2f} USD",
+                message=(
+                    f"order value {notional:.2f} USD ({ctx.request.quantity} × {price}) exceeds "
+                    f"the maximum of {self.max_notional_usd} USD"
+                ),
+            )
+        return RiskDecision.accept()

@@ -1,0 +1,27 @@
+"""Cap the size of a single order in shares: the seed's "maximum order sizes"."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+
+
+class MaxOrderQuantity(RiskRule):
+    name = "max_order_quantity"
+
+    def __init__(self, max_quantity: Decimal) -> None:
+        if max_quantity <= 0:
+            raise ValueError(f"max_quantity must be positive, got {max_quantity}")
+        self.max_quantity = max_quantity
+
+    def check(self, ctx: RiskContext) -> RiskDecision:
+        qty = ctx.request.quantity
+        if qty > self.max_quantity:
+            return RiskDecision.reject(
+                self.name,
+                limit=self.max_quantity,
+                value=qty,
+                message=f"order quantity {qty} exceeds the maximum of {self.max_quantity} shares",
+            )
+        return RiskDecision.accept()

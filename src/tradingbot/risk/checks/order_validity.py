@@ -1,0 +1,53 @@
+"""Reject malformed orders before any limit is looked at.
+
+A zero quantity or a limit order without a price is a bug in the caller, not a risk
+decision, but catching it here keeps every other rule free of ``None`` checks.
+"""
+
+from __future__ import annotations
+
+from tradingbot.domain import OrderType
+from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+
+_NEEDS_LIMIT = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
+_NEEDS_STOP = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+
+
+class OrderValidity(RiskRule):
+    name = "order_validity"
+
+    def check(self, ctx: RiskContext) -> RiskDecision:
+        req = ctx.request
+        if not req.quantity.is_finite() or req.quantity <= 0:
+            return RiskDecision.reject(
+                self.name, limit="> 0", value=req.quantity, message="quantity must be positive"
+            )
+        if req.quantity != req.quantity.to_integral_value():
+            return RiskDecision.reject(
+                self.name,
+                limit="whole shares",
+                value=req.quantity,
+                message="quantity must be a whole number of shares",
+            )
+        if req.order_type in _NEEDS_LIMIT and (req.limit_price is None or req.limit_price <= 0):
+            return RiskDecision.reject(
+                self.name,
+                limit="> 0",
+                value=req.limit_price,
+                message=f"{req.order_type.value} order needs a positive limit_price",
+            )
+        if req.order_type in _NEEDS_STOP and (req.stop_price is None or req.stop_price <= 0):
+            return RiskDecision.reject(
+                self.name,
+                limit="> 0",
+                value=req.stop_price,
+                message=f"{req.order_type.value} order needs a positive stop_price",
+            )
+        if not req.contract.symbol:
+            return RiskDecision.reject(
+                self.name, limit="a symbol", value="''", message="contract.symbol is empty"
+            )
+        return RiskDecision.accept()
+
+
+__all__ = ["OrderValidity"]
