@@ -1,0 +1,258 @@
+"""The simulated IB Gateway: an asyncio TCP server speaking the TWS socket protocol (v178).
+
+The unmodified ib_async client connects to it exactly as to IB Gateway::
+
+    async with SimulatedGateway(port=0, seed=7) as gw:
+        ib = IB()
+        await ib.connectAsync("127.0.0.1", gw.port, clientId=1)
+
+Request handlers are plain coroutines registered per message id (:meth:`register`); each
+area installs its own from a ``handlers_*`` module, and the order side installs its
+handlers and the shared account book from :mod:`tradingbot.sim.orders`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import ipaddress
+import logging
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tradingbot.sim import (
+    handlers_account,
+    handlers_basic,
+    handlers_contract,
+    handlers_market,
+)
+from tradingbot.sim.book import AccountBook
+from tradingbot.sim.faults import CONNECTIVITY_TEXT, Faults
+from tradingbot.sim.market import MarketFeed, SimClock
+from tradingbot.sim.session import Handler, Session
+from tradingbot.sim.universe import UNIVERSE
+
+__all__ = ["Handler", "Session", "SimulatedGateway"]
+
+log = logging.getLogger(__name__)
+
+SessionListener = Callable[[Session], None]
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class SimulatedGateway:
+    """A TWS-protocol server with a simulated market, account book and order matching.
+
+    ``sessions`` lists the clients past the handshake. ``book``, ``executions`` and
+    ``orders`` belong to the order side; they survive :meth:`restart`, as an IB account
+    survives a gateway restart.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        seed: int = 7,
+        accounts: Sequence[str] = ("DU1234567",),
+        tick_interval_s: float = 0.25,
+        realtime_permission: bool = True,
+        historical_pacing: bool = True,
+        bars_csv: Path | None = None,
+        allow_remote: bool = False,
+        starting_cash: Decimal = Decimal("1000000"),
+        speed: float = 1.0,
+        clock: SimClock | None = None,
+    ) -> None:
+        if not is_loopback(host) and not allow_remote:
+            raise ValueError(
+                f"host: {host!r} is not loopback; the simulator listens on loopback unless "
+                "allow_remote=True (--allow-remote) is given"
+            )
+        if not accounts or any(not a or "," in a for a in accounts):
+            raise ValueError(f"accounts: need at least one name without commas, got {accounts!r}")
+        self.host = host
+        self.port = port
+        self.seed = seed
+        self.accounts: tuple[str, ...] = tuple(accounts)
+        self.starting_cash = Decimal(starting_cash)
+        self.allow_remote = allow_remote
+        self.realtime_permission = realtime_permission
+        self.historical_pacing = historical_pacing
+        self.faults = Faults()
+        self.market = MarketFeed(
+            UNIVERSE.values(),
+            seed=seed,
+            tick_interval_s=tick_interval_s,
+            clock=clock or SimClock(speed=speed),
+        )
+        self.sessions: list[Session] = []
+        self.on_session_closed: list[SessionListener] = []
+        self._connections: set[Session] = set()
+        self._handlers: dict[int, Handler] = {}
+        self._next_ids: dict[int, int] = {}
+        self._server: asyncio.Server | None = None
+
+        self.book: AccountBook = AccountBook(self.accounts, self.starting_cash)
+        self.executions: list[Any] = []
+        self.orders: Any = None
+        handlers_basic.install(self)
+        _install_orders(self)
+        handlers_contract.install(self)
+        self._market_data = handlers_market.install(self)
+        handlers_account.install(self)
+
+    # ------------------------------------------------------------------ registry
+    def register(self, msg_id: int, handler: Handler) -> None:
+        """Serve message ``msg_id`` with ``handler`` (a later registration replaces it)."""
+        self._handlers[int(msg_id)] = handler
+
+    def handler(self, msg_id: int) -> Handler | None:
+        return self._handlers.get(msg_id)
+
+    # ------------------------------------------------------------------ sessions
+    def client_id_in_use(self, client_id: int) -> bool:
+        return any(s.client_id == client_id for s in self.sessions)
+
+    def admit(self, session: Session) -> None:
+        self.sessions.append(session)
+
+    def forget(self, session: Session) -> None:
+        self._connections.discard(session)
+        if session in self.sessions:
+            self.sessions.remove(session)
+            for listener in list(self.on_session_closed):
+                listener(session)
+
+    def next_valid_id(self, client_id: int) -> int:
+        """The next order id for ``client_id``: above every id it used, across sessions."""
+        return self._next_ids.get(client_id, 1)
+
+    def note_order_id(self, client_id: int, order_id: int) -> None:
+        """Record that ``client_id`` used ``order_id`` (TWS keeps this across sessions)."""
+        if order_id >= self.next_valid_id(client_id):
+            self._next_ids[client_id] = order_id + 1
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.market.start()
+        await self._listen()
+        log.info("simulated gateway listening on %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        await self._stop_listening()
+        await self.drop_connections()
+        await self.market.stop()
+
+    async def __aenter__(self) -> SimulatedGateway:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._on_connect, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _stop_listening(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        if not self.allow_remote and not (peer and is_loopback(str(peer[0]))):
+            log.warning("refused non-loopback client %s (start with allow_remote)", peer)
+            writer.close()
+            return
+        session = Session(self, reader, writer)
+        self._connections.add(session)
+        await session.run()
+
+    # ------------------------------------------------------------------ faults
+    async def drop_connections(self) -> None:
+        """Close every client socket now, as a crashing gateway would."""
+        for session in list(self._connections):
+            session.close()
+        await asyncio.sleep(0)
+
+    async def restart(self, downtime_s: float) -> None:
+        """Drop everyone, refuse connections for ``downtime_s``, then listen again.
+
+        The account book, orders and market carry on, as an IB account does while its
+        gateway restarts.
+        """
+        if downtime_s < 0:
+            raise ValueError(f"downtime_s: must be >= 0, got {downtime_s}")
+        await self._stop_listening()
+        await self.drop_connections()
+        await asyncio.sleep(downtime_s)
+        await self._listen()
+
+    def stall(self, on: bool = True) -> None:
+        """Keep sockets open but read nothing useful and send nothing, until ``stall(False)``."""
+        self.faults.stalled = on
+
+    def emit_connectivity(self, code: int) -> None:
+        """Send 1100 (lost), 1101 (restored, data lost) or 1102 (restored, data kept).
+
+        Between 1100 and the restore no market data flows; 1101 also ends every market data
+        subscription, which clients must then re-request, as with TWS.
+        """
+        if code not in CONNECTIVITY_TEXT:
+            raise ValueError(f"code: must be one of {sorted(CONNECTIVITY_TEXT)}, got {code}")
+        self.faults.connectivity_lost = code == 1100
+        if code == 1101:
+            self._market_data.drop_all()
+        for session in list(self.sessions):
+            session.send_error(-1, code, CONNECTIVITY_TEXT[code])
+
+    def set_realtime_permission(self, on: bool) -> None:
+        """Grant or revoke real-time data: without it live requests get 10089 (or 354)."""
+        self.realtime_permission = on
+
+    def reject_next_order(
+        self, code: int = 201, reason: str = "rejected by fault injection"
+    ) -> None:
+        """Reject the next placed order with ``code`` (the order side consumes it)."""
+        self.faults.rejection = (code, reason)
+
+    async def fill_order(self, perm_id: int, price: Decimal | None = None) -> None:
+        """Fill a resting order now, even while no client is connected."""
+        fill = getattr(self.orders, "fill_order", None)
+        if fill is None:
+            raise RuntimeError("order matching is not installed (tradingbot.sim.orders)")
+        await fill(perm_id, price)
+
+
+def _install_orders(gateway: SimulatedGateway) -> None:
+    """Let the order side register its handlers; without it the sync requests stay answered."""
+    try:
+        orders = importlib.import_module("tradingbot.sim.orders")
+    except ModuleNotFoundError as exc:
+        if exc.name != "tradingbot.sim.orders":
+            raise
+        log.warning("tradingbot.sim.orders is missing: orders are refused, book stays empty")
+        return
+    orders.install(gateway)
