@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models and Alembic migrations. The only package importing SQLAlchemy."""

@@ -1,0 +1,133 @@
+"""Engine, sessions and schema upgrades for SQLite and PostgreSQL, with one code path.
+
+:class:`Database` upgrades the schema with Alembic on open (migrations are the only schema
+writer), creates the SQLite file's folder on first use, and hands out transactions with
+:meth:`Database.transaction` — every sync step runs in exactly one, so a crash leaves the
+previous state intact. The Alembic scripts ship inside the package and are located from
+this file, so ``tradingbot db upgrade`` works from any working directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from tradingbot.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _prepare_sqlite_file(url: URL) -> None:
+    if not _is_memory(url):
+        assert url.database is not None
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_engine(url: URL, echo: bool) -> Engine:
+    _prepare_sqlite_file(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if _is_memory(url):
+        kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin: then a
+        # sync (and a migration's DDL) is one real transaction that a crash rolls back.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        if not _is_memory(url):
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def create_db_engine(url: str | URL, *, echo: bool = False) -> Engine:
+    """An engine for ``url``; ``sqlite://`` means one shared in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, echo)
+    return create_engine(parsed, echo=echo, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine) -> Config:
+    """Alembic's config built in code: no ``alembic.ini`` lookup relative to the cwd."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    url = engine.url.render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser escaping
+    config.attributes["engine"] = engine
+    return config
+
+
+class Database:
+    """The bot's database. Open it once per process and share it."""
+
+    def __init__(self, url: str | URL, *, upgrade: bool = True, echo: bool = False) -> None:
+        try:
+            self.engine = create_db_engine(url, echo=echo)
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+            if upgrade:
+                self.upgrade()
+        except SQLAlchemyError as exc:
+            raise StorageError(
+                f"cannot open the database {make_url(url).render_as_string()}: {exc}; "
+                "check DATABASE_URL and that the server is running"
+            ) from exc
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` (idempotent; runs in one transaction)."""
+        command.upgrade(alembic_config(self.engine), revision)
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        return ScriptDirectory.from_config(alembic_config(self.engine)).get_current_head()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed on success, rolled back on any exception."""
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database write failed and was rolled back: {exc}") from exc
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,95 @@
+"""Migrations are the only schema writer: they must build the whole schema from nothing,
+agree with the models, and keep money exact and times UTC on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, select
+
+from tradingbot.errors import StorageError
+from tradingbot.storage.base import Base
+from tradingbot.storage.db import Database
+from tradingbot.storage.models import Account, AccountSnapshot
+
+TABLES = {
+    "accounts",
+    "account_snapshots",
+    "positions",
+    "position_events",
+    "orders",
+    "order_status_events",
+    "executions",
+    "commission_reports",
+    "pnl_snapshots",
+    "sync_runs",
+    "reconciliation_diffs",
+}
+
+
+def test_upgrade_from_empty_creates_every_table(db_url: str) -> None:
+    database = Database(db_url, upgrade=False)
+    try:
+        assert database.current_revision() is None
+        assert TABLES.isdisjoint(inspect(database.engine).get_table_names())
+        database.upgrade()
+        assert database.current_revision() == database.head_revision()
+        assert set(inspect(database.engine).get_table_names()) >= TABLES
+        database.upgrade()  # a second upgrade is a no-op, not an error
+        assert database.current_revision() == database.head_revision()
+    finally:
+        database.close()
+
+
+def test_models_match_migrations(db: Database) -> None:
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_money_is_exact_and_times_are_utc(db: Database) -> None:
+    big = Decimal("123456789012345678.0123456789")
+    tz = timezone(timedelta(hours=-5))
+    with db.transaction() as session:
+        session.add(Account(code="DU1", first_seen_at=datetime(2026, 1, 2, 9, 30, tzinfo=tz)))
+        session.add(
+            AccountSnapshot(
+                account="DU1",
+                time=datetime(2026, 1, 2, 14, 30, tzinfo=UTC),
+                net_liquidation=big,
+                total_cash=Decimal("0.1") + Decimal("0.2"),
+                buying_power=None,
+                available_funds=Decimal("-5"),
+                currency="USD",
+            )
+        )
+    with db.transaction() as session:
+        account = session.scalars(select(Account)).one()
+        snap = session.scalars(select(AccountSnapshot)).one()
+    assert account.first_seen_at == datetime(2026, 1, 2, 14, 30, tzinfo=UTC)
+    assert account.first_seen_at.tzinfo is UTC
+    assert snap.net_liquidation == big
+    assert snap.total_cash == Decimal("0.3")
+    assert snap.available_funds == Decimal(-5)
+
+
+def test_naive_datetime_is_refused(db: Database) -> None:
+    with pytest.raises(StorageError, match="naive"), db.transaction() as session:
+        session.add(Account(code="DU2", first_seen_at=datetime(2026, 1, 2)))  # noqa: DTZ001
+
+
+def test_sqlite_file_and_its_folder_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "bot.db"
+    database = Database(f"sqlite:///{path}")
+    database.close()
+    assert path.is_file()
+
+
+def test_unreachable_server_is_a_storage_error() -> None:
+    with pytest.raises(StorageError, match="DATABASE_URL"):
+        Database("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
