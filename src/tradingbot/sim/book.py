@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
 # Reg T intraday margin for US stocks: 25% of the position value, i.e. 4x buying power.
-_MARGIN_RATE = Decimal("0.25")
+MARGIN_RATE = Decimal("0.25")
 _BUYING_POWER_MULTIPLIER = Decimal(4)
 
 
@@ -94,8 +94,8 @@ class AccountBook:
             gross += abs(value)
             unrealized += pos.quantity * (price - pos.avg_cost)
         net_liq = cash + market_value
-        init_margin = gross * _MARGIN_RATE
-        maint_margin = gross * _MARGIN_RATE
+        init_margin = gross * MARGIN_RATE
+        maint_margin = gross * MARGIN_RATE
         available = net_liq - init_margin
         excess = net_liq - maint_margin
         return {

@@ -1,0 +1,445 @@
+"""The simulator's matching engine: orders against the random walk, fills into the book.
+
+How orders are worked (what a client sees mirrors TWS):
+
+- every accepted order goes PreSubmitted → Submitted → Filled / Cancelled; stop orders stay
+  PreSubmitted (held at IB, as TWS shows simulated stops) until the last price reaches the
+  stop, bracket children stay PreSubmitted until their parent has filled;
+- MKT fills at the ask (buy) or bid (sell); a limit that is marketable on arrival fills at
+  the touch; a resting limit fills at its own price once the walk crosses it;
+- at most ``max_fill_shares`` trade per quote, so large orders fill in several executions
+  over consecutive ticks;
+- orders sent with ``transmit=False`` wait silently until an order of their group is sent
+  with ``transmit=True`` (how ib_async places brackets);
+- a filled bracket child reduces (and, when nothing is left, cancels) its siblings, and
+  ``ocaGroup`` orders cancel (ocaType 1) or reduce (2, 3) one another.
+
+The engine knows nothing about sockets: it reports through an :class:`OrderSink`, so fills
+happen, and are booked, whether or not any client is connected.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from tradingbot.sim.book import AccountBook
+from tradingbot.sim.commissions import execution_commission
+from tradingbot.sim.market import Quote
+from tradingbot.sim.order_checks import (
+    REJECTED,
+    Refusal,
+    check_modification,
+    check_ticket,
+    rejected,
+    resolve_instrument,
+    what_if_state,
+)
+from tradingbot.sim.order_model import OrderTicket, SimExecution, SimOrder
+
+_EXEC_EXCHANGE = {"NASDAQ": "ISLAND"}
+
+
+class MarketView(Protocol):
+    """What the engine needs of the market feed (``tradingbot.sim.market.MarketFeed``)."""
+
+    def quote(self, con_id: int) -> Quote: ...
+    def now(self) -> datetime: ...
+    def add_listener(self, callback: Callable[[int, Quote], None]) -> None: ...
+
+
+class OrderSink(Protocol):
+    """Where the engine reports; the gateway turns these into TWS messages."""
+
+    def order_changed(self, order: SimOrder) -> None: ...
+    def order_filled(self, order: SimOrder, execution: SimExecution) -> None: ...
+    def order_cancelled(self, order: SimOrder) -> None: ...
+    def order_refused(self, client_id: int, order_id: int, refusal: Refusal) -> None: ...
+    def what_if(self, order: SimOrder, state: dict[str, str]) -> None: ...
+
+
+class NullSink:
+    """Reports to nobody: the engine's default until the gateway plugs in."""
+
+    def order_changed(self, order: SimOrder) -> None:
+        pass
+
+    def order_filled(self, order: SimOrder, execution: SimExecution) -> None:
+        pass
+
+    def order_cancelled(self, order: SimOrder) -> None:
+        pass
+
+    def order_refused(self, client_id: int, order_id: int, refusal: Refusal) -> None:
+        pass
+
+    def what_if(self, order: SimOrder, state: dict[str, str]) -> None:
+        pass
+
+
+class OrderEngine:
+    """Every order of the gateway, by permId; the only writer of the book."""
+
+    def __init__(
+        self,
+        book: AccountBook,
+        market: MarketView,
+        *,
+        seed: int = 7,
+        max_fill_shares: Decimal = Decimal(1000),
+        sink: OrderSink | None = None,
+    ) -> None:
+        if max_fill_shares <= 0:
+            raise ValueError(f"max_fill_shares: must be > 0, got {max_fill_shares}")
+        self.book = book
+        self.market = market
+        self.sink: OrderSink = sink or NullSink()
+        self.max_fill_shares = max_fill_shares
+        self.orders: dict[int, SimOrder] = {}
+        self.executions: list[SimExecution] = []
+        self._by_key: dict[tuple[int, int], SimOrder] = {}
+        self._working: dict[int, dict[int, SimOrder]] = {}
+        self._max_order_id: dict[int, int] = {}
+        self._reject_next: Refusal | None = None
+        rng = random.Random(f"orders:{seed}")
+        self._next_perm_id = rng.randrange(100_000_000, 900_000_000)
+        self._exec_prefix = f"{rng.getrandbits(32):08x}"
+        self._exec_seq = rng.randrange(0x60000000, 0x70000000)
+        market.add_listener(self.on_quote)
+
+    # ------------------------------------------------------------------ queries
+    def next_valid_id(self, client_id: int) -> int:
+        """The nextValidId for ``client_id``: above every id it has used, across sessions."""
+        return self._max_order_id.get(client_id, 0) + 1
+
+    def open_orders(self, client_id: int | None = None) -> list[SimOrder]:
+        """Transmitted, not-yet-done orders; of one client, or of all when ``None``."""
+        return [
+            o
+            for o in self.orders.values()
+            if o.transmitted and not o.is_done and client_id in (None, o.client_id)
+        ]
+
+    def completed_orders(self) -> list[SimOrder]:
+        done = [o for o in self.orders.values() if o.transmitted and o.is_done]
+        return sorted(done, key=lambda o: o.completed_time or self.market.now())
+
+    def find(self, client_id: int, order_id: int) -> SimOrder | None:
+        return self._by_key.get((client_id, order_id))
+
+    # ------------------------------------------------------------------ requests
+    def reject_next_order(self, code: int = REJECTED, reason: str = "Simulated rejection") -> None:
+        """The next placeOrder (not what-if, not a modification) is refused with ``code``."""
+        text = f"Order rejected - reason:{reason}" if code == REJECTED else reason
+        self._reject_next = Refusal(code, text)
+
+    def place(self, client_id: int, ticket: OrderTicket) -> SimOrder | None:
+        """A placeOrder: new order, modification (same id, still live) or what-if."""
+        key = (client_id, ticket.order_id)
+        existing = self._by_key.get(key) if ticket.order_id > 0 else None
+        if existing is not None and not existing.is_done and not ticket.what_if:
+            return self._modify(existing, ticket)
+        refusal = self._refuse_id(client_id, ticket.order_id, existing)
+        if ticket.order_id > 0:
+            self._max_order_id[client_id] = max(self._max_order_id.get(client_id, 0), key[1])
+        if refusal is None and not ticket.what_if and self._reject_next is not None:
+            refusal, self._reject_next = self._reject_next, None
+        found = resolve_instrument(ticket)
+        if refusal is None:
+            refusal = (
+                found
+                if isinstance(found, Refusal)
+                else check_ticket(ticket, found, self.book.accounts)
+            )
+        parent = self._by_key.get((client_id, ticket.parent_id)) if ticket.parent_id else None
+        if refusal is None and ticket.parent_id and (parent is None or parent.is_done):
+            refusal = rejected(f"Parent order {ticket.parent_id} is not an open order")
+        if refusal is not None or isinstance(found, Refusal):
+            self.sink.order_refused(client_id, ticket.order_id, refusal or rejected("no contract"))
+            return None
+        order = SimOrder(
+            perm_id=0 if ticket.what_if else self._new_perm_id(),
+            client_id=client_id,
+            order_id=ticket.order_id,
+            ticket=ticket,
+            instrument=found,
+            account=ticket.account or self.book.accounts[0],
+        )
+        if ticket.what_if:
+            self._answer_what_if(order)
+            return None
+        self.orders[order.perm_id] = order
+        if ticket.order_id > 0:
+            self._by_key[key] = order
+        if parent is not None:
+            order.parent_perm_id = parent.perm_id
+            parent.child_perm_ids.append(order.perm_id)
+        if ticket.transmit:
+            self._transmit_group(order)
+        return order
+
+    def cancel(self, client_id: int, order_id: int) -> None:
+        """cancelOrder: Cancelled + 202, or 10147 (unknown) / 10148 (already done)."""
+        order = self._by_key.get((client_id, order_id))
+        if order is None:
+            text = f"OrderId {order_id} that needs to be cancelled is not found."
+            self.sink.order_refused(client_id, order_id, Refusal(10147, text))
+        elif order.is_done:
+            text = (
+                f"OrderId {order_id} that needs to be cancelled cannot be cancelled, "
+                f"state: {order.status}."
+            )
+            self.sink.order_refused(client_id, order_id, Refusal(10148, text))
+        else:
+            self._cancel(order)
+
+    def cancel_all(self) -> None:
+        """reqGlobalCancel: every live order of every client, manual ones included."""
+        for order in list(self.orders.values()):
+            if not order.is_done:
+                self._cancel(order)
+
+    def fill_now(self, perm_id: int, price: Decimal | None = None) -> SimExecution:
+        """Fill what is left of a live order at ``price`` (default: the touch), right now."""
+        order = self.orders.get(perm_id)
+        if order is None or not order.transmitted or not order.is_active:
+            state = "unknown" if order is None else order.status
+            raise ValueError(f"perm_id: {perm_id} is not a live order (state {state})")
+        if price is None:
+            price = self._touch(order, self.market.quote(order.instrument.con_id))
+        if price <= 0:
+            raise ValueError(f"price: must be > 0, got {price}")
+        order.triggered = True
+        if order.status != "Submitted":
+            order.status = "Submitted"
+            self.sink.order_changed(order)
+        return self._execute(order, order.remaining, price)
+
+    # ------------------------------------------------------------------ market
+    def on_quote(self, con_id: int, quote: Quote) -> None:
+        """Work every live order of ``con_id`` against the new quote."""
+        working = self._working.get(con_id)
+        if working:
+            for order in list(working.values()):
+                self._work(order, quote)
+
+    # ------------------------------------------------------------------ internals
+    def _refuse_id(
+        self, client_id: int, order_id: int, existing: SimOrder | None
+    ) -> Refusal | None:
+        # 103: an id must be new and above every id this client used before (TWS_PROTOCOL §7).
+        if order_id <= 0:
+            return None
+        if existing is not None or order_id <= self._max_order_id.get(client_id, 0):
+            return Refusal(103, f"Duplicate order id {order_id}")
+        return None
+
+    def _modify(self, order: SimOrder, ticket: OrderTicket) -> SimOrder:
+        refusal = check_modification(order, ticket)
+        if refusal is not None:
+            self.sink.order_refused(order.client_id, order.order_id, refusal)
+            return order
+        old = order.ticket
+        order.ticket = replace(
+            ticket, parent_id=old.parent_id, transmit=old.transmit or ticket.transmit
+        )
+        if (ticket.order_type, ticket.lmt_price) != (old.order_type, old.lmt_price):
+            order.rested = False
+        if not order.transmitted:
+            if ticket.transmit:
+                self._transmit_group(order)
+            return order
+        self.sink.order_changed(order)
+        self._work(order, self.market.quote(order.instrument.con_id))
+        return order
+
+    def _transmit_group(self, order: SimOrder) -> None:
+        root = order
+        while root.parent_perm_id and not self.orders[root.parent_perm_id].transmitted:
+            root = self.orders[root.parent_perm_id]
+        group = [root] + [self.orders[p] for p in root.child_perm_ids]
+        for member in group:
+            if not member.transmitted and not member.is_done:
+                member.transmitted = True
+                self._activate(member)
+
+    def _activate(self, order: SimOrder) -> None:
+        order.status = "PreSubmitted"
+        self.sink.order_changed(order)
+        if self._waiting_for_parent(order):
+            return
+        self._working.setdefault(order.instrument.con_id, {})[order.perm_id] = order
+        if not order.is_stop:
+            order.status = "Submitted"
+            self.sink.order_changed(order)
+        self._work(order, self.market.quote(order.instrument.con_id))
+
+    def _waiting_for_parent(self, order: SimOrder) -> bool:
+        # Children work once the parent is done having traded (fully, or partly then cancelled).
+        parent = self.orders.get(order.parent_perm_id)
+        return parent is not None and not (parent.is_done and parent.filled > 0)
+
+    def _work(self, order: SimOrder, quote: Quote) -> None:
+        if not order.is_active or not order.transmitted or self._waiting_for_parent(order):
+            return
+        t = order.ticket
+        if order.is_stop and not order.triggered:
+            stop = t.aux_price or Decimal(0)
+            hit = quote.last >= stop if t.action == "BUY" else quote.last <= stop
+            if not hit:
+                return
+            order.triggered = True
+            order.status = "Submitted"
+            self.sink.order_changed(order)
+        price = self._fill_price(order, quote)
+        if price is None:
+            order.rested = True
+        else:
+            self._execute(order, min(order.remaining, self.max_fill_shares), price)
+        if t.tif == "IOC" and order.is_active:
+            self._cancel(order)
+
+    def _fill_price(self, order: SimOrder, quote: Quote) -> Decimal | None:
+        touch = self._touch(order, quote)
+        limit = order.ticket.lmt_price if order.ticket.order_type in ("LMT", "STP LMT") else None
+        if limit is None:
+            return touch
+        buy = order.ticket.action == "BUY"
+        if (touch > limit) if buy else (touch < limit):
+            return None
+        return limit if order.rested else touch
+
+    @staticmethod
+    def _touch(order: SimOrder, quote: Quote) -> Decimal:
+        return quote.ask if order.ticket.action == "BUY" else quote.bid
+
+    def _execute(self, order: SimOrder, shares: Decimal, price: Decimal) -> SimExecution:
+        inst = order.instrument
+        commission = execution_commission(order.filled, order.filled_value, shares, price)
+        before = self.book.position(order.account, inst.con_id)
+        position = self.book.apply_fill(
+            order.account, inst.con_id, inst.symbol, "BOT" if order.side == "BOT" else "SLD",
+            shares, price, commission,
+        )  # fmt: skip
+        closing = (
+            before is not None
+            and before.quantity != 0
+            and (before.quantity > 0) != (order.side == "BOT")
+        )
+        realized = position.realized_pnl - before.realized_pnl if closing and before else None
+        order.filled += shares
+        order.filled_value += shares * price
+        order.last_fill_price = price
+        now = self.market.now()
+        if order.remaining == 0:
+            order.status = "Filled"
+            self._retire(order, now, f"Filled Size: {shares.normalize():f}")
+        execution = SimExecution(
+            exec_id=self._new_exec_id(),
+            perm_id=order.perm_id,
+            order_id=order.order_id,
+            client_id=order.client_id,
+            order_ref=order.ticket.order_ref,
+            con_id=inst.con_id,
+            symbol=inst.symbol,
+            side=order.side,
+            shares=shares,
+            price=price,
+            time=now,
+            commission=commission,
+            account=order.account,
+            cum_qty=order.filled,
+            avg_price=order.avg_fill_price,
+            realized_pnl=realized,
+            exchange=_EXEC_EXCHANGE.get(inst.primary_exchange, inst.primary_exchange),
+            sec_type=inst.sec_type,
+            currency=inst.currency,
+        )
+        self.executions.append(execution)
+        self.sink.order_filled(order, execution)
+        self._after_fill(order, shares)
+        return execution
+
+    def _after_fill(self, order: SimOrder, shares: Decimal) -> None:
+        if order.status == "Filled":
+            self._release_children(order)
+        for other in self._oca_peers(order):
+            reduce = other.parent_perm_id != 0 or order.ticket.oca_type in (2, 3)
+            if not reduce:
+                self._cancel(other)
+                continue
+            left = other.ticket.total_quantity - shares
+            if left <= other.filled:
+                self._cancel(other)
+            else:
+                other.ticket = replace(other.ticket, total_quantity=left)
+                if other.transmitted:
+                    self.sink.order_changed(other)
+
+    def _oca_peers(self, order: SimOrder) -> list[SimOrder]:
+        peers: list[SimOrder] = []
+        parent = self.orders.get(order.parent_perm_id)
+        if parent is not None:
+            peers += [self.orders[p] for p in parent.child_perm_ids if p != order.perm_id]
+        group = order.ticket.oca_group
+        if group:
+            peers += [
+                o
+                for o in self.orders.values()
+                if o.ticket.oca_group == group
+                and o.account == order.account
+                and o is not order
+                and o not in peers
+            ]
+        return [o for o in peers if not o.is_done]
+
+    def _release_children(self, parent: SimOrder) -> None:
+        for perm_id in parent.child_perm_ids:
+            child = self.orders[perm_id]
+            if child.is_done or not child.transmitted:
+                continue
+            if parent.filled < parent.ticket.total_quantity:
+                child.ticket = replace(child.ticket, total_quantity=parent.filled)
+            self._working.setdefault(child.instrument.con_id, {})[child.perm_id] = child
+            if not child.is_stop:
+                child.status = "Submitted"
+                self.sink.order_changed(child)
+            self._work(child, self.market.quote(child.instrument.con_id))
+
+    def _cancel(self, order: SimOrder) -> None:
+        order.status = "Cancelled"
+        self._retire(order, self.market.now(), "Cancelled by Trader")
+        if order.transmitted:
+            self.sink.order_cancelled(order)
+        if order.filled > 0:
+            self._release_children(order)
+        else:
+            for perm_id in order.child_perm_ids:
+                if not self.orders[perm_id].is_done:
+                    self._cancel(self.orders[perm_id])
+
+    def _retire(self, order: SimOrder, now: datetime, status_text: str) -> None:
+        order.completed_time = now
+        order.completed_status = status_text
+        working = self._working.get(order.instrument.con_id)
+        if working is not None:
+            working.pop(order.perm_id, None)
+
+    def _new_perm_id(self) -> int:
+        self._next_perm_id += 1
+        return self._next_perm_id
+
+    def _new_exec_id(self) -> str:
+        self._exec_seq += 1
+        return f"{self._exec_prefix}.{self._exec_seq:08x}.01.01"
+
+    def _answer_what_if(self, order: SimOrder) -> None:
+        quote = self.market.quote(order.instrument.con_id)
+        t = order.ticket
+        price = t.lmt_price or t.aux_price or self._touch(order, quote)
+        state = what_if_state(order, self.book, lambda c: self.market.quote(c).last, price)
+        self.sink.what_if(order, state)
