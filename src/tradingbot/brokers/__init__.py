@@ -1,0 +1,1 @@
+"""Broker adapters. Interactive Brokers (``tradingbot.brokers.ibkr``) is the one we have."""

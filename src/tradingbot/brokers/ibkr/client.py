@@ -1,0 +1,457 @@
+"""``IBKRClient``: the one way the bot talks to TWS / IB Gateway (the setup guide's API).
+
+    async with IBKRClient(host="127.0.0.1", port=7497, client_id=9) as client:
+        contract = client.create_contract("AAPL")
+        data = await client.get_market_data(contract)
+        order = await client.place_market_order(contract=contract, side=OrderSide.BUY, quantity=10)
+
+Arguments left out come from :class:`tradingbot.settings.Settings`. The safety guards run
+before connecting (mode/port, live confirmation, remote host) and the account check right
+after (paper accounts start with "DU"). Results are our own frozen dataclasses; events go
+out through :attr:`IBKRClient.events`. One client object lives through any number of
+connections: the manager calls :meth:`connect` again after a drop and the subscribers,
+streams and the set of delivered fills carry over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+from ib_async import IB
+
+from tradingbot.brokers.ibkr import mapping, validation
+from tradingbot.brokers.ibkr.connection import connect_with_fallback
+from tradingbot.brokers.ibkr.contracts import ContractBook, create_contract
+from tradingbot.brokers.ibkr.error_codes import Action, classify
+from tradingbot.brokers.ibkr.history import HistoryRequest, HistoryService, Progress
+from tradingbot.brokers.ibkr.market_data import MarketDataService, TickCallback
+from tradingbot.brokers.ibkr.orders import OrderService, Reconciliation, new_order_ref
+from tradingbot.brokers.ibkr.pacing import Clock, PacingRules
+from tradingbot.domain import (
+    AccountSummary,
+    Bar,
+    BrokerError,
+    ConnectionState,
+    ContractRef,
+    Fill,
+    MarketDataType,
+    MarketSnapshot,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    OrderUpdate,
+    PnL,
+    Position,
+    TimeInForce,
+)
+from tradingbot.errors import ConfigError, InvalidOrderError, NotConnectedError, OrderError
+from tradingbot.events import BrokerEvents
+from tradingbot.settings import Settings, load_settings, mask_accounts
+
+log = logging.getLogger(__name__)
+
+
+class IBKRClient:
+    """See the module docstring. Satisfies :class:`tradingbot.ports.Broker`."""
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        client_id: int | None = None,
+        *,
+        settings: Settings | None = None,
+        readonly: bool | None = None,
+        timeout_s: float | None = None,
+        account: str | None = None,
+        pacing_rules: PacingRules | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        base = settings or load_settings()
+        updates: dict[str, object] = {}
+        for key, value in (
+            ("ibkr_host", host),
+            ("ibkr_port", port),
+            ("ibkr_client_id", client_id),
+            ("ibkr_readonly", readonly),
+            ("ibkr_connect_timeout_s", timeout_s),
+        ):
+            if value is not None:
+                updates[key] = value
+        self.settings = base.model_copy(update=updates) if updates else base
+        self.events = BrokerEvents()
+        self._ib: Any = IB()
+        self._state = ConnectionState.DISCONNECTED
+        self._client_id = self.settings.ibkr_client_id
+        self._account_wanted = account
+        self._accounts: list[str] = []
+        self._contracts = ContractBook()
+        self._market = MarketDataService(self._ib, self.events, self.settings.ibkr_market_data_type)
+        self._history = HistoryService(self._ib, pacing_rules, clock)
+        self._orders = OrderService(self._ib, self.events)
+        self._pnl: dict[str, Any] = {}
+        self._ib.errorEvent += self._on_ib_error
+        self._ib.disconnectedEvent += self._on_ib_disconnected
+        self._ib.positionEvent += lambda p: self.events.position.emit(mapping.position(p))
+        self._ib.pnlEvent += lambda p: self.events.pnl.emit(mapping.pnl(p))
+
+    # --- connection -----------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return self.settings.ibkr_host
+
+    @property
+    def port(self) -> int:
+        return self.settings.ibkr_port
+
+    @property
+    def client_id(self) -> int:
+        """The id actually in use (may differ from the configured one after a 326 fallback)."""
+        return self._client_id
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self._ib.isConnected())
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def accounts(self) -> list[str]:
+        return list(self._accounts)
+
+    @property
+    def account(self) -> str:
+        return self._account_wanted or (self._accounts[0] if self._accounts else "")
+
+    @property
+    def readonly(self) -> bool:
+        return self.settings.ibkr_readonly
+
+    @property
+    def server_version(self) -> int:
+        return int(self._ib.client.serverVersion())
+
+    @property
+    def market_data_type(self) -> MarketDataType:
+        return self._market.market_data_type
+
+    @property
+    def order_refs(self) -> dict[str, int]:
+        """Every order ref this client placed, with its IB order id."""
+        return dict(self._orders.order_refs)
+
+    @property
+    def seen_exec_ids(self) -> frozenset[str]:
+        return frozenset(self._orders.seen_exec_ids)
+
+    def set_connection_state(self, state: ConnectionState) -> None:
+        """Record and announce a state change (the manager reports DEGRADED/STOPPED here)."""
+        if state is self._state:
+            return
+        log.info("IBKR connection %s -> %s", self._state.value, state.value)
+        self._state = state
+        self.events.connection_state.emit(state)
+
+    async def connect(self) -> None:
+        """Guards, handshake with the first free client id, start-up sync, account check."""
+        if self.is_connected:
+            return
+        self.settings.check_safety()
+        s = self.settings
+        self.set_connection_state(ConnectionState.CONNECTING)
+        try:
+            self._client_id = await connect_with_fallback(
+                self._ib, s.ibkr_host, s.ibkr_port, s.ibkr_client_id, s.ibkr_connect_timeout_s,
+                s.ibkr_readonly, s.ibkr_client_id_fallback_range,
+            )  # fmt: skip
+            self._accounts = list(self._ib.managedAccounts())
+            s.check_account(self._accounts)
+            if self._account_wanted and self._account_wanted not in self._accounts:
+                raise ConfigError(
+                    f"account {self._account_wanted!r} is not served by this login "
+                    f"({mask_accounts(self._accounts)})"
+                )
+        except BaseException:
+            self._ib.disconnect()
+            self.set_connection_state(ConnectionState.DISCONNECTED)
+            raise
+        self._pnl.clear()
+        self._market.on_session_start()
+        log.info(
+            "connected to %s:%d as client %d (server %d, accounts %s)",
+            s.ibkr_host, s.ibkr_port, self._client_id, self.server_version,
+            mask_accounts(self._accounts),
+        )  # fmt: skip
+        self.set_connection_state(ConnectionState.CONNECTED)
+
+    async def disconnect(self) -> None:
+        self.set_connection_state(ConnectionState.DISCONNECTED)
+        self._ib.disconnect()
+        await self.events.drain()
+
+    async def __aenter__(self) -> IBKRClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.disconnect()
+
+    def _on_ib_disconnected(self) -> None:
+        if self._state not in (ConnectionState.DISCONNECTED, ConnectionState.STOPPED):
+            log.warning("connection to %s:%d lost", self.host, self.port)
+            self.set_connection_state(ConnectionState.DISCONNECTED)
+
+    def _on_ib_error(self, req_id: int, code: int, text: str, contract: object) -> None:
+        action = classify(code, text)
+        level = logging.INFO if action is Action.INFO else logging.WARNING
+        log.log(level, "IB %s %d (req %d): %s", action.value, code, req_id, text)
+        if req_id >= 0:
+            self._market.on_error(req_id, code, text)
+            self._history.on_error(req_id, code, text)
+        self.events.error.emit(BrokerError(code, text, req_id, datetime.now(UTC)))
+
+    def _require_connection(self) -> None:
+        if not self.is_connected:
+            raise NotConnectedError(
+                f"not connected to IBKR at {self.host}:{self.port}; call connect() or wait for "
+                "the manager (IBKRManager.get_client) to reconnect"
+            )
+
+    @property
+    def _timeout_s(self) -> float:
+        return self.settings.ibkr_connect_timeout_s
+
+    # --- event callbacks (the setup guide's "event callbacks") ------------------------------
+
+    def on_order_status(self, handler: Callable[[OrderUpdate], None]) -> None:
+        self.events.order_status.connect(handler)
+
+    def on_fill(self, handler: Callable[[Fill], None]) -> None:
+        self.events.fill.connect(handler)
+
+    def on_position(self, handler: Callable[[Position], None]) -> None:
+        self.events.position.connect(handler)
+
+    def on_error(self, handler: Callable[[BrokerError], None]) -> None:
+        self.events.error.connect(handler)
+
+    def on_connection_state(self, handler: Callable[[ConnectionState], None]) -> None:
+        self.events.connection_state.connect(handler)
+
+    # --- contracts and market data ----------------------------------------------------------
+
+    def create_contract(
+        self, symbol: str, sec_type: str = "STK", exchange: str = "SMART", currency: str = "USD"
+    ) -> ContractRef:
+        """Local and synchronous (no ``await``); IB is asked on first use."""
+        return create_contract(symbol, sec_type, exchange, currency)
+
+    async def qualify_contract(self, contract: ContractRef) -> ContractRef:
+        """The contract with conId, primary exchange and tick; ``UnknownSymbolError`` if none."""
+        cached = self._contracts.cached(contract)
+        if cached is not None:
+            return cached
+        self._require_connection()
+        return await self._contracts.qualify(contract, self._ib, self._timeout_s)
+
+    async def get_market_data(
+        self, contract: ContractRef, timeout_s: float = 5.0
+    ) -> MarketSnapshot:
+        qualified = await self.qualify_contract(contract)
+        ib_contract = self._contracts.ib_contract(qualified)
+        return await self._market.snapshot(qualified, ib_contract, timeout_s)
+
+    async def subscribe_market_data(self, contract: ContractRef, on_tick: TickCallback) -> None:
+        """Stream quotes to ``on_tick`` (and ``events.tick``); kept across reconnects."""
+        qualified = await self.qualify_contract(contract)
+        self._market.subscribe(qualified, self._contracts.ib_contract(qualified), on_tick)
+
+    async def unsubscribe_market_data(self, contract: ContractRef) -> None:
+        qualified = await self.qualify_contract(contract)
+        self._market.unsubscribe(qualified)
+
+    def resubscribe_market_data(self, cancel_first: bool = False) -> int:
+        """Request every stream again (after a reconnect, or 1101 with ``cancel_first``)."""
+        return self._market.resubscribe_all(cancel_first)
+
+    @property
+    def streams(self) -> list[ContractRef]:
+        return self._market.streams
+
+    async def get_historical_data(
+        self,
+        contract: ContractRef,
+        duration: str = "1 D",
+        bar_size: str = "5 mins",
+        what_to_show: str = "TRADES",
+        use_rth: bool = True,
+        end: datetime | None = None,
+    ) -> list[Bar]:
+        """Bars, paced within IB's rules (never a 162) and cached."""
+        request = HistoryRequest(duration, bar_size, what_to_show, use_rth, end)
+        request.validate()
+        qualified = await self.qualify_contract(contract)
+        ib_contract = self._contracts.ib_contract(qualified)
+        return await self._history.bars(qualified, ib_contract, request, self._timeout_s * 6)
+
+    async def download_historical_data(
+        self,
+        contract: ContractRef,
+        start: datetime,
+        end: datetime,
+        bar_size: str = "1 min",
+        what_to_show: str = "TRADES",
+        use_rth: bool = True,
+        on_progress: Progress | None = None,
+    ) -> list[Bar]:
+        """A long range in IB-sized chunks, with ``on_progress(done, total)`` per chunk."""
+        request = HistoryRequest("1 D", bar_size, what_to_show, use_rth, end)
+        request.validate()
+        qualified = await self.qualify_contract(contract)
+        ib_contract = self._contracts.ib_contract(qualified)
+        return await self._history.download(
+            qualified, ib_contract, start, end, request, self._timeout_s * 6, on_progress
+        )
+
+    @property
+    def history(self) -> HistoryService:
+        """The scheduler and cache (for progress, statistics and tests)."""
+        return self._history
+
+    # --- orders ------------------------------------------------------------------------------
+
+    async def place_order(self, request: OrderRequest) -> OrderUpdate:
+        """Validate, qualify, send with an order ref; raise ``BrokerRejectedError`` on reject."""
+        checked = await self._checked(request)
+        self._require_connection()
+        if self.readonly:
+            raise OrderError("this client is read-only (IBKR_READONLY); orders are not sent")
+        ib_contract = self._contracts.ib_contract(checked.contract)
+        return await self._orders.place(checked, ib_contract, self.account, self._timeout_s)
+
+    async def _checked(self, request: OrderRequest) -> OrderRequest:
+        side = validation.validate_side(request.side)
+        order_type = validation.validate_order_type(request.order_type)
+        tif = validation.validate_tif(request.tif)
+        quantity = validation.validate_quantity(request.quantity)
+        ref = validation.validate_order_ref(request.order_ref) or new_order_ref()
+        needs_limit = order_type in {OrderType.LIMIT, OrderType.STOP_LIMIT}
+        needs_stop = order_type in {OrderType.STOP, OrderType.STOP_LIMIT}
+        if needs_limit and request.limit_price is None:
+            raise InvalidOrderError(f"limit_price is required for a {order_type} order")
+        if needs_stop and request.stop_price is None:
+            raise InvalidOrderError(f"stop_price is required for a {order_type} order")
+        # Shape first (no network), then the tick grid, which needs the qualified contract.
+        limit = validation.to_decimal(request.limit_price, "limit_price") if needs_limit else None
+        stop = validation.to_decimal(request.stop_price, "stop_price") if needs_stop else None
+        for name, value in (("limit_price", limit), ("stop_price", stop)):
+            if value is not None and value <= 0:
+                raise InvalidOrderError(f"{name} must be greater than zero, got {value}")
+        contract = await self.qualify_contract(request.contract)
+        if limit is not None:
+            limit = validation.validate_price(limit, min_tick=contract.min_tick)
+        if stop is not None:
+            stop = validation.validate_price(stop, min_tick=contract.min_tick, field="stop_price")
+        return OrderRequest(
+            contract, side, quantity, order_type, limit, stop, tif, request.outside_rth, ref
+        )
+
+    async def place_market_order(
+        self,
+        contract: ContractRef,
+        side: OrderSide,
+        quantity: Decimal | int | float,
+        order_ref: str = "",
+    ) -> OrderUpdate:
+        qty = validation.to_decimal(quantity, "quantity")
+        return await self.place_order(
+            OrderRequest(contract, side, qty, OrderType.MARKET, order_ref=order_ref)
+        )
+
+    async def place_limit_order(
+        self,
+        contract: ContractRef,
+        side: OrderSide,
+        quantity: Decimal | int | float,
+        limit_price: Decimal | float,
+        tif: TimeInForce = TimeInForce.DAY,
+        order_ref: str = "",
+    ) -> OrderUpdate:
+        qty = validation.to_decimal(quantity, "quantity")
+        price = validation.to_decimal(limit_price, "limit_price")
+        return await self.place_order(
+            OrderRequest(contract, side, qty, OrderType.LIMIT, price, tif=tif, order_ref=order_ref)
+        )
+
+    async def cancel_order(self, order_id: int) -> OrderUpdate:
+        self._require_connection()
+        return await self._orders.cancel(order_id, self._timeout_s)
+
+    async def get_open_orders(self) -> list[OrderUpdate]:
+        self._require_connection()
+        return await self._orders.open_orders(self._timeout_s)
+
+    async def get_executions(self, since: datetime | None = None) -> list[Fill]:
+        self._require_connection()
+        return await self._orders.executions(since, self._timeout_s)
+
+    async def reconcile(self) -> Reconciliation:
+        """Open orders and fills not yet delivered (emitted as events, exactly once)."""
+        self._require_connection()
+        return await self._orders.reconcile(self._timeout_s)
+
+    # --- account -----------------------------------------------------------------------------
+
+    async def get_positions(self) -> list[Position]:
+        self._require_connection()
+        raw = await asyncio.wait_for(self._ib.reqPositionsAsync(), self._timeout_s)
+        portfolio = {(p.account, p.contract.conId): p for p in self._ib.portfolio()}
+        result = []
+        for item in raw:
+            rich = portfolio.get((item.account, item.contract.conId))
+            result.append(mapping.portfolio_position(rich) if rich else mapping.position(item))
+        return [p for p in result if p.quantity != 0]
+
+    async def get_account_summary(self) -> AccountSummary:
+        self._require_connection()
+        values = await asyncio.wait_for(self._ib.accountSummaryAsync(), self._timeout_s)
+        return mapping.account_summary(self.account, values)
+
+    async def get_pnl(self, account: str | None = None) -> PnL:
+        """IB's daily/unrealized/realized P&L; the first call subscribes (reqPnL)."""
+        self._require_connection()
+        acct = account or self.account
+        if acct not in self._pnl:
+            updated: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def first(item: Any) -> None:
+                if item.account == acct and not updated.done():
+                    updated.set_result(None)
+
+            self._ib.pnlEvent += first
+            self._pnl[acct] = self._ib.reqPnL(acct)
+            try:
+                await asyncio.wait_for(updated, self._timeout_s)
+            finally:
+                self._ib.pnlEvent -= first
+        return mapping.pnl(self._pnl[acct])
+
+    async def get_server_time(self, timeout_s: float | None = None) -> datetime:
+        """IB's clock (reqCurrentTime): the cheapest round trip, used as the health probe."""
+        self._require_connection()
+        value = await asyncio.wait_for(self._ib.reqCurrentTimeAsync(), timeout_s or self._timeout_s)
+        return mapping.utc(value)

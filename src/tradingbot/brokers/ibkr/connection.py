@@ -1,0 +1,133 @@
+"""Opening the API session: handshake, start-up sync, and error 326 handled properly.
+
+ib_async reports a client id in use (326) only as a log line and then a plain
+``TimeoutError`` after the full connect timeout, because TWS closes the socket before the
+session is ready. We watch for 326 (and for the peer closing the socket during the
+handshake) and turn it at once into :class:`ClientIdInUseError`, naming the id and the fix.
+With a fallback range configured, the next id in the range is tried instead.
+
+The start-up sync (positions, open orders, executions, account updates) can be slow on a
+big account; ``timeout_s`` covers the handshake and each sync request, and a sync that
+does not finish is an error here rather than a silently half-synchronised client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from tradingbot.errors import BrokerConnectionError, ClientIdInUseError, ConnectTimeoutError
+
+log = logging.getLogger(__name__)
+
+
+async def connect_once(
+    ib: Any, host: str, port: int, client_id: int, timeout_s: float, readonly: bool
+) -> None:
+    """One connect attempt with ``client_id``; raises our errors, never ib_async's."""
+    loop = asyncio.get_running_loop()
+    in_use: asyncio.Future[None] = loop.create_future()
+
+    def on_error(req_id: int, code: int, text: str, contract: object) -> None:
+        if code == 326 and not in_use.done():
+            in_use.set_result(None)
+
+    def on_api_error(message: str) -> None:
+        if "already in use" in str(message) and not in_use.done():
+            in_use.set_result(None)
+
+    ib.errorEvent += on_error
+    ib.client.apiError += on_api_error
+    connect = asyncio.ensure_future(
+        ib.connectAsync(
+            host,
+            port,
+            clientId=client_id,
+            timeout=timeout_s,
+            readonly=readonly,
+            raiseSyncErrors=True,
+        )
+    )
+    try:
+        done, _ = await asyncio.wait({connect, in_use}, return_when=asyncio.FIRST_COMPLETED)
+        if in_use in done:
+            connect.cancel()
+            with contextlib.suppress(BaseException):
+                await connect
+            ib.disconnect()
+            raise ClientIdInUseError(client_id)
+        await _translate(connect, host, port, client_id, timeout_s)
+    finally:
+        ib.errorEvent -= on_error
+        ib.client.apiError -= on_api_error
+        if not connect.done():
+            connect.cancel()
+
+
+async def _translate(
+    connect: asyncio.Future[Any], host: str, port: int, client_id: int, timeout_s: float
+) -> None:
+    try:
+        await connect
+    except TimeoutError as exc:
+        raise ConnectTimeoutError(
+            f"connecting to {host}:{port} as client {client_id} timed out after {timeout_s} s; "
+            "check that TWS/IB Gateway is logged in and its API is enabled "
+            "(raise IBKR_CONNECT_TIMEOUT_S for a large account)"
+        ) from exc
+    except ConnectionRefusedError as exc:
+        raise BrokerConnectionError(
+            f"nothing accepts connections on {host}:{port}; start TWS/IB Gateway, enable "
+            "'ActiveX and Socket Clients' and check IBKR_PORT (7497 TWS paper, 4002 Gateway paper)"
+        ) from exc
+    except (ConnectionError, OSError) as exc:
+        if "timed out" in str(exc):  # raiseSyncErrors: a start-up sync request timed out
+            raise ConnectTimeoutError(
+                f"start-up sync with {host}:{port} did not finish within {timeout_s} s ({exc}); "
+                "raise IBKR_CONNECT_TIMEOUT_S for a large account"
+            ) from exc
+        raise BrokerConnectionError(
+            f"connection to {host}:{port} failed during start-up: {exc}"
+        ) from exc
+
+
+def candidate_ids(client_id: int, fallback: tuple[int, int] | None) -> list[int]:
+    """The configured id first, then the fallback range in order (without repeats)."""
+    ids = [client_id]
+    if fallback is not None:
+        ids += [i for i in range(fallback[0], fallback[1] + 1) if i != client_id]
+    return ids
+
+
+async def connect_with_fallback(
+    ib: Any,
+    host: str,
+    port: int,
+    client_id: int,
+    timeout_s: float,
+    readonly: bool,
+    fallback: tuple[int, int] | None,
+) -> int:
+    """Connect with the first free id; returns the id used. 326 on every id → the error."""
+    ids = candidate_ids(client_id, fallback)
+    for candidate in ids:
+        try:
+            await connect_once(ib, host, port, candidate, timeout_s, readonly)
+        except ClientIdInUseError:
+            if candidate == ids[-1]:
+                if len(ids) == 1:
+                    raise
+                raise ClientIdInUseError(
+                    client_id,
+                    f"client ids {ids[0]} and {fallback[0]}-{fallback[1]} are all in use "  # type: ignore[index]
+                    "(IB error 326); close other API sessions or widen "
+                    "IBKR_CLIENT_ID_FALLBACK_RANGE",
+                ) from None
+            log.warning(
+                "client id %d is in use (326); trying %d", candidate, ids[ids.index(candidate) + 1]
+            )
+            continue
+        return candidate
+    raise AssertionError("unreachable")  # pragma: no cover

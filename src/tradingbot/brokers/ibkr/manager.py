@@ -1,0 +1,259 @@
+"""``IBKRManager``: keeps one ``IBKRClient`` connected, whatever the gateway does.
+
+    manager = IBKRManager(host="127.0.0.1", port=7497, client_id=9)
+    await manager.start()
+    client = await manager.get_client()   # waits until connected and reconciled
+    await manager.stop()
+
+One supervisor task owns the connection. It wakes on a disconnect event or every
+``probe_interval_s`` to send a cheap probe (reqCurrentTime) that must answer within
+``probe_timeout_s``: a gateway that keeps the socket open but stops talking (the nightly
+restart sometimes does this) is thus detected in seconds, not when TCP gives up. A lost
+connection is re-established with capped exponential backoff and jitter; a refused connect
+(port closed while the gateway restarts) costs the gateway nothing, so it is retried at a
+short, capped interval and the bot is back within a second of the port reopening.
+
+After every (re)connect the market-data streams are requested again and the client
+reconciles: open orders, then every execution not yet delivered, so a fill made while we
+were away is emitted exactly once. ``reconciled`` tells the engine when that is done.
+IB's connectivity notices: 1100 → DEGRADED, 1101 → re-subscribe and reconcile, 1102 →
+resume and reconcile; farm notices are only logged. Disconnect events may arrive twice
+(ib_async and our own probe both report); they only set a flag the supervisor reads, so
+a burst of them causes one reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from tradingbot.brokers.ibkr.backoff import Backoff
+from tradingbot.brokers.ibkr.client import IBKRClient
+from tradingbot.brokers.ibkr.error_codes import Action, classify
+from tradingbot.brokers.ibkr.orders import Reconciliation
+from tradingbot.domain import BrokerError, ConnectionState
+from tradingbot.errors import (
+    BrokerConnectionError,
+    ClientIdInUseError,
+    ConfigError,
+    NotConnectedError,
+)
+from tradingbot.events import BrokerEvents
+from tradingbot.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+_REFUSED_MAX_DELAY_S = 0.5
+
+
+class IBKRManager:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        client_id: int | None = None,
+        *,
+        settings: Settings | None = None,
+        client: IBKRClient | None = None,
+        readonly: bool | None = None,
+        probe_interval_s: float | None = None,
+        probe_timeout_s: float | None = None,
+        backoff: Backoff | None = None,
+        reconcile_on_start: bool = True,
+    ) -> None:
+        base = settings or load_settings()
+        self.client = client or IBKRClient(host, port, client_id, settings=base, readonly=readonly)
+        s = self.client.settings
+        self.probe_interval_s = probe_interval_s or s.ibkr_probe_interval_s
+        self.probe_timeout_s = probe_timeout_s or s.ibkr_probe_timeout_s
+        self.backoff = backoff or Backoff(initial_s=0.1, max_s=s.ibkr_reconnect_max_delay_s)
+        self.reconcile_on_start = reconcile_on_start
+        self.reconciled = asyncio.Event()
+        self.last_reconciliation: Reconciliation | None = None
+        self.reconnects = 0
+        self.stalls_detected = 0
+        self.fatal_error: BaseException | None = None
+        self._ready = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._lost_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.client.events.connection_state.connect(self._on_state)
+        self.client.events.error.connect(self._on_error)
+
+    @property
+    def events(self) -> BrokerEvents:
+        return self.client.events
+
+    @property
+    def state(self) -> ConnectionState:
+        return self.client.connection_state
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready.is_set() and self.client.is_connected
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect once now; configuration errors raise, transient failures retry in background."""
+        if self._task is not None:
+            return
+        self._stopping = False
+        try:
+            await self._connect_and_sync(first=True)
+        except (ConfigError, ClientIdInUseError):
+            raise
+        except BrokerConnectionError as exc:
+            log.warning("first connect failed (%s); retrying in the background", exc)
+            self._wake.set()
+        self._task = asyncio.create_task(self._supervise(), name="ibkr-manager")
+        self._task.add_done_callback(self._task_done)
+
+    async def get_client(self, timeout_s: float = 30.0) -> IBKRClient:
+        """The client, once connected and reconciled; ``NotConnectedError`` after ``timeout_s``."""
+        if self.fatal_error is not None:
+            raise self.fatal_error
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
+        except TimeoutError as exc:
+            raise NotConnectedError(
+                f"not connected to IBKR at {self.client.host}:{self.client.port} after "
+                f"{timeout_s} s; is TWS/IB Gateway running and logged in?"
+            ) from exc
+        return self.client
+
+    async def wait_reconciled(self, timeout_s: float = 30.0) -> Reconciliation:
+        """Wait for the reconciliation of the current connection (the engine's cue to resume)."""
+        await asyncio.wait_for(self.reconciled.wait(), timeout_s)
+        assert self.last_reconciliation is not None
+        return self.last_reconciliation
+
+    async def stop(self) -> None:
+        self._stopping = True
+        task, self._task = self._task, None
+        for pending in [task, *self._tasks]:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+        self._ready.clear()
+        self.reconciled.clear()
+        await self.client.disconnect()
+        self.client.set_connection_state(ConnectionState.STOPPED)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.fatal_error = task.exception()
+            log.error("IBKR manager stopped by an error", exc_info=task.exception())
+
+    # --- supervisor --------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            if not self.client.is_connected:
+                await self._reconnect()
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.probe_interval_s)
+            if self.client.is_connected and not self._wake.is_set():
+                await self._probe()
+
+    async def _probe(self) -> None:
+        started = time.monotonic()
+        try:
+            await self.client.get_server_time(self.probe_timeout_s)
+        except (TimeoutError, NotConnectedError, ConnectionError) as exc:
+            if not self.client.is_connected:
+                return
+            self.stalls_detected += 1
+            log.warning(
+                "IBKR probe got no answer in %.1f s (%s); dropping the stalled connection",
+                time.monotonic() - started, type(exc).__name__,
+            )  # fmt: skip
+            self._mark_lost()
+            await self.client.disconnect()
+
+    async def _reconnect(self) -> None:
+        while not self._stopping:
+            try:
+                await self._connect_and_sync(first=False)
+                return
+            except (ConfigError, ClientIdInUseError) as exc:
+                # Retrying cannot fix these; after a drop, 326 usually means our own old
+                # session is still registered, so it is retried a few times before giving up.
+                if isinstance(exc, ClientIdInUseError) and self.backoff.attempts < 10:
+                    delay = self.backoff.next_delay_s()
+                else:
+                    raise
+            except BrokerConnectionError as exc:
+                delay = self.backoff.next_delay_s()
+                if isinstance(exc.__cause__, ConnectionRefusedError):
+                    delay = min(delay, _REFUSED_MAX_DELAY_S)
+                log.info("reconnect attempt failed (%s); next in %.2f s", exc, delay)
+            await asyncio.sleep(delay)
+
+    async def _connect_and_sync(self, first: bool) -> None:
+        await self.client.connect()
+        if not first:
+            self.reconnects += 1
+        self.client.resubscribe_market_data(cancel_first=False)
+        if first and not self.reconcile_on_start:
+            await self.client.get_open_orders()
+        else:
+            await self._reconcile()
+        self.backoff.reset()
+        if self._lost_at is not None:
+            log.info("IBKR back after %.2f s", time.monotonic() - self._lost_at)
+            self._lost_at = None
+        self._ready.set()
+
+    async def _reconcile(self) -> None:
+        result = await self.client.reconcile()
+        self.last_reconciliation = result
+        log.info(
+            "reconciled: %d open order(s), %d new fill(s), %d order(s) closed meanwhile",
+            len(result.open_orders), len(result.new_fills), len(result.closed_orders),
+        )  # fmt: skip
+        self.reconciled.set()
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _mark_lost(self) -> None:
+        if self._lost_at is None:
+            self._lost_at = time.monotonic()
+        self._ready.clear()
+        self.reconciled.clear()
+
+    def _on_state(self, state: ConnectionState) -> None:
+        if state is ConnectionState.DISCONNECTED and not self._stopping:
+            self._mark_lost()
+            self._wake.set()
+
+    def _on_error(self, error: BrokerError) -> None:
+        action = classify(error.code, error.message)
+        if action is Action.DEGRADED:
+            self.client.set_connection_state(ConnectionState.DEGRADED)
+        elif action in (Action.RESUBSCRIBE, Action.RESUME) and self.client.is_connected:
+            self.client.set_connection_state(ConnectionState.CONNECTED)
+            if action is Action.RESUBSCRIBE:
+                self.client.resubscribe_market_data(cancel_first=False)
+            self._spawn(self._reconcile_quietly())
+
+    async def _reconcile_quietly(self) -> None:
+        try:
+            await self._reconcile()
+        except (BrokerConnectionError, TimeoutError, ConnectionError) as exc:
+            log.warning("reconcile after a connectivity notice failed: %s", exc)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,214 @@
+"""Orders and fills: placement with an order ref, cancellation, exactly-once fills.
+
+Every order carries an ``orderRef`` (ours, ``tb-<time>-<random>``, unless the caller gave
+one): IB stores it with the order and its executions, so after a crash or a reconnect the
+bot can tell its own orders and fills from anyone else's without a local id mapping.
+
+Fills reach us twice over: live (execDetails with reqId -1) and again in every
+reqExecutions answer, which is how fills made while we were disconnected are recovered.
+:class:`OrderService` keeps the set of execution ids already delivered, so each fill is
+emitted exactly once however many times IB reports it; a commission that arrives before
+its fill has been delivered is held back until the fill is out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ib_async import ExecutionFilter, Order
+
+from tradingbot.brokers.ibkr import mapping
+from tradingbot.domain import (
+    CommissionReport,
+    Fill,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+)
+from tradingbot.errors import BrokerRejectedError, OrderError
+from tradingbot.events import BrokerEvents
+
+log = logging.getLogger(__name__)
+_UNACKED = frozenset({"PendingSubmit", "ApiPending", ""})
+# Executions are matched by id, so a generous look-back costs only a little bandwidth and
+# protects against clock skew between us and the gateway.
+_LOOKBACK = timedelta(minutes=5)
+
+
+def new_order_ref(now: datetime | None = None) -> str:
+    """``tb-20250101T093000-1a2b3c4d``: ours at a glance, sortable, unique."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+    return f"tb-{stamp}-{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    """What a reconcile found: open orders now, fills not seen before, orders that ended."""
+
+    open_orders: list[OrderUpdate]
+    new_fills: list[Fill]
+    closed_orders: list[OrderUpdate]
+    time: datetime
+
+
+class OrderService:
+    """Owned by one ``IBKRClient``; wires itself to the ib_async ``IB`` events once."""
+
+    def __init__(self, ib: Any, events: BrokerEvents) -> None:
+        self._ib = ib
+        self._events = events
+        self.seen_exec_ids: set[str] = set()
+        self.last_exec_time: datetime | None = None
+        self.order_refs: dict[str, int] = {}  # order_ref -> order_id, as placed by us
+        self._known_open: dict[int, OrderUpdate] = {}  # perm_id -> last update
+        self._held_commissions: dict[str, CommissionReport] = {}
+        ib.orderStatusEvent += self._on_status
+        ib.execDetailsEvent += self._on_exec
+        ib.commissionReportEvent += self._on_commission
+
+    # --- events from ib_async ---------------------------------------------------------------
+
+    def _on_status(self, trade: Any) -> None:
+        update = mapping.order_update(trade)
+        if update.perm_id:
+            if update.status.is_done:
+                self._known_open.pop(update.perm_id, None)
+            else:
+                self._known_open[update.perm_id] = update
+        self._events.order_status.emit(update)
+
+    def _on_exec(self, trade: Any, ib_fill: Any) -> None:
+        self.deliver(mapping.fill(ib_fill))
+
+    def _on_commission(self, trade: Any, ib_fill: Any, report: Any) -> None:
+        commission = mapping.commission(report)
+        if commission.exec_id in self.seen_exec_ids:
+            self._events.commission.emit(commission)
+        else:
+            self._held_commissions[commission.exec_id] = commission
+
+    def deliver(self, fill: Fill) -> bool:
+        """Emit ``fill`` unless already delivered; True when it was new."""
+        if fill.exec_id in self.seen_exec_ids:
+            return False
+        self.seen_exec_ids.add(fill.exec_id)
+        if self.last_exec_time is None or fill.time > self.last_exec_time:
+            self.last_exec_time = fill.time
+        self._events.fill.emit(fill)
+        held = self._held_commissions.pop(fill.exec_id, None)
+        if held is None and fill.commission is not None:
+            held = CommissionReport(fill.exec_id, fill.commission, "USD", fill.realized_pnl)
+        if held is not None:
+            self._events.commission.emit(held)
+        return True
+
+    # --- requests -----------------------------------------------------------------------------
+
+    async def place(
+        self, request: OrderRequest, ib_contract: Any, account: str, timeout_s: float
+    ) -> OrderUpdate:
+        """Send an already validated order; returns once IB acknowledged (or rejected) it."""
+        order = Order(
+            action=request.side.value,
+            totalQuantity=float(request.quantity),
+            orderType=request.order_type.value,
+            tif=request.tif.value,
+            outsideRth=request.outside_rth,
+            orderRef=request.order_ref,
+            account=account,
+        )
+        if request.order_type in {OrderType.LIMIT, OrderType.STOP_LIMIT}:
+            order.lmtPrice = float(request.limit_price or 0)
+        if request.order_type in {OrderType.STOP, OrderType.STOP_LIMIT}:
+            order.auxPrice = float(request.stop_price or 0)
+        trade = self._ib.placeOrder(ib_contract, order)
+        self.order_refs[request.order_ref] = int(order.orderId)
+        log.info(
+            "placed order %d %s %s %s %s ref=%s",
+            order.orderId, request.side.value, request.quantity, request.contract.symbol,
+            request.order_type.value, request.order_ref,
+        )  # fmt: skip
+        acked = await self._wait(trade, lambda t: t.orderStatus.status not in _UNACKED, timeout_s)
+        update = mapping.order_update(trade)
+        if update.status is OrderStatus.REJECTED:
+            raise BrokerRejectedError(update.error_code or 0, update.error_text)
+        if not acked:
+            log.warning("order %d not acknowledged within %.1f s", order.orderId, timeout_s)
+        return update
+
+    async def cancel(self, order_id: int, timeout_s: float) -> OrderUpdate:
+        trade = self._find(order_id)
+        if trade is None:
+            raise OrderError(
+                f"order id {order_id} is not known to this session; "
+                "get_open_orders() lists the orders that can be cancelled"
+            )
+        if not trade.isDone():
+            self._ib.cancelOrder(trade.order)
+            await self._wait(trade, lambda t: t.isDone(), timeout_s)
+        return mapping.order_update(trade)
+
+    async def open_orders(self, timeout_s: float) -> list[OrderUpdate]:
+        await asyncio.wait_for(self._ib.reqOpenOrdersAsync(), timeout_s)
+        return [mapping.order_update(t) for t in self._ib.openTrades()]
+
+    async def executions(self, since: datetime | None, timeout_s: float) -> list[Fill]:
+        """Today's executions (IB keeps one day) from ``since`` on, oldest first."""
+        ib_fills = await asyncio.wait_for(self._ib.reqExecutionsAsync(ExecutionFilter()), timeout_s)
+        fills = sorted((mapping.fill(f) for f in ib_fills), key=lambda f: (f.time, f.exec_id))
+        if since is not None:
+            fills = [f for f in fills if f.time >= since]
+        return fills
+
+    async def reconcile(self, timeout_s: float) -> Reconciliation:
+        """After a (re)connect: open orders, then every execution we have not delivered."""
+        open_orders = await self.open_orders(timeout_s)
+        since = self.last_exec_time - _LOOKBACK if self.last_exec_time else None
+        new_fills = [f for f in await self.executions(since, timeout_s) if self.deliver(f)]
+        open_perm_ids = {u.perm_id for u in open_orders}
+        closed: list[OrderUpdate] = []
+        for perm_id in [p for p in self._known_open if p not in open_perm_ids]:
+            trade = next((t for t in self._ib.trades() if t.order.permId == perm_id), None)
+            if trade is not None and trade.isDone():
+                update = mapping.order_update(trade)
+                self._known_open.pop(perm_id, None)
+                self._events.order_status.emit(update)
+                closed.append(update)
+        for update in open_orders:
+            if update.perm_id:
+                self._known_open[update.perm_id] = update
+        return Reconciliation(open_orders, new_fills, closed, datetime.now(UTC))
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _find(self, order_id: int) -> Any:
+        client_id = self._ib.client.clientId
+        matches = [t for t in self._ib.trades() if t.order.orderId == order_id]
+        own = [t for t in matches if t.order.clientId == client_id]
+        return (own or matches or [None])[-1]
+
+    async def _wait(self, trade: Any, done: Callable[[Any], bool], timeout_s: float) -> bool:
+        """Wait for ``done(trade)`` on the trade's status events; False on timeout."""
+        if done(trade):
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def check(t: Any) -> None:
+            if done(t) and not future.done():
+                future.set_result(None)
+
+        trade.statusEvent += check
+        try:
+            await asyncio.wait_for(future, timeout_s)
+            return True
+        except TimeoutError:
+            return done(trade)
+        finally:
+            trade.statusEvent -= check

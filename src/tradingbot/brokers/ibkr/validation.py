@@ -1,0 +1,109 @@
+"""Order input checks that run before anything is sent to IB.
+
+IB rejects bad orders too, but late (after a round trip), with codes that differ between
+TWS versions, and some mistakes (a NaN price, a float quantity of 0.30000000000000004)
+it would silently round. Checking here gives one clear ``InvalidOrderError`` that names the
+field, and guarantees that nothing reached the wire.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, InvalidOperation
+
+from tradingbot.domain import OrderSide, OrderType, TimeInForce
+from tradingbot.errors import InvalidOrderError
+
+Number = Decimal | int | float | str
+
+
+def to_decimal(value: object, field: str) -> Decimal:
+    """Convert without float noise (floats go through ``repr``); reject NaN and infinity."""
+    if isinstance(value, bool):
+        raise InvalidOrderError(f"{field} must be a number, got {value!r}")
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise InvalidOrderError(f"{field} must be a finite number, got {value!r}")
+        value = repr(value)
+    if not isinstance(value, Decimal | int | str):
+        raise InvalidOrderError(f"{field} must be a number, got {type(value).__name__}")
+    try:
+        result = Decimal(value)
+    except (InvalidOperation, ValueError) as exc:
+        raise InvalidOrderError(f"{field} must be a number, got {value!r}") from exc
+    if not result.is_finite():
+        raise InvalidOrderError(f"{field} must be a finite number, got {value!r}")
+    return result
+
+
+def validate_quantity(
+    value: object, *, field: str = "quantity", allow_fractional: bool = False
+) -> Decimal:
+    """A positive share count; whole shares unless the instrument allows fractions."""
+    quantity = to_decimal(value, field)
+    if quantity <= 0:
+        raise InvalidOrderError(f"{field} must be greater than zero, got {quantity}")
+    if not allow_fractional and quantity != quantity.to_integral_value():
+        raise InvalidOrderError(
+            f"{field} must be a whole number of shares, got {quantity} "
+            "(fractional shares are not supported through the API for this contract)"
+        )
+    return quantity
+
+
+def validate_price(value: object, *, min_tick: Decimal, field: str = "limit_price") -> Decimal:
+    """A positive price on the contract's tick grid (IB error 110 otherwise)."""
+    price = to_decimal(value, field)
+    if price <= 0:
+        raise InvalidOrderError(f"{field} must be greater than zero, got {price}")
+    if min_tick > 0 and price % min_tick != 0:
+        below = (price // min_tick) * min_tick
+        raise InvalidOrderError(
+            f"{field} {price} is not a multiple of the minimum tick {min_tick}; "
+            f"use {below} or {below + min_tick}"
+        )
+    return price
+
+
+def validate_side(value: object) -> OrderSide:
+    """``OrderSide`` or its name; anything else is refused rather than guessed."""
+    if isinstance(value, OrderSide):
+        return value
+    if isinstance(value, str) and value.upper() in OrderSide.__members__:
+        return OrderSide[value.upper()]
+    allowed = ", ".join(OrderSide.__members__)
+    raise InvalidOrderError(f"side must be one of {allowed}, got {value!r}")
+
+
+def validate_order_type(value: object) -> OrderType:
+    if isinstance(value, OrderType):
+        return value
+    allowed = ", ".join(t.value for t in OrderType)
+    raise InvalidOrderError(f"order_type must be one of {allowed}, got {value!r}")
+
+
+def validate_tif(value: object) -> TimeInForce:
+    if isinstance(value, TimeInForce):
+        return value
+    if isinstance(value, str) and value.upper() in TimeInForce.__members__:
+        return TimeInForce[value.upper()]
+    allowed = ", ".join(TimeInForce.__members__)
+    raise InvalidOrderError(f"tif must be one of {allowed}, got {value!r}")
+
+
+def validate_order_ref(value: object) -> str:
+    """IB stores orderRef as free text; we keep it printable and short so it survives TWS."""
+    if not isinstance(value, str):
+        raise InvalidOrderError(f"order_ref must be text, got {type(value).__name__}")
+    if len(value) > 128 or any(not ch.isprintable() for ch in value):
+        raise InvalidOrderError("order_ref must be at most 128 printable characters")
+    return value
+
+
+def validate_symbol(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidOrderError(f"symbol must be a non-empty string, got {value!r}")
+    symbol = value.strip().upper()
+    if len(symbol) > 32 or any(not ch.isprintable() for ch in symbol):
+        raise InvalidOrderError(f"symbol must be at most 32 printable characters, got {value!r}")
+    return symbol
