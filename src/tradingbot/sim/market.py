@@ -18,7 +18,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -71,11 +71,13 @@ class SimClock:
 class Walk:
     """One instrument's price path, kept in integer ticks so it never leaves the tick grid."""
 
-    def __init__(self, instrument: Instrument, seed: int) -> None:
+    def __init__(
+        self, instrument: Instrument, seed: int, start_price: Decimal | None = None
+    ) -> None:
         self.instrument = instrument
         self.tick = instrument.min_tick
         self._rng = random.Random(f"{seed}:{instrument.con_id}")
-        self.start_ticks = int(instrument.start_price / self.tick)
+        self.start_ticks = int((start_price or instrument.start_price) / self.tick)
         self._sigma = max(1.0, self.start_ticks * STEP_VOLATILITY)
         self.last = self.start_ticks
         self.bid = self.last - 1
@@ -116,20 +118,23 @@ class Walk:
 
 
 class Tape:
-    """One-second OHLCV of the streamed last prices (in ticks), for bars after the start."""
+    """One-second OHLCV rows ``[open, high, low, close, volume]`` (ticks, shares) of the
+    streamed last prices, in time order: the record bars after the start are built from."""
 
     def __init__(self) -> None:
-        self.seconds: dict[int, list[int]] = {}
+        self.times: list[int] = []
+        self.rows: list[list[int]] = []
 
     def record(self, epoch_s: int, last: int, size: int) -> None:
-        bar = self.seconds.get(epoch_s)
-        if bar is None:
-            self.seconds[epoch_s] = [last, last, last, last, size]
+        if self.times and self.times[-1] == epoch_s:
+            row = self.rows[-1]
+            row[1] = max(row[1], last)
+            row[2] = min(row[2], last)
+            row[3] = last
+            row[4] += size
         else:
-            bar[1] = max(bar[1], last)
-            bar[2] = min(bar[2], last)
-            bar[3] = last
-            bar[4] += size
+            self.times.append(epoch_s)
+            self.rows.append([last, last, last, last, size])
 
 
 class MarketFeed:
@@ -146,13 +151,16 @@ class MarketFeed:
         seed: int = 7,
         tick_interval_s: float = 0.25,
         clock: SimClock | None = None,
+        start_prices: Mapping[int, Decimal] | None = None,
     ) -> None:
+        """``start_prices`` overrides the universe's start price per conId (CSV replay)."""
         if tick_interval_s < 0:
             raise ValueError(f"tick_interval_s: must be >= 0, got {tick_interval_s}")
         self.seed = seed
         self.tick_interval_s = tick_interval_s
         self.clock = clock or SimClock()
-        self.walks: dict[int, Walk] = {i.con_id: Walk(i, seed) for i in instruments}
+        starts = start_prices or {}
+        self.walks = {i.con_id: Walk(i, seed, starts.get(i.con_id)) for i in instruments}
         self.tapes: dict[int, Tape] = {con_id: Tape() for con_id in self.walks}
         self._quotes: dict[int, Quote] = {
             con_id: w.quote(self.clock.start) for con_id, w in self.walks.items()

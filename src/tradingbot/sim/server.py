@@ -28,11 +28,13 @@ from tradingbot.sim import (
     handlers_account,
     handlers_basic,
     handlers_contract,
+    handlers_history,
     handlers_market,
 )
 from tradingbot.sim.book import AccountBook
 from tradingbot.sim.faults import CONNECTIVITY_TEXT, Faults
 from tradingbot.sim.market import MarketFeed, SimClock
+from tradingbot.sim.replay import load_bars_csv
 from tradingbot.sim.session import Handler, Session
 from tradingbot.sim.universe import UNIVERSE
 
@@ -93,11 +95,15 @@ class SimulatedGateway:
         self.realtime_permission = realtime_permission
         self.historical_pacing = historical_pacing
         self.faults = Faults()
+        recorded = load_bars_csv(bars_csv) if bars_csv is not None else None
+        if clock is None:
+            clock = SimClock(recorded.end() if recorded else None, speed=speed)
         self.market = MarketFeed(
             UNIVERSE.values(),
             seed=seed,
             tick_interval_s=tick_interval_s,
-            clock=clock or SimClock(speed=speed),
+            clock=clock,
+            start_prices={c: recorded.last_close(c) for c in recorded.bars} if recorded else None,
         )
         self.sessions: list[Session] = []
         self.on_session_closed: list[SessionListener] = []
@@ -113,6 +119,7 @@ class SimulatedGateway:
         _install_orders(self)
         handlers_contract.install(self)
         self._market_data = handlers_market.install(self)
+        handlers_history.install(self, recorded)
         handlers_account.install(self)
 
     # ------------------------------------------------------------------ registry
