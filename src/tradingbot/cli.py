@@ -21,3 +21,6 @@ def version() -> None:
 
 
 # Command registration: one line per area (keep this list sorted).
+from tradingbot.sim import cli as _sim_cli  # noqa: E402
+
+_sim_cli.register(app)

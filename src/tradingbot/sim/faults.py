@@ -32,7 +32,7 @@ class Faults:
     connectivity_lost: bool = False
     """Between 1100 and 1101/1102: no market data flows (TWS lost its link to IB)."""
     rejection: tuple[int, str] | None = None
-    """The code and reason the next placed order is rejected with (consumed once)."""
+    """A code and reason for the next order placed by a client (consumed once)."""
 
     def take_rejection(self) -> tuple[int, str] | None:
         """The pending rejection, cleared so that only one order gets it."""

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from tradingbot.sim import (
     handlers_account,
@@ -30,10 +28,12 @@ from tradingbot.sim import (
     handlers_contract,
     handlers_history,
     handlers_market,
+    orders,
 )
 from tradingbot.sim.book import AccountBook
 from tradingbot.sim.faults import CONNECTIVITY_TEXT, Faults
 from tradingbot.sim.market import MarketFeed, SimClock
+from tradingbot.sim.order_model import SimExecution
 from tradingbot.sim.replay import load_bars_csv
 from tradingbot.sim.session import Handler, Session
 from tradingbot.sim.universe import UNIVERSE
@@ -59,9 +59,12 @@ class SimulatedGateway:
     """A TWS-protocol server with a simulated market, account book and order matching.
 
     ``sessions`` lists the clients past the handshake. ``book``, ``executions`` and
-    ``orders`` belong to the order side; they survive :meth:`restart`, as an IB account
-    survives a gateway restart.
+    ``orders`` belong to the order side (set by :func:`tradingbot.sim.orders.install`); they
+    survive :meth:`restart`, as an IB account survives a gateway restart.
     """
+
+    book: AccountBook
+    executions: list[SimExecution]
 
     def __init__(
         self,
@@ -112,11 +115,8 @@ class SimulatedGateway:
         self._next_ids: dict[int, int] = {}
         self._server: asyncio.Server | None = None
 
-        self.book: AccountBook = AccountBook(self.accounts, self.starting_cash)
-        self.executions: list[Any] = []
-        self.orders: Any = None
         handlers_basic.install(self)
-        _install_orders(self)
+        self.orders = orders.install(self)
         handlers_contract.install(self)
         self._market_data = handlers_market.install(self)
         handlers_history.install(self, recorded)
@@ -239,27 +239,24 @@ class SimulatedGateway:
         """Grant or revoke real-time data: without it live requests get 10089 (or 354)."""
         self.realtime_permission = on
 
-    def reject_next_order(
-        self, code: int = 201, reason: str = "rejected by fault injection"
-    ) -> None:
-        """Reject the next placed order with ``code`` (the order side consumes it)."""
-        self.faults.rejection = (code, reason)
+    def reject_next_order(self, code: int = 201, reason: str = "Simulated rejection") -> None:
+        """Refuse the next new order with ``code`` (201 by default)."""
+        orders.reject_next_order(self, code, reason)
 
     async def fill_order(self, perm_id: int, price: Decimal | None = None) -> None:
         """Fill a resting order now, even while no client is connected."""
-        fill = getattr(self.orders, "fill_order", None)
-        if fill is None:
-            raise RuntimeError("order matching is not installed (tradingbot.sim.orders)")
-        await fill(perm_id, price)
+        await orders.fill_order(self, perm_id, price)
 
-
-def _install_orders(gateway: SimulatedGateway) -> None:
-    """Let the order side register its handlers; without it the sync requests stay answered."""
-    try:
-        orders = importlib.import_module("tradingbot.sim.orders")
-    except ModuleNotFoundError as exc:
-        if exc.name != "tradingbot.sim.orders":
-            raise
-        log.warning("tradingbot.sim.orders is missing: orders are refused, book stays empty")
-        return
-    orders.install(gateway)
+    async def place_external_order(
+        self,
+        symbol: str,
+        side: str,
+        quantity: Decimal,
+        order_type: str = "MKT",
+        limit_price: Decimal | None = None,
+        order_ref: str = "",
+    ) -> int:
+        """A manual TWS order (orderId 0, clientId 0), seen by client 0; returns its permId."""
+        return await orders.place_external_order(
+            self, symbol, side, quantity, order_type, limit_price, order_ref
+        )

@@ -1,0 +1,127 @@
+"""``tradingbot sim``: run the simulated IB Gateway in the foreground.
+
+It prints where it listens and stops cleanly on Ctrl-C (or SIGTERM). Lines typed on stdin
+inject faults (``drop``, ``restart 5``, ``stall on``, ``connectivity 1100``, ``realtime
+off``, …; ``help`` lists them), so a person can do to a running bot what the tests do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tradingbot.sim.faults import apply_command
+from tradingbot.sim.protocol import SERVER_VERSION
+from tradingbot.sim.replay import ReplayError
+from tradingbot.sim.server import SimulatedGateway
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sim")(sim)
+
+
+def sim(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 4002 is IB Gateway paper.")] = (
+        4002
+    ),
+    seed: Annotated[int, typer.Option(help="Same seed, same prices, fills and ids.")] = 7,
+    tick_interval: Annotated[
+        float, typer.Option(min=0.0, help="Seconds between price steps; 0 = as fast as possible.")
+    ] = 0.25,
+    speed: Annotated[float, typer.Option(min=0.001, help="Simulated seconds per real second.")] = (
+        1.0
+    ),
+    account: Annotated[list[str] | None, typer.Option(help="Account id (repeatable).")] = None,
+    starting_cash: Annotated[str, typer.Option(help="Cash per account, USD.")] = "1000000",
+    no_realtime: Annotated[
+        bool,
+        typer.Option("--no-realtime", help="No real-time data permission (10089; type 3 works)."),
+    ] = False,
+    no_pacing: Annotated[
+        bool, typer.Option("--no-pacing", help="Do not enforce historical pacing (162).")
+    ] = False,
+    bars_csv: Annotated[
+        Path | None, typer.Option(help="CSV of bars (symbol,date,open,high,low,close,volume).")
+    ] = None,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow a non-loopback address and clients.")
+    ] = False,
+) -> None:
+    """Run the simulated IB Gateway (TWS API, server version 178) until Ctrl-C."""
+    try:
+        cash = Decimal(starting_cash)
+        gateway = SimulatedGateway(
+            host,
+            port,
+            seed=seed,
+            accounts=tuple(account or ("DU1234567",)),
+            tick_interval_s=tick_interval,
+            realtime_permission=not no_realtime,
+            historical_pacing=not no_pacing,
+            bars_csv=bars_csv,
+            allow_remote=allow_remote,
+            starting_cash=cash,
+            speed=speed,
+        )
+    except (ValueError, ArithmeticError, ReplayError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        asyncio.run(_serve(gateway))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("simulated gateway stopped")
+
+
+async def _serve(gateway: SimulatedGateway) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    async with gateway:
+        typer.echo(
+            f"simulated IB Gateway listening on {gateway.host}:{gateway.port} "
+            f"(server version {SERVER_VERSION}, accounts {','.join(gateway.accounts)}, "
+            f"seed {gateway.seed}); Ctrl-C stops it, 'help' lists fault commands"
+        )
+        commands = asyncio.create_task(_read_commands(gateway))
+        try:
+            await stop.wait()
+        finally:
+            commands.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await commands
+
+
+async def _read_commands(gateway: SimulatedGateway) -> None:
+    """Apply each stdin line as a fault command; without a usable stdin, just idle."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    fd = sys.stdin.fileno() if sys.stdin else -1
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    except (ValueError, OSError, AttributeError):
+        return  # stdin is a regular file or absent: no interactive commands
+    try:
+        while line := await reader.readline():
+            reply = await apply_command(gateway, line.decode(errors="replace"))
+            if reply:
+                typer.echo(reply)
+    finally:
+        if fd >= 0:  # the pipe transport made our terminal non-blocking; give it back
+            with contextlib.suppress(OSError):
+                os.set_blocking(fd, True)
