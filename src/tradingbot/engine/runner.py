@@ -1,0 +1,438 @@
+"""The runner: market data -> strategy -> risk -> journal -> broker, and back as events.
+
+One worker task sends orders one at a time, so every order is sized against the book as
+the previous one left it. Order of duties for each intent: build the order, check it with
+the :class:`~tradingbot.risk.RiskManager` (there is no other path to ``place_order``),
+journal the intent with the decision, then send. Statuses and fills come back through the
+broker's events and are journalled as they arrive.
+
+While the connection is down and until reconciliation after a reconnect is done, nothing
+is sent: the latest target per symbol is kept and applied once the book is known again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from tradingbot.domain import (
+    Bar,
+    ConnectionState,
+    ContractRef,
+    Fill,
+    MarketSnapshot,
+    OrderUpdate,
+    PnL,
+    Position,
+)
+from tradingbot.engine.bars import BarAggregator, bucket_start, duration_for
+from tradingbot.engine.intents import OrderIntent, TargetPosition, intent_to_request
+from tradingbot.engine.journal import Journal
+from tradingbot.engine.reconcile import reconcile_book
+from tradingbot.engine.strategies.base import Strategy
+from tradingbot.engine.tracker import OrderTracker
+from tradingbot.errors import BrokerRejectedError, ConfigError, TradingBotError
+from tradingbot.ports import Broker
+from tradingbot.risk.base import RiskContext, RiskDecision, TradingMode
+from tradingbot.risk.checks.daily_loss import KillSwitchTrip
+from tradingbot.risk.manager import RiskManager
+
+log = logging.getLogger(__name__)
+
+_DOWN = frozenset({ConnectionState.DISCONNECTED, ConnectionState.CONNECTING})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def mode_of(accounts: Sequence[str]) -> TradingMode:
+    """Paper accounts start with 'DU'; anything else (or nothing known) counts as live."""
+    return "paper" if accounts and all(a.startswith("DU") for a in accounts) else "live"
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    symbols: tuple[str, ...] = ("AAPL", "MSFT")
+    cancel_on_stop: bool = True
+    entries_stopped: bool = False
+    use_rth: bool = True
+    stop_timeout_s: float = 10.0
+    flush_interval_s: float = 1.0
+    order_ref_prefix: str = "tb"
+
+    def __post_init__(self) -> None:
+        if not self.symbols or any(not s.strip() for s in self.symbols):
+            raise ConfigError(f"symbols must be non-empty names, got {self.symbols!r}")
+        if self.stop_timeout_s <= 0 or self.flush_interval_s <= 0:
+            raise ConfigError("stop_timeout_s and flush_interval_s must be positive")
+        if not self.order_ref_prefix or "-" in self.order_ref_prefix:
+            raise ConfigError(
+                f"order_ref_prefix must be non-empty without '-': {self.order_ref_prefix!r}"
+            )
+
+
+class Runner:
+    """Runs one strategy on ``config.symbols``. Also the strategy's :class:`StrategyView`."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        strategy: Strategy[Any],
+        risk: RiskManager,
+        journal: Journal,
+        config: RunnerConfig | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        wait_reconciled: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.broker, self.strategy, self.risk, self.journal = broker, strategy, risk, journal
+        self.config = config or RunnerConfig()
+        self._clock = clock
+        self._wait_reconciled = wait_reconciled
+        self.tracker = OrderTracker()
+        self.signals: deque[tuple[datetime, OrderIntent]] = deque(maxlen=50)
+        self.rejections: deque[tuple[datetime, RiskDecision]] = deque(maxlen=50)
+        self.entries_stopped = self.config.entries_stopped
+        self.running = False
+        self.daily_pnl = Decimal(0)
+        self._contracts: dict[str, ContractRef] = {}
+        self._bars = {s: BarAggregator(strategy.bar_size) for s in self.symbols}
+        self._last: dict[str, Decimal] = {}
+        self._queue: asyncio.Queue[OrderIntent | None] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._worker: asyncio.Task[None] | None = None
+        self._reconciled = asyncio.Event()
+        self._deferred: dict[str, TargetPosition] = {}
+        self._refs = itertools.count(1)
+        self._run_id = clock().strftime("%y%m%d%H%M%S")
+        self._mode: TradingMode = "live"
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(s.strip().upper() for s in self.config.symbols)
+
+    # --- StrategyView -------------------------------------------------------------------
+    @property
+    def now(self) -> datetime:
+        return self._clock()
+
+    def position(self, symbol: str) -> Decimal:
+        return self.tracker.position(symbol)
+
+    @property
+    def reconciled(self) -> bool:
+        return self._reconciled.is_set()
+
+    async def until_reconciled(self, timeout_s: float) -> None:
+        """Wait until orders may be sent again after a reconnect (TimeoutError otherwise)."""
+        await asyncio.wait_for(self._reconciled.wait(), timeout_s)
+
+    # --- life cycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect handlers, load the book, warm up, subscribe, start sending."""
+        ev = self.broker.events
+        ev.order_status.connect(self._on_order_status)
+        ev.fill.connect(self._on_fill)
+        ev.position.connect(self._on_position)
+        ev.pnl.connect(self._on_pnl)
+        ev.connection_state.connect(self._on_connection_state)
+        self.risk.on_kill_switch.connect(self._on_kill_switch)
+        self._mode = mode_of(self.broker.accounts)
+        for symbol in self.symbols:
+            contract = self.broker.create_contract(symbol)
+            self._contracts[symbol] = await self.broker.qualify_contract(contract)
+        await self._load_book(adopt=True)
+        pnl = await self.broker.get_pnl()
+        self._on_pnl(pnl)
+        for symbol in self.symbols:
+            await self._warm_up(symbol)
+            await self._seed_price(symbol)
+        self.running = True
+        self._reconciled.set()
+        self._worker = self._spawn(self._work(), "runner-orders")
+        self._spawn(self._flush_loop(), "runner-bar-flush")
+        for symbol in self.symbols:
+            await self.broker.subscribe_market_data(self._contracts[symbol], self._on_tick)
+        log.info("runner started: %s on %s (%s)", self.strategy.name, self.symbols, self._mode)
+
+    async def _load_book(self, adopt: bool) -> None:
+        prefix = f"{self.config.order_ref_prefix}-"
+        open_orders = await self.broker.get_open_orders()
+        if adopt:
+            for update in open_orders:
+                if update.order_ref.startswith(prefix):
+                    log.warning("adopting working order %s from an earlier run", update.order_ref)
+                    self.tracker.adopt(update)
+        await reconcile_book(self.broker, self.tracker, open_orders, self._journal_status)
+
+    async def _warm_up(self, symbol: str) -> None:
+        n = self.strategy.warmup_bars
+        if n <= 0:
+            return
+        bars = await self.broker.get_historical_data(
+            self._contracts[symbol],
+            duration=duration_for(n, self.strategy.bar_size),
+            bar_size=self.strategy.params.bar_size,
+            use_rth=self.config.use_rth,
+        )
+        current = bucket_start(self._clock(), self.strategy.bar_size)
+        complete = [b for b in bars if b.time < current][-n:]  # the last one may be unfinished
+        if len(complete) < n:
+            log.warning("warm-up for %s got %d of %d bars", symbol, len(complete), n)
+        self.strategy.warm_up(symbol, complete)
+
+    async def _seed_price(self, symbol: str) -> None:
+        """A first quote, so risk can value orders before the first streamed tick."""
+        try:
+            snap = await self.broker.get_market_data(self._contracts[symbol])
+        except (TradingBotError, TimeoutError) as exc:
+            log.warning("no opening quote for %s (%s); orders wait for the first tick", symbol, exc)
+            return
+        price = snap.last if snap.last is not None else snap.mid
+        if price is not None:
+            self._last.setdefault(symbol, price)
+
+    async def run(self, stop: asyncio.Event, duration_s: float | None = None) -> None:
+        """Start, run until ``stop`` is set or ``duration_s`` passes, then stop gracefully."""
+        await self.start()
+        try:
+            await asyncio.wait_for(stop.wait(), duration_s)
+        except TimeoutError:
+            log.info("run duration of %ss reached", duration_s)
+        finally:
+            await self.stop()
+
+    async def stop(self, cancel_open_orders: bool | None = None) -> list[OrderUpdate]:
+        """Stop entries, stop data, finish the order in flight, cancel if asked, wait for the
+        working orders to settle. Returns the orders still working (also logged)."""
+        cancel = self.config.cancel_on_stop if cancel_open_orders is None else cancel_open_orders
+        self.entries_stopped = True
+        self.running = False
+        for symbol, contract in self._contracts.items():
+            try:
+                await self.broker.unsubscribe_market_data(contract)
+            except TradingBotError as exc:
+                log.warning("unsubscribing %s failed: %s", symbol, exc)
+        if self._worker is not None:
+            self._queue.put_nowait(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._worker), self.config.stop_timeout_s)
+            except TimeoutError:
+                log.error("the order worker did not finish in time; cancelling it")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if cancel:
+            await self._cancel_open_orders()
+        await self.tracker.wait_idle(self.config.stop_timeout_s)
+        left = self.tracker.open_orders()
+        for o in left:
+            log.warning(
+                "order %s (id %s) %s %s %s is still %s at the broker",
+                o.order_ref, o.order_id, o.side.value, o.remaining, o.symbol, o.status.value,
+            )  # fmt: skip
+        ev = self.broker.events
+        ev.order_status.disconnect(self._on_order_status)
+        ev.fill.disconnect(self._on_fill)
+        ev.position.disconnect(self._on_position)
+        ev.pnl.disconnect(self._on_pnl)
+        ev.connection_state.disconnect(self._on_connection_state)
+        self.risk.on_kill_switch.disconnect(self._on_kill_switch)
+        log.info("runner stopped; %d order(s) left working", len(left))
+        return left
+
+    async def _cancel_open_orders(self) -> None:
+        for o in self.tracker.open_orders():
+            if not o.order_id:
+                continue
+            try:
+                await self.broker.cancel_order(o.order_id)
+            except TradingBotError as exc:  # e.g. it filled meanwhile (IB 10147/161)
+                log.warning("cancelling order %s failed: %s", o.order_ref, exc)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("runner task %s failed", task.get_name(), exc_info=task.exception())
+
+    # --- market data -> strategy --------------------------------------------------------
+    def _on_tick(self, snap: MarketSnapshot) -> None:
+        price = snap.last if snap.last is not None else snap.mid
+        if price is not None:
+            self._last[snap.symbol] = price
+        if not self.running:
+            return
+        if self.strategy.wants_ticks:
+            self._ask(lambda: self.strategy.on_tick(snap, self))
+        agg = self._bars.get(snap.symbol)
+        if agg is not None:
+            for bar in agg.add_snapshot(snap):
+                self._on_bar(snap.symbol, bar)
+
+    def _on_bar(self, symbol: str, bar: Bar) -> None:
+        self._ask(lambda: self.strategy.on_bar(symbol, bar, self))
+
+    def _ask(self, call: Callable[[], Sequence[OrderIntent]]) -> None:
+        try:
+            intents = call()
+        except Exception:  # a broken strategy must not take market data down with it
+            log.exception("strategy %s failed", self.strategy.name)
+            return
+        for intent in intents:
+            self.signals.append((self._clock(), intent))
+            log.info("signal %s", intent)
+            self._queue.put_nowait(intent)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.flush_interval_s)
+            self.flush_bars()
+
+    def flush_bars(self, now: datetime | None = None) -> None:
+        """Close bars whose time is up, even if no tick came (the loop calls it each second)."""
+        now = now or self._clock()
+        for symbol, agg in self._bars.items():
+            for bar in agg.flush(now):
+                self._on_bar(symbol, bar)
+
+    # --- intents -> risk -> journal -> broker --------------------------------------------
+    async def _work(self) -> None:
+        while True:
+            intent = await self._queue.get()
+            try:
+                if intent is None:
+                    return
+                await self.submit(intent)
+            except Exception:
+                log.exception("submitting %s failed", intent)
+            finally:
+                self._queue.task_done()
+
+    async def idle(self) -> None:
+        """Wait until every queued intent has been handled (tests and backtests use it)."""
+        await self._queue.join()
+
+    async def submit(self, intent: OrderIntent) -> RiskDecision | None:
+        """One intent through risk, journal and broker; None when nothing needed sending."""
+        symbol = intent.symbol
+        if not self._reconciled.is_set():
+            if isinstance(intent, TargetPosition):
+                self._deferred[symbol] = intent
+            log.warning("not sending %s: waiting for reconciliation after a reconnect", intent)
+            return None
+        contract = self._contracts.get(symbol)
+        if contract is None:
+            log.error("intent for %s, which this runner does not trade; ignored", symbol)
+            return None
+        ref = f"{self.config.order_ref_prefix}-{self._run_id}-{next(self._refs)}"
+        request = intent_to_request(
+            intent, contract, self.tracker.position(symbol), self.tracker.pending(symbol), ref
+        )
+        if request is None:
+            return None
+        now = self._clock()
+        ctx = RiskContext(
+            request=request,
+            now=now,
+            last_price=self._last.get(symbol),
+            positions=self.tracker.positions(),
+            marks=dict(self._last),
+            open_orders=self.tracker.open_orders(),
+            daily_pnl=self.daily_pnl,
+            mode=self._mode,
+        )
+        if self.entries_stopped and ctx.increases_exposure:
+            decision = RiskDecision.reject(
+                "entries_stopped",
+                limit="exits only",
+                value="entry",
+                message="new entries are stopped; only orders that reduce a position are sent",
+            )
+        else:
+            decision = self.risk.check(ctx)
+        self.journal.record_intent(ref, request, decision)
+        if not decision.accepted:
+            self.rejections.append((now, decision))
+            return decision
+        account = self.broker.accounts[0] if self.broker.accounts else ""
+        self.tracker.expect(request, account, self.broker.client_id, now)
+        try:
+            update = await self.broker.place_order(request)
+        except TradingBotError as exc:
+            code = exc.code if isinstance(exc, BrokerRejectedError) else None
+            log.error("order %s was not placed: %s", ref, exc)
+            self._journal_status(self.tracker.fail(ref, str(exc), self._clock(), code))
+            return decision
+        if self.tracker.on_status(update):
+            self.journal.record_status(update)
+        return decision
+
+    # --- broker events ------------------------------------------------------------------
+    def _journal_status(self, update: OrderUpdate) -> None:
+        self.journal.record_status(update)
+
+    def _on_order_status(self, update: OrderUpdate) -> None:
+        if self.tracker.on_status(update):
+            self.journal.record_status(update)
+            if update.status.is_done:
+                log.info("order %s %s (%s filled)", update.order_ref, update.status, update.filled)
+
+    def _on_fill(self, fill: Fill) -> None:
+        self.tracker.on_fill(fill)
+
+    def _on_position(self, position: Position) -> None:
+        self.tracker.on_position(position)
+
+    def _on_pnl(self, pnl: PnL) -> None:
+        if pnl.con_id == 0 and pnl.daily is not None:
+            self.daily_pnl = pnl.daily
+            self.risk.update_daily_pnl(pnl.daily, self._clock())
+
+    def _on_connection_state(self, state: ConnectionState) -> None:
+        if state in _DOWN or state is ConnectionState.DEGRADED:
+            if self._reconciled.is_set():
+                log.warning("connection %s: holding all orders until reconciliation", state)
+            self._reconciled.clear()
+        elif state is ConnectionState.CONNECTED and self.running and not self.reconciled:
+            self._spawn(self._reconcile(), "runner-reconcile")
+
+    async def _reconcile(self) -> None:
+        if self._wait_reconciled is not None:
+            await self._wait_reconciled()
+        await self._load_book(adopt=False)
+        if self.broker.connection_state is not ConnectionState.CONNECTED:
+            return  # dropped again meanwhile; the next CONNECTED starts over
+        self._reconciled.set()
+        deferred, self._deferred = self._deferred, {}
+        log.info("reconciled after reconnect; %d deferred target(s) resumed", len(deferred))
+        for intent in deferred.values():
+            self._queue.put_nowait(intent)
+
+    async def _on_kill_switch(self, trip: KillSwitchTrip) -> None:
+        self.rejections.append(
+            (
+                trip.time,
+                RiskDecision.reject("max_daily_loss", limit="", value="", message=trip.reason),
+            )
+        )
+        await self._cancel_open_orders()
+        if not trip.flatten:
+            return
+        await self.tracker.wait_idle(self.config.stop_timeout_s)
+        for symbol, qty in self.tracker.positions().items():
+            if qty and symbol in self._contracts:
+                self._queue.put_nowait(TargetPosition(symbol, Decimal(0), reason="kill switch"))

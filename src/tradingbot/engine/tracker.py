@@ -1,0 +1,155 @@
+"""The runner's view of its orders and positions, kept from broker events.
+
+Orders are keyed by ``order_ref`` (ours, set before sending), because IB may report an
+order's statuses and fills before ``place_order`` returns its id. Positions move with each
+fill at once (deduplicated by exec id) so a target repeated right after a fill does not
+resend; IB's position reports overwrite them whenever no order in that symbol is working,
+which is when they are authoritative.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from tradingbot.domain import Fill, OrderRequest, OrderStatus, OrderUpdate, Position
+from tradingbot.engine.intents import pending_quantity
+from tradingbot.risk.base import signed_quantity
+
+
+class OrderTracker:
+    def __init__(self) -> None:
+        self._orders: dict[str, OrderUpdate] = {}
+        self._open: set[str] = set()
+        self._holdings: dict[tuple[str, str], Decimal] = {}
+        self._exec_ids: set[str] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # --- orders -------------------------------------------------------------------------
+    def expect(self, request: OrderRequest, account: str, client_id: int, now: datetime) -> None:
+        """Register an order about to be sent, so its early events are recognised."""
+        ref = request.order_ref
+        self._orders[ref] = OrderUpdate(
+            order_id=0,
+            perm_id=0,
+            client_id=client_id,
+            order_ref=ref,
+            symbol=request.contract.symbol,
+            con_id=request.contract.con_id,
+            side=request.side,
+            order_type=request.order_type,
+            quantity=request.quantity,
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+            status=OrderStatus.PENDING_SUBMIT,
+            filled=Decimal(0),
+            remaining=request.quantity,
+            avg_fill_price=None,
+            account=account,
+            time=now,
+        )
+        self._open.add(ref)
+        self._idle.clear()
+
+    def adopt(self, update: OrderUpdate) -> None:
+        """Take over a working order placed by an earlier run (matched by its order_ref)."""
+        if update.status.is_done or not update.order_ref:
+            return
+        self._orders[update.order_ref] = update
+        self._open.add(update.order_ref)
+        self._idle.clear()
+
+    def is_ours(self, order_ref: str) -> bool:
+        return order_ref in self._orders
+
+    def on_status(self, update: OrderUpdate) -> bool:
+        """Apply a status; True if it changed what we know (so it is worth journalling).
+
+        A done order never reopens and filled quantity never goes back: IB (and the return
+        value of ``place_order``) can deliver an older state after a newer one.
+        """
+        ref = update.order_ref
+        current = self._orders.get(ref)
+        if current is None:
+            return False
+        if current.status.is_done or update.filled < current.filled:
+            return False
+        if (update.status, update.filled, update.order_id) == (
+            current.status,
+            current.filled,
+            current.order_id,
+        ) and current.order_id:
+            return False
+        if not update.order_id and current.order_id:
+            update = replace(update, order_id=current.order_id, perm_id=current.perm_id)
+        self._orders[ref] = update
+        if update.status.is_done:
+            self._open.discard(ref)
+            if not self._open:
+                self._idle.set()
+        return True
+
+    def fail(
+        self, order_ref: str, text: str, now: datetime, code: int | None = None
+    ) -> OrderUpdate:
+        """The order could not be sent: close it as rejected, keeping the reason."""
+        current = self._orders[order_ref]
+        update = replace(
+            current, status=OrderStatus.REJECTED, error_code=code, error_text=text, time=now
+        )
+        self.on_status(update)
+        return update
+
+    def order(self, order_ref: str) -> OrderUpdate | None:
+        return self._orders.get(order_ref)
+
+    def open_orders(self) -> list[OrderUpdate]:
+        return [self._orders[ref] for ref in self._open]
+
+    def pending(self, symbol: str) -> Decimal:
+        return pending_quantity(self.open_orders(), symbol)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no order is working; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    # --- positions ----------------------------------------------------------------------
+    def on_fill(self, fill: Fill) -> bool:
+        if fill.exec_id in self._exec_ids:
+            return False
+        self._exec_ids.add(fill.exec_id)
+        key = (fill.account, fill.symbol)
+        self._holdings[key] = self._holdings.get(key, Decimal(0)) + signed_quantity(
+            fill.side, fill.quantity
+        )
+        return True
+
+    def on_position(self, position: Position) -> None:
+        if any(self._orders[ref].symbol == position.symbol for ref in self._open):
+            return
+        self._holdings[(position.account, position.symbol)] = position.quantity
+
+    def resync(self, positions: Iterable[Position], open_orders: Iterable[OrderUpdate]) -> None:
+        """After a reconnect: the broker's book replaces ours; our orders it no longer lists
+        keep their last state until their final status arrives (reconciliation reports it)."""
+        self._holdings = {(p.account, p.symbol): p.quantity for p in positions}
+        for update in open_orders:
+            if update.order_ref in self._orders:
+                self.on_status(update)
+
+    def position(self, symbol: str) -> Decimal:
+        return sum((q for (_, s), q in self._holdings.items() if s == symbol), Decimal(0))
+
+    def positions(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for (_, symbol), qty in self._holdings.items():
+            out[symbol] = out.get(symbol, Decimal(0)) + qty
+        return out

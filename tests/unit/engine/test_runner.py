@@ -1,0 +1,220 @@
+"""The runner against the in-process broker fake: signals become orders through risk and
+journal, statuses are journalled once each, and stop leaves nothing unseen."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests.mocks.mock_ibkr_client import MockIBKRClient
+from tests.unit.engine.conftest import Clock, RiskFactory
+from tradingbot.domain import OrderSide, OrderStatus, OrderType
+from tradingbot.engine.intents import TargetPosition, TradeIntent
+from tradingbot.engine.journal import MemoryJournal
+from tradingbot.engine.runner import Runner, RunnerConfig, mode_of
+from tradingbot.engine.strategies.buy_and_hold import BuyAndHold, BuyAndHoldParams
+from tradingbot.engine.strategies.sma_cross import SmaCross, SmaCrossParams
+from tradingbot.errors import ConfigError
+
+D = Decimal
+
+
+def sma(quantity: int = 10) -> SmaCross:
+    return SmaCross(SmaCrossParams(fast=2, slow=3, quantity=D(quantity)))
+
+
+async def started(
+    broker: MockIBKRClient,
+    clock: Clock,
+    risk: RiskFactory,
+    strategy: SmaCross | BuyAndHold | None = None,
+    journal: MemoryJournal | None = None,
+    **config: object,
+) -> Runner:
+    runner = Runner(
+        broker,
+        strategy or sma(),
+        risk(),
+        journal or MemoryJournal(),
+        RunnerConfig(symbols=("AAPL",), **config),  # type: ignore[arg-type]
+        clock=clock,
+    )
+    await runner.start()
+    return runner
+
+
+async def minute_bar(runner: Runner, broker: MockIBKRClient, clock: Clock, price: int) -> None:
+    """One tick at ``price`` a minute after the last: it opens a bar and closes the previous."""
+    clock.advance(60)
+    broker.set_price("AAPL", price)
+    await runner.idle()
+
+
+async def test_sma_cross_signals_become_filled_orders(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    journal = MemoryJournal()
+    runner = await started(broker, clock, make_risk, journal=journal)
+    # warm-up: the fake's history is flat at 190, so no regime yet.
+    # closes 191 (regime up, not a cross), 185 (cross down: target 0, already flat),
+    # 195, 200 (cross up: buy 10), 180 (cross down: sell 10); a final tick closes the 180 bar.
+    for price in (191, 185, 195, 200, 180, 181):
+        await minute_bar(runner, broker, clock, price)
+    assert [(r.side, r.quantity) for r in broker.placed] == [
+        (OrderSide.BUY, D(10)),
+        (OrderSide.SELL, D(10)),
+    ]
+    # each order was journalled with its accepted decision before it was sent
+    assert [(r.side, d.accepted) for _, r, d in journal.intents] == [
+        (OrderSide.BUY, True),
+        (OrderSide.SELL, True),
+    ]
+    first_ref = journal.intents[0][0]
+    assert [u.status for u in journal.statuses_of(first_ref)] == [
+        OrderStatus.SUBMITTED,
+        OrderStatus.FILLED,
+    ]
+    assert runner.position("AAPL") == 0
+    assert [i.quantity for _, i in runner.signals] == [D(0), D(10), D(0)]
+    assert await runner.stop() == []
+
+
+async def test_risk_rejection_is_journalled_and_nothing_is_sent(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    journal = MemoryJournal()
+    runner = Runner(
+        broker,
+        BuyAndHold(BuyAndHoldParams(quantity=D(50))),
+        make_risk(risk_max_order_quantity=D(20)),
+        journal,
+        RunnerConfig(symbols=("AAPL",)),
+        clock=clock,
+    )
+    await runner.start()
+    await minute_bar(runner, broker, clock, 190)
+    await minute_bar(runner, broker, clock, 191)
+    assert broker.placed == []
+    [(ref, decision)] = journal.rejected()
+    assert ref.startswith("tb-")
+    assert (decision.rule, decision.limit, decision.value) == ("max_order_quantity", "20", "50")
+    assert [d.rule for _, d in runner.rejections] == ["max_order_quantity"]
+    assert journal.statuses == []
+    await runner.stop()
+
+
+async def test_target_is_not_resent_while_holding(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    runner = await started(broker, clock, make_risk)
+    assert await runner.submit(TargetPosition("AAPL", D(10))) is not None
+    assert await runner.submit(TargetPosition("AAPL", D(10))) is None
+    assert len(broker.placed) == 1
+    assert runner.position("AAPL") == D(10)
+    await runner.stop()
+
+
+async def test_resting_order_is_cancelled_on_stop(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    journal = MemoryJournal()
+    runner = await started(broker, clock, make_risk, journal=journal)
+    intent = TradeIntent("AAPL", OrderSide.BUY, D(5), OrderType.LIMIT, limit_price=D(185))
+    await runner.submit(intent)
+    assert len(runner.tracker.open_orders()) == 1
+    assert await runner.stop() == []
+    assert await broker.get_open_orders() == []
+    ref = journal.intents[0][0]
+    assert [u.status for u in journal.statuses_of(ref)] == [
+        OrderStatus.SUBMITTED,
+        OrderStatus.CANCELLED,
+    ]
+
+
+async def test_stop_without_cancel_reports_the_working_order(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    runner = await started(broker, clock, make_risk, stop_timeout_s=0.01)
+    intent = TradeIntent("AAPL", OrderSide.BUY, D(5), OrderType.LIMIT, limit_price=D(185))
+    await runner.submit(intent)
+    left = await runner.stop(cancel_open_orders=False)
+    assert [(o.symbol, o.status) for o in left] == [("AAPL", OrderStatus.SUBMITTED)]
+    assert len(await broker.get_open_orders()) == 1
+
+
+async def test_stopped_entries_refuse_entries_but_send_exits(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    journal = MemoryJournal()
+    runner = await started(broker, clock, make_risk, journal=journal)
+    await runner.submit(TargetPosition("AAPL", D(10)))
+    runner.entries_stopped = True
+    decision = await runner.submit(TargetPosition("AAPL", D(20)))
+    assert decision is not None
+    assert decision.rule == "entries_stopped"
+    exit_decision = await runner.submit(TargetPosition("AAPL", D(0)))
+    assert exit_decision is not None
+    assert exit_decision.accepted
+    assert [r.side for r in broker.placed] == [OrderSide.BUY, OrderSide.SELL]
+    await runner.stop()
+
+
+async def test_broker_refusal_is_journalled_as_rejected(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    journal = MemoryJournal()
+    runner = await started(broker, clock, make_risk, journal=journal)
+    # the fake refuses stop orders, as IB refuses an order type it does not support
+    intent = TradeIntent("AAPL", OrderSide.BUY, D(5), OrderType.STOP, stop_price=D(195))
+    await runner.submit(intent)
+    [status] = journal.statuses
+    assert status.status is OrderStatus.REJECTED
+    assert "the mock handles MKT and LMT" in status.error_text
+    assert runner.tracker.open_orders() == []
+    await runner.stop()
+
+
+async def test_working_order_from_an_earlier_run_is_adopted_and_cancelled(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    contract = await broker.qualify_contract(broker.create_contract("AAPL"))
+    await broker.place_limit_order(contract, OrderSide.BUY, 3, D(180), order_ref="tb-old-1")
+    await broker.place_limit_order(contract, OrderSide.BUY, 3, D(180), order_ref="manual")
+    runner = await started(broker, clock, make_risk)
+    assert [o.order_ref for o in runner.tracker.open_orders()] == ["tb-old-1"]
+    await runner.stop()
+    assert [o.order_ref for o in await broker.get_open_orders()] == ["manual"]
+
+
+async def test_strategy_failure_does_not_stop_the_runner(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    class Broken(BuyAndHold):
+        def on_bar(self, symbol, bar, view):  # type: ignore[no-untyped-def]
+            raise RuntimeError("strategy bug")
+
+    runner = await started(broker, clock, make_risk, strategy=Broken(BuyAndHoldParams()))
+    await minute_bar(runner, broker, clock, 190)
+    await minute_bar(runner, broker, clock, 191)
+    assert runner.running
+    await runner.stop()
+
+
+def test_mode_of_accounts() -> None:
+    assert mode_of(["DU123", "DU456"]) == "paper"
+    assert mode_of(["U123"]) == "live"
+    assert mode_of([]) == "live"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"symbols": ()}, "symbols must be non-empty"),
+        ({"stop_timeout_s": 0}, "must be positive"),
+        ({"order_ref_prefix": "a-b"}, "order_ref_prefix"),
+    ],
+)
+def test_bad_runner_config(kwargs: dict[str, object], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        RunnerConfig(**kwargs)  # type: ignore[arg-type]
