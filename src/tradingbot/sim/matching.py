@@ -204,11 +204,19 @@ class OrderEngine:
                 self._cancel(order)
 
     def fill_now(self, perm_id: int, price: Decimal | None = None) -> SimExecution:
-        """Fill what is left of a live order at ``price`` (default: the touch), right now."""
+        """Fill what is left of a live order at ``price``, right now.
+
+        Without a price a limit order fills at its limit, anything else at the touch: the
+        fill a resting order would get if the market came to it.
+        """
         order = self.orders.get(perm_id)
         if order is None or not order.transmitted or not order.is_active:
             state = "unknown" if order is None else order.status
             raise ValueError(f"perm_id: {perm_id} is not a live order (state {state})")
+        if price is None:
+            price = (
+                order.ticket.lmt_price if order.ticket.order_type in ("LMT", "STP LMT") else None
+            )
         if price is None:
             price = self._touch(order, self.market.quote(order.instrument.con_id))
         if price <= 0:
