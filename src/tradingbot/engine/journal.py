@@ -16,12 +16,18 @@ from tradingbot.risk.base import RiskDecision
 
 @runtime_checkable
 class Journal(Protocol):
-    def record_intent(self, order_ref: str, request: OrderRequest, decision: RiskDecision) -> None:
+    def record_intent(
+        self, order_ref: str, request: OrderRequest, decision: RiskDecision, /
+    ) -> object:
         """Called before anything is sent, for accepted and rejected orders alike."""
         ...
 
-    def record_status(self, update: OrderUpdate) -> None:
+    def record_status(self, update: OrderUpdate, /) -> object:
         """Every status the bot sees for one of its orders, in the order it saw them."""
+        ...
+
+    def record_send_failure(self, order_ref: str, code: int, text: str, /) -> object:
+        """The order never reached IB, or IB refused it outright (``code`` 0: not IB's)."""
         ...
 
 
@@ -29,12 +35,16 @@ class Journal(Protocol):
 class MemoryJournal:
     intents: list[tuple[str, OrderRequest, RiskDecision]] = field(default_factory=list)
     statuses: list[OrderUpdate] = field(default_factory=list)
+    send_failures: list[tuple[str, int, str]] = field(default_factory=list)
 
     def record_intent(self, order_ref: str, request: OrderRequest, decision: RiskDecision) -> None:
         self.intents.append((order_ref, request, decision))
 
     def record_status(self, update: OrderUpdate) -> None:
         self.statuses.append(update)
+
+    def record_send_failure(self, order_ref: str, code: int, text: str) -> None:
+        self.send_failures.append((order_ref, code, text))
 
     def rejected(self) -> list[tuple[str, RiskDecision]]:
         return [(ref, d) for ref, _, d in self.intents if not d.accepted]

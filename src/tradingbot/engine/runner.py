@@ -91,7 +91,7 @@ class Runner:
         config: RunnerConfig | None = None,
         *,
         clock: Callable[[], datetime] = utc_now,
-        wait_reconciled: Callable[[], Awaitable[None]] | None = None,
+        wait_reconciled: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.broker, self.strategy, self.risk, self.journal = broker, strategy, risk, journal
         self.config = config or RunnerConfig()
@@ -373,9 +373,10 @@ class Runner:
         try:
             update = await self.broker.place_order(request)
         except TradingBotError as exc:
-            code = exc.code if isinstance(exc, BrokerRejectedError) else None
+            code = exc.code if isinstance(exc, BrokerRejectedError) else 0
             log.error("order %s was not placed: %s", ref, exc)
-            self._journal_status(self.tracker.fail(ref, str(exc), self._clock(), code))
+            self.tracker.fail(ref, str(exc), self._clock(), code or None)
+            self.journal.record_send_failure(ref, code, str(exc))
             return decision
         if self.tracker.on_status(update):
             self.journal.record_status(update)

@@ -168,10 +168,13 @@ async def test_broker_refusal_is_journalled_as_rejected(
     # the fake refuses stop orders, as IB refuses an order type it does not support
     intent = TradeIntent("AAPL", OrderSide.BUY, D(5), OrderType.STOP, stop_price=D(195))
     await runner.submit(intent)
-    [status] = journal.statuses
-    assert status.status is OrderStatus.REJECTED
-    assert "the mock handles MKT and LMT" in status.error_text
+    assert journal.statuses == []
+    [(ref, code, text)] = journal.send_failures
+    assert ref == journal.intents[0][0]
+    assert code == 0
+    assert "the mock handles MKT and LMT" in text
     assert runner.tracker.open_orders() == []
+    assert runner.tracker.order(ref).status is OrderStatus.REJECTED  # type: ignore[union-attr]
     await runner.stop()
 
 

@@ -1,0 +1,138 @@
+"""Runner safety: kill switch cancels and flattens, reconnects hold orders until reconciled."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from tests.mocks.mock_ibkr_client import DEFAULT_ACCOUNT, MockIBKRClient
+from tests.unit.engine.conftest import Clock, RiskFactory
+from tradingbot.domain import OrderSide, OrderStatus, OrderType, PnL
+from tradingbot.engine.intents import TargetPosition, TradeIntent
+from tradingbot.engine.journal import MemoryJournal
+from tradingbot.engine.runner import Runner, RunnerConfig
+from tradingbot.engine.strategies.buy_and_hold import BuyAndHold, BuyAndHoldParams
+
+D = Decimal
+RESTING_BUY = TradeIntent("AAPL", OrderSide.BUY, D(5), OrderType.LIMIT, limit_price=D(185))
+
+
+def runner_for(
+    broker: MockIBKRClient,
+    clock: Clock,
+    make_risk: RiskFactory,
+    journal: MemoryJournal,
+    **risk: object,
+) -> Runner:
+    return Runner(
+        broker,
+        BuyAndHold(BuyAndHoldParams()),
+        make_risk(**risk),
+        journal,
+        RunnerConfig(symbols=("AAPL", "MSFT")),
+        clock=clock,
+    )
+
+
+async def test_kill_switch_cancels_open_orders_and_blocks_entries(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    journal = MemoryJournal()
+    runner = runner_for(broker, clock, make_risk, journal, risk_max_daily_loss_usd=D(1000))
+    await runner.start()
+    await runner.submit(RESTING_BUY)
+    broker.events.pnl.emit(PnL(DEFAULT_ACCOUNT, D(-1500), D(-1500), D(0)))
+    await runner.risk.on_kill_switch.drain()
+    assert runner.risk.kill_switch.tripped
+    assert await broker.get_open_orders() == []
+    assert journal.statuses[-1].status is OrderStatus.CANCELLED
+    decision = await runner.submit(TargetPosition("MSFT", D(10)))
+    assert decision is not None
+    assert decision.rule == "max_daily_loss"
+    assert [r.order_type for r in broker.placed] == [OrderType.LIMIT]  # nothing else was sent
+    # the switch stays tripped when P&L recovers, until reset
+    broker.events.pnl.emit(PnL(DEFAULT_ACCOUNT, D(500), D(500), D(0)))
+    assert runner.risk.kill_switch.tripped
+    runner.risk.reset_kill_switch()
+    accepted = await runner.submit(TargetPosition("MSFT", D(10)))
+    assert accepted is not None
+    assert accepted.accepted
+    await runner.stop()
+
+
+async def test_kill_switch_with_flatten_closes_positions(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    journal = MemoryJournal()
+    runner = runner_for(
+        broker,
+        clock,
+        make_risk,
+        journal,
+        risk_max_daily_loss_usd=D(1000),
+        risk_flatten_on_kill_switch=True,
+    )
+    await runner.start()
+    await runner.submit(TargetPosition("AAPL", D(10)))
+    await runner.submit(TargetPosition("MSFT", D(5)))
+    broker.set_price("AAPL", 60)  # -1300 unrealized: the fake reports the day's P&L
+    await runner.risk.on_kill_switch.drain()
+    await runner.idle()
+    assert runner.risk.kill_switch.tripped
+    assert runner.position("AAPL") == 0
+    assert runner.position("MSFT") == 0
+    assert await broker.get_positions() == []
+    await runner.stop()
+
+
+async def test_orders_wait_for_reconciliation_after_a_reconnect(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    gate = asyncio.Event()  # the broker layer's reconciliation, finished when the test says
+    journal = MemoryJournal()
+    runner = Runner(
+        broker,
+        BuyAndHold(BuyAndHoldParams()),
+        make_risk(),
+        journal,
+        RunnerConfig(symbols=("AAPL",)),
+        clock=clock,
+        wait_reconciled=gate.wait,
+    )
+    await runner.start()
+    await broker.disconnect()
+    assert not runner.reconciled
+    assert await runner.submit(TargetPosition("AAPL", D(5))) is None
+    assert await runner.submit(TargetPosition("AAPL", D(7))) is None  # the latest target wins
+    await broker.reconnect()
+    assert await runner.submit(TargetPosition("AAPL", D(7))) is None  # still reconciling
+    assert broker.placed == []
+    gate.set()
+    await runner.until_reconciled(5)
+    await runner.idle()
+    assert [(r.side, r.quantity) for r in broker.placed] == [(OrderSide.BUY, D(7))]
+    assert runner.position("AAPL") == D(7)
+    await runner.stop()
+
+
+async def test_order_filled_while_disconnected_is_closed_by_reconciliation(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    journal = MemoryJournal()
+    runner = runner_for(broker, clock, make_risk, journal)
+    await runner.start()
+    await runner.submit(RESTING_BUY)
+    ref = journal.intents[0][0]
+    await broker.disconnect()
+    broker.set_price("AAPL", 184)  # the resting buy fills; no events reach the bot
+    broker.inject_fill("MSFT", OrderSide.BUY, 3)  # someone trades in TWS meanwhile
+    await broker.reconnect()
+    await runner.until_reconciled(5)
+    final = journal.statuses_of(ref)[-1]
+    assert final.status is OrderStatus.FILLED
+    assert final.filled == D(5)
+    assert "reconciliation" in final.error_text
+    assert runner.position("AAPL") == D(5)
+    assert runner.position("MSFT") == D(3)
+    assert runner.tracker.open_orders() == []
+    await runner.stop()
