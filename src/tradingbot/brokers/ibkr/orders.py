@@ -17,7 +17,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -177,8 +177,14 @@ class OrderService:
         for perm_id in [p for p in self._known_open if p not in open_perm_ids]:
             trade = next((t for t in self._ib.trades() if t.order.permId == perm_id), None)
             if trade is not None and trade.isDone():
-                update = mapping.order_update(trade)
-                self._known_open.pop(perm_id, None)
+                known = self._known_open.pop(perm_id)
+                # A completed order comes back keyed by permId alone (no orderId, msg 101);
+                # the ids are ours from when it was open.
+                update = replace(
+                    mapping.order_update(trade),
+                    order_id=known.order_id,
+                    client_id=known.client_id,
+                )
                 self._events.order_status.emit(update)
                 closed.append(update)
         for update in open_orders:
