@@ -23,16 +23,15 @@ from decimal import Decimal
 from typing import Any
 
 from tradingbot.domain import (
-    Bar,
     ConnectionState,
     ContractRef,
     Fill,
-    MarketSnapshot,
     OrderUpdate,
     PnL,
     Position,
 )
-from tradingbot.engine.bars import BarAggregator, bucket_start, duration_for
+from tradingbot.engine.bars import bucket_start, duration_for
+from tradingbot.engine.feed import StrategyFeed
 from tradingbot.engine.intents import OrderIntent, TargetPosition, intent_to_request
 from tradingbot.engine.journal import Journal
 from tradingbot.engine.reconcile import reconcile_book
@@ -98,15 +97,13 @@ class Runner:
         self._clock = clock
         self._wait_reconciled = wait_reconciled
         self.tracker = OrderTracker()
-        self.signals: deque[tuple[datetime, OrderIntent]] = deque(maxlen=50)
         self.rejections: deque[tuple[datetime, RiskDecision]] = deque(maxlen=50)
         self.entries_stopped = self.config.entries_stopped
         self.running = False
         self.daily_pnl = Decimal(0)
         self._contracts: dict[str, ContractRef] = {}
-        self._bars = {s: BarAggregator(strategy.bar_size) for s in self.symbols}
-        self._last: dict[str, Decimal] = {}
         self._queue: asyncio.Queue[OrderIntent | None] = asyncio.Queue()
+        self.feed = StrategyFeed(strategy, self.symbols, self, self._queue.put_nowait, clock)
         self._tasks: set[asyncio.Task[None]] = set()
         self._worker: asyncio.Task[None] | None = None
         self._reconciled = asyncio.Event()
@@ -155,12 +152,12 @@ class Runner:
         for symbol in self.symbols:
             await self._warm_up(symbol)
             await self._seed_price(symbol)
-        self.running = True
+        self.running = self.feed.active = True
         self._reconciled.set()
         self._worker = self._spawn(self._work(), "runner-orders")
         self._spawn(self._flush_loop(), "runner-bar-flush")
         for symbol in self.symbols:
-            await self.broker.subscribe_market_data(self._contracts[symbol], self._on_tick)
+            await self.broker.subscribe_market_data(self._contracts[symbol], self.feed.on_tick)
         log.info("runner started: %s on %s (%s)", self.strategy.name, self.symbols, self._mode)
 
     async def _load_book(self, adopt: bool) -> None:
@@ -198,7 +195,7 @@ class Runner:
             return
         price = snap.last if snap.last is not None else snap.mid
         if price is not None:
-            self._last.setdefault(symbol, price)
+            self.feed.last.setdefault(symbol, price)
 
     async def run(self, stop: asyncio.Event, duration_s: float | None = None) -> None:
         """Start, run until ``stop`` is set or ``duration_s`` passes, then stop gracefully."""
@@ -215,7 +212,7 @@ class Runner:
         working orders to settle. Returns the orders still working (also logged)."""
         cancel = self.config.cancel_on_stop if cancel_open_orders is None else cancel_open_orders
         self.entries_stopped = True
-        self.running = False
+        self.running = self.feed.active = False
         for symbol, contract in self._contracts.items():
             try:
                 await self.broker.unsubscribe_market_data(contract)
@@ -269,45 +266,15 @@ class Runner:
         if not task.cancelled() and task.exception() is not None:
             log.error("runner task %s failed", task.get_name(), exc_info=task.exception())
 
-    # --- market data -> strategy --------------------------------------------------------
-    def _on_tick(self, snap: MarketSnapshot) -> None:
-        price = snap.last if snap.last is not None else snap.mid
-        if price is not None:
-            self._last[snap.symbol] = price
-        if not self.running:
-            return
-        if self.strategy.wants_ticks:
-            self._ask(lambda: self.strategy.on_tick(snap, self))
-        agg = self._bars.get(snap.symbol)
-        if agg is not None:
-            for bar in agg.add_snapshot(snap):
-                self._on_bar(snap.symbol, bar)
-
-    def _on_bar(self, symbol: str, bar: Bar) -> None:
-        self._ask(lambda: self.strategy.on_bar(symbol, bar, self))
-
-    def _ask(self, call: Callable[[], Sequence[OrderIntent]]) -> None:
-        try:
-            intents = call()
-        except Exception:  # a broken strategy must not take market data down with it
-            log.exception("strategy %s failed", self.strategy.name)
-            return
-        for intent in intents:
-            self.signals.append((self._clock(), intent))
-            log.info("signal %s", intent)
-            self._queue.put_nowait(intent)
+    # --- market data -> strategy (see feed.py) -----------------------------------------
+    @property
+    def signals(self) -> deque[tuple[datetime, OrderIntent]]:
+        return self.feed.signals
 
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.flush_interval_s)
-            self.flush_bars()
-
-    def flush_bars(self, now: datetime | None = None) -> None:
-        """Close bars whose time is up, even if no tick came (the loop calls it each second)."""
-        now = now or self._clock()
-        for symbol, agg in self._bars.items():
-            for bar in agg.flush(now):
-                self._on_bar(symbol, bar)
+            self.feed.flush(self._clock())
 
     # --- intents -> risk -> journal -> broker --------------------------------------------
     async def _work(self) -> None:
@@ -348,9 +315,9 @@ class Runner:
         ctx = RiskContext(
             request=request,
             now=now,
-            last_price=self._last.get(symbol),
+            last_price=self.feed.last.get(symbol),
             positions=self.tracker.positions(),
-            marks=dict(self._last),
+            marks=dict(self.feed.last),
             open_orders=self.tracker.open_orders(),
             daily_pnl=self.daily_pnl,
             mode=self._mode,

@@ -221,3 +221,18 @@ def test_mode_of_accounts() -> None:
 def test_bad_runner_config(kwargs: dict[str, object], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         RunnerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_quiet_bar_is_closed_by_the_flush(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    runner = await started(broker, clock, make_risk, strategy=BuyAndHold(BuyAndHoldParams()))
+    clock.advance(60)
+    broker.set_price("AAPL", 190)  # opens a bar; no later tick comes
+    runner.feed.flush(clock.advance(30))
+    await runner.idle()
+    assert broker.placed == []
+    runner.feed.flush(clock.advance(30))  # the minute is over: the bar closes, the strategy buys
+    await runner.idle()
+    assert [(r.side, r.quantity) for r in broker.placed] == [(OrderSide.BUY, D(10))]
+    await runner.stop()
