@@ -20,12 +20,9 @@ happen, and are booked, whether or not any client is connected.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
 
 from tradingbot.sim.book import AccountBook
 from tradingbot.sim.commissions import execution_commission
@@ -40,45 +37,9 @@ from tradingbot.sim.order_checks import (
     what_if_state,
 )
 from tradingbot.sim.order_model import OrderTicket, SimExecution, SimOrder
+from tradingbot.sim.order_ports import IdSource, MarketView, NullSink, OrderSink
 
 _EXEC_EXCHANGE = {"NASDAQ": "ISLAND"}
-
-
-class MarketView(Protocol):
-    """What the engine needs of the market feed (``tradingbot.sim.market.MarketFeed``)."""
-
-    def quote(self, con_id: int) -> Quote: ...
-    def now(self) -> datetime: ...
-    def add_listener(self, callback: Callable[[int, Quote], None]) -> None: ...
-
-
-class OrderSink(Protocol):
-    """Where the engine reports; the gateway turns these into TWS messages."""
-
-    def order_changed(self, order: SimOrder) -> None: ...
-    def order_filled(self, order: SimOrder, execution: SimExecution) -> None: ...
-    def order_cancelled(self, order: SimOrder) -> None: ...
-    def order_refused(self, client_id: int, order_id: int, refusal: Refusal) -> None: ...
-    def what_if(self, order: SimOrder, state: dict[str, str]) -> None: ...
-
-
-class NullSink:
-    """Reports to nobody: the engine's default until the gateway plugs in."""
-
-    def order_changed(self, order: SimOrder) -> None:
-        pass
-
-    def order_filled(self, order: SimOrder, execution: SimExecution) -> None:
-        pass
-
-    def order_cancelled(self, order: SimOrder) -> None:
-        pass
-
-    def order_refused(self, client_id: int, order_id: int, refusal: Refusal) -> None:
-        pass
-
-    def what_if(self, order: SimOrder, state: dict[str, str]) -> None:
-        pass
 
 
 class OrderEngine:
@@ -105,10 +66,7 @@ class OrderEngine:
         self._working: dict[int, dict[int, SimOrder]] = {}
         self._max_order_id: dict[int, int] = {}
         self._reject_next: Refusal | None = None
-        rng = random.Random(f"orders:{seed}")
-        self._next_perm_id = rng.randrange(100_000_000, 900_000_000)
-        self._exec_prefix = f"{rng.getrandbits(32):08x}"
-        self._exec_seq = rng.randrange(0x60000000, 0x70000000)
+        self.ids = IdSource(seed)
         market.add_listener(self.on_quote)
 
     # ------------------------------------------------------------------ queries
@@ -162,7 +120,7 @@ class OrderEngine:
             self.sink.order_refused(client_id, ticket.order_id, refusal or rejected("no contract"))
             return None
         order = SimOrder(
-            perm_id=0 if ticket.what_if else self._new_perm_id(),
+            perm_id=0 if ticket.what_if else self.ids.perm_id(),
             client_id=client_id,
             order_id=ticket.order_id,
             ticket=ticket,
@@ -347,7 +305,7 @@ class OrderEngine:
             order.status = "Filled"
             self._retire(order, now, f"Filled Size: {shares.normalize():f}")
         execution = SimExecution(
-            exec_id=self._new_exec_id(),
+            exec_id=self.ids.exec_id(),
             perm_id=order.perm_id,
             order_id=order.order_id,
             client_id=order.client_id,
@@ -436,14 +394,6 @@ class OrderEngine:
         working = self._working.get(order.instrument.con_id)
         if working is not None:
             working.pop(order.perm_id, None)
-
-    def _new_perm_id(self) -> int:
-        self._next_perm_id += 1
-        return self._next_perm_id
-
-    def _new_exec_id(self) -> str:
-        self._exec_seq += 1
-        return f"{self._exec_prefix}.{self._exec_seq:08x}.01.01"
 
     def _answer_what_if(self, order: SimOrder) -> None:
         quote = self.market.quote(order.instrument.con_id)
