@@ -1,0 +1,130 @@
+"""Fault injection, observed through ib_async: drops, restarts, stalls, 1100/1101/1102."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+from ib_async import IB, MarketOrder, Stock, Ticker
+
+from tests.integration.sim.conftest import Expect, connect
+from tradingbot.sim import SimulatedGateway
+from tradingbot.sim.faults import apply_command
+
+AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
+
+
+async def _subscribed(ib: IB, gateway: SimulatedGateway) -> Ticker:
+    """A live AAPL ticker, with the market then stepped only by the test."""
+    ticker = ib.reqMktData(AAPL)
+    await Expect(ticker.updateEvent).wait()
+    await gateway.market.stop()
+    return ticker
+
+
+async def _step_and_sync(ib: IB, gateway: SimulatedGateway) -> None:
+    """One market step, then a round trip: any tick it caused has been decoded by now."""
+    gateway.market.step()
+    await asyncio.wait_for(ib.reqCurrentTimeAsync(), 2)
+
+
+async def test_drop_closes_every_connection_and_clients_can_reconnect(
+    gateway: SimulatedGateway,
+) -> None:
+    a = await connect(gateway.port, client_id=1)
+    b = await connect(gateway.port, client_id=2)
+    gone = [Expect(a.disconnectedEvent), Expect(b.disconnectedEvent)]
+    await gateway.drop_connections()
+    await asyncio.gather(*(g.wait() for g in gone))
+    assert gateway.sessions == []
+    again = await connect(gateway.port, client_id=1)
+    assert again.isConnected()
+    again.disconnect()
+
+
+async def test_restart_refuses_during_downtime_and_keeps_the_book(
+    gateway: SimulatedGateway,
+) -> None:
+    ib = await connect(gateway.port)
+    trade = ib.placeOrder(AAPL, MarketOrder("BUY", 7))
+    await Expect(trade.filledEvent).wait()
+    gone = Expect(ib.disconnectedEvent)
+    restart = asyncio.create_task(gateway.restart(downtime_s=1.0))
+    await gone.wait()
+    with pytest.raises(ConnectionRefusedError):
+        await IB().connectAsync("127.0.0.1", gateway.port, clientId=3, timeout=1)
+    await restart
+    back = await connect(gateway.port)
+    try:
+        assert [(p.contract.conId, p.position) for p in back.positions()] == [(265598, 7)]
+        assert back.client.getReqId() > trade.order.orderId, "order ids continue after restart"
+    finally:
+        back.disconnect()
+
+
+async def test_stall_keeps_the_socket_open_and_answers_nothing(
+    ib: IB, gateway: SimulatedGateway
+) -> None:
+    gateway.stall(True)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ib.reqCurrentTimeAsync(), 0.5)
+    assert ib.isConnected()
+    assert len(gateway.sessions) == 1
+    gateway.stall(False)
+    await asyncio.wait_for(ib.reqCurrentTimeAsync(), 2)
+
+
+async def test_1100_stops_market_data_and_1102_resumes_it(
+    ib: IB, gateway: SimulatedGateway
+) -> None:
+    ticker = await _subscribed(ib, gateway)
+    lost = Expect(ib.errorEvent, lambda _req, code, *_: code == 1100)
+    gateway.emit_connectivity(1100)
+    await lost.wait()
+    volume = ticker.volume
+    await _step_and_sync(ib, gateway)
+    assert ticker.volume == volume, "no ticks while connectivity is lost"
+    restored = Expect(ib.errorEvent, lambda _req, code, *_: code == 1102)
+    gateway.emit_connectivity(1102)
+    await restored.wait()
+    await _step_and_sync(ib, gateway)
+    assert ticker.volume > volume, "data maintained: the subscription streams again"
+
+
+async def test_1101_ends_subscriptions_until_re_requested(
+    ib: IB, gateway: SimulatedGateway
+) -> None:
+    ticker = await _subscribed(ib, gateway)
+    restored = Expect(ib.errorEvent, lambda _req, code, *_: code == 1101)
+    gateway.emit_connectivity(1101)
+    await restored.wait()
+    volume = ticker.volume
+    await _step_and_sync(ib, gateway)
+    assert ticker.volume == volume, "data lost: the old subscription is gone"
+    ib.cancelMktData(AAPL)
+    again = ib.reqMktData(AAPL)
+    await _step_and_sync(ib, gateway)
+    assert not math.isnan(again.volume)
+    assert again.volume > volume
+
+
+async def test_connectivity_code_must_be_a_connectivity_code(gateway: SimulatedGateway) -> None:
+    with pytest.raises(ValueError, match="1100"):
+        gateway.emit_connectivity(2104)
+
+
+async def test_stdin_commands_drive_the_same_faults(ib: IB, gateway: SimulatedGateway) -> None:
+    assert await apply_command(gateway, "realtime off") == "real-time permission off"
+    assert not gateway.realtime_permission
+    assert (await apply_command(gateway, "stall on")).startswith("stall on")
+    assert (await apply_command(gateway, "stall off")).startswith("stall off")
+    lost = Expect(ib.errorEvent, lambda _req, code, *_: code == 1100)
+    assert (await apply_command(gateway, "connectivity 1100")).startswith("sent 1100")
+    await lost.wait()
+    assert (await apply_command(gateway, "restart x")).startswith("error: restart")
+    assert (await apply_command(gateway, "stall maybe")).startswith("error: stall")
+    assert "restart SECONDS" in await apply_command(gateway, "help")
+    gone = Expect(ib.disconnectedEvent)
+    assert await apply_command(gateway, "drop") == "dropped every connection"
+    await gone.wait()
