@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -175,6 +176,12 @@ async def _check_market_data(report: _Report, client: IBKRClient, symbol: str, n
         report.add(name, True, f"real-time data: {quote}")
 
 
+def quiet_logging() -> None:
+    """For the scripts: our warnings on stderr; ib_async's duplicates of them silenced."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
+
+
 def render(results: Sequence[CheckResult], console: Console, title: str) -> None:
     table = Table(title=title, show_lines=False)
     for column in ("Check", "Result", "Detail", "Fix"):
@@ -209,6 +216,7 @@ def check(
 ) -> None:
     """Check the connection to TWS / IB Gateway, check by check, with the fix for each failure."""
     console = Console()
+    quiet_logging()
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -217,7 +217,8 @@ class IBKRClient:
 
     def _on_ib_error(self, req_id: int, code: int, text: str, contract: object) -> None:
         action = classify(code, text)
-        level = logging.INFO if action is Action.INFO else logging.WARNING
+        quiet = action in (Action.INFO, Action.ORDER_CANCELLED)
+        level = logging.INFO if quiet else logging.WARNING
         log.log(level, "IB %s %d (req %d): %s", action.value, code, req_id, text)
         if req_id >= 0:
             self._market.on_error(req_id, code, text)
@@ -400,6 +401,11 @@ class IBKRClient:
     async def cancel_order(self, order_id: int) -> OrderUpdate:
         self._require_connection()
         return await self._orders.cancel(order_id, self._timeout_s)
+
+    async def wait_for_order(self, order_id: int, timeout_s: float = 10.0) -> OrderUpdate:
+        """Wait until an order is done (filled, cancelled, rejected) or ``timeout_s`` passes."""
+        self._require_connection()
+        return await self._orders.wait_done(order_id, timeout_s)
 
     async def get_open_orders(self) -> list[OrderUpdate]:
         self._require_connection()

@@ -25,6 +25,7 @@ class Action(enum.StrEnum):
     UNKNOWN_SYMBOL = "unknown_symbol"  # 200: no security definition; never retry
     ORDER_REJECTED = "order_rejected"  # the order is dead; raise BrokerRejectedError
     ORDER_WARNING = "order_warning"  # the order is still live; record the text
+    ORDER_CANCELLED = "order_cancelled"  # 202: the confirmation of a cancel; not a failure
     PACING = "pacing"  # 162 pacing violation: our scheduler failed; back off
     HISTORICAL_EMPTY = "historical_empty"  # 162 "no data": an empty result, not a failure
     RATE_LIMIT = "rate_limit"  # 100: too many messages per second
@@ -46,7 +47,7 @@ _TABLE: tuple[ErrorCode, ...] = (
     ErrorCode(165, "historical market data service query message", Action.INFO),
     ErrorCode(200, "no security definition found for the request", Action.UNKNOWN_SYMBOL),
     ErrorCode(201, "order rejected", Action.ORDER_REJECTED),
-    ErrorCode(202, "order cancelled", Action.ORDER_REJECTED),
+    ErrorCode(202, "order cancelled", Action.ORDER_CANCELLED),
     ErrorCode(203, "security not available or not allowed for this account", Action.REPORT),
     ErrorCode(326, "client id already in use", Action.CLIENT_ID_IN_USE),
     ErrorCode(354, "requested market data is not subscribed", Action.DELAYED_FALLBACK),

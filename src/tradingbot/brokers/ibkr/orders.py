@@ -155,6 +155,14 @@ class OrderService:
             await self._wait(trade, lambda t: t.isDone(), timeout_s)
         return mapping.order_update(trade)
 
+    async def wait_done(self, order_id: int, timeout_s: float) -> OrderUpdate:
+        """The order's state once filled/cancelled/rejected, or as it is after ``timeout_s``."""
+        trade = self._find(order_id)
+        if trade is None:
+            raise OrderError(f"order id {order_id} is not known to this session")
+        await self._wait(trade, lambda t: t.isDone(), timeout_s)
+        return mapping.order_update(trade)
+
     async def open_orders(self, timeout_s: float) -> list[OrderUpdate]:
         await asyncio.wait_for(self._ib.reqOpenOrdersAsync(), timeout_s)
         return [mapping.order_update(t) for t in self._ib.openTrades()]
