@@ -47,6 +47,8 @@ from tradingbot.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 _REFUSED_MAX_DELAY_S = 0.5
+# Failures a later attempt can cure: the gateway is down, restarting, slow or stalled.
+_TRANSIENT = (BrokerConnectionError, TimeoutError, OSError)
 
 
 class IBKRManager:
@@ -110,8 +112,10 @@ class IBKRManager:
             await self._connect_and_sync(first=True)
         except (ConfigError, ClientIdInUseError):
             raise
-        except BrokerConnectionError as exc:
-            log.warning("first connect failed (%s); retrying in the background", exc)
+        except _TRANSIENT as exc:
+            log.warning("first connect failed (%r); retrying in the background", exc)
+            if self.client.is_connected:
+                await self.client.disconnect()
             self._wake.set()
         self._task = asyncio.create_task(self._supervise(), name="ibkr-manager")
         self._task.add_done_callback(self._task_done)
@@ -186,18 +190,21 @@ class IBKRManager:
             try:
                 await self._connect_and_sync(first=False)
                 return
-            except (ConfigError, ClientIdInUseError) as exc:
-                # Retrying cannot fix these; after a drop, 326 usually means our own old
-                # session is still registered, so it is retried a few times before giving up.
-                if isinstance(exc, ClientIdInUseError) and self.backoff.attempts < 10:
-                    delay = self.backoff.next_delay_s()
-                else:
+            except ConfigError:
+                raise  # retrying cannot fix configuration
+            except ClientIdInUseError:
+                # After a drop, 326 usually means our own old session is still registered
+                # at the gateway; it goes away by itself, so retry a few times first.
+                if self.backoff.attempts >= 10:
                     raise
-            except BrokerConnectionError as exc:
+                delay = self.backoff.next_delay_s()
+            except _TRANSIENT as exc:
                 delay = self.backoff.next_delay_s()
                 if isinstance(exc.__cause__, ConnectionRefusedError):
                     delay = min(delay, _REFUSED_MAX_DELAY_S)
-                log.info("reconnect attempt failed (%s); next in %.2f s", exc, delay)
+                log.info("reconnect attempt failed (%r); next in %.2f s", exc, delay)
+            if self.client.is_connected:  # connected but not synced: start over cleanly
+                await self.client.disconnect()
             await asyncio.sleep(delay)
 
     async def _connect_and_sync(self, first: bool) -> None:
