@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import stat
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -107,15 +108,23 @@ async def _serve(gateway: SimulatedGateway) -> None:
                 await commands
 
 
+def _commands_possible() -> bool:
+    """stdin can carry commands if it is a terminal, a pipe or a socket (not /dev/null)."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (AttributeError, ValueError, OSError):
+        return False
+    return sys.stdin.isatty() or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 async def _read_commands(gateway: SimulatedGateway) -> None:
     """Apply each stdin line as a fault command; without a usable stdin, just idle."""
+    if not _commands_possible():
+        return
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    fd = sys.stdin.fileno() if sys.stdin else -1
-    try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    except (ValueError, OSError, AttributeError):
-        return  # stdin is a regular file or absent: no interactive commands
+    fd = sys.stdin.fileno()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
         while line := await reader.readline():
             reply = await apply_command(gateway, line.decode(errors="replace"))

@@ -12,10 +12,11 @@ slow reader costs itself freshness, never the server its memory.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tradingbot.sim.framing import encode_fields
 from tradingbot.sim.handlers_contract import NO_SECURITY_TEXT, resolve
 from tradingbot.sim.protocol import DELAYED_TICK, In, Out, Tick
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from tradingbot.sim.session import Session
 
 MAX_BACKLOG_BYTES = 4 << 20
+PACE_BYTES = 64 << 10
 MAX_LINES = 100
 NO_PERMISSION_TEXT = (
     "Requested market data requires additional subscription for API. See link in "
@@ -127,6 +129,19 @@ class MarketDataService:
             sub.session.send_frame(self._changes(sub, quote, sub.last_quote))
             sub.last_quote = quote
 
+    async def wait_for_readers(self) -> None:
+        """Fast mode's pace: before the next step, let each subscriber's socket drain.
+
+        Producing faster than a client reads would only fill buffers; waiting on TCP
+        backpressure streams at the rate the client really takes. A client that reads
+        nothing for a second is skipped, so it cannot freeze the market for the others.
+        """
+        for session in list(self.by_session):
+            if session.write_buffer_size() > PACE_BYTES:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(session.drain(), 1.0)
+        await asyncio.sleep(0)
+
     def drop_all(self) -> None:
         """End every subscription (after 1101 the client must re-request its data)."""
         self.by_con_id.clear()
@@ -138,43 +153,46 @@ class MarketDataService:
 
     def _full(self, sub: MarketDataSub, q: Quote) -> bytes:
         """Every field of the quote, as TWS sends on subscribe."""
-        return self._changes(sub, q, None) + b"".join(
+        t, rid = sub.tick_type, sub.req_id
+        return self._changes(sub, q, None) + _frames(
             [
-                self._price(sub, Tick.HIGH, q.high, 0),
-                self._price(sub, Tick.LOW, q.low, 0),
-                self._price(sub, Tick.CLOSE, q.close, 0),
-                self._price(sub, Tick.OPEN, q.open, 0),
-                encode_fields((Out.TICK_GENERIC, 6, sub.req_id, Tick.HALTED, 0)),
+                f"1\0{6}\0{rid}\0{t(Tick.HIGH)}\0{q.high}\0{0}\0{0}\0",
+                f"1\0{6}\0{rid}\0{t(Tick.LOW)}\0{q.low}\0{0}\0{0}\0",
+                f"1\0{6}\0{rid}\0{t(Tick.CLOSE)}\0{q.close}\0{0}\0{0}\0",
+                f"1\0{6}\0{rid}\0{t(Tick.OPEN)}\0{q.open}\0{0}\0{0}\0",
+                f"{Out.TICK_GENERIC:d}\0{6}\0{rid}\0{Tick.HALTED:d}\0{0}\0",
             ]
         )
 
-    def _changes(self, sub: MarketDataSub, q: Quote, prev: Quote | None) -> bytes:
-        """The tick messages for what changed since ``prev`` (everything if None)."""
-        parts = []
-        if prev is None or (q.bid, q.bid_size) != (prev.bid, prev.bid_size):
-            parts.append(self._price(sub, Tick.BID, q.bid, q.bid_size, _BID_ASK_ATTRIB))
-        if prev is None or (q.ask, q.ask_size) != (prev.ask, prev.ask_size):
-            parts.append(self._price(sub, Tick.ASK, q.ask, q.ask_size, _BID_ASK_ATTRIB))
-        if prev is None or q.volume != prev.volume:
-            parts.append(self._price(sub, Tick.LAST, q.last, q.last_size))
-            parts.append(encode_fields((Out.TICK_SIZE, 6, sub.req_id, sub.tick_type(Tick.VOLUME),
-                                        q.volume)))  # fmt: skip
-            parts.append(encode_fields((Out.TICK_STRING, 6, sub.req_id,
-                                        sub.tick_type(Tick.LAST_TIMESTAMP),
-                                        str(int(q.time.timestamp())))))  # fmt: skip
-        if prev is not None and q.high != prev.high:
-            parts.append(self._price(sub, Tick.HIGH, q.high, 0))
-        if prev is not None and q.low != prev.low:
-            parts.append(self._price(sub, Tick.LOW, q.low, 0))
-        return b"".join(parts)
-
     @staticmethod
-    def _price(
-        sub: MarketDataSub, tick: int, price: object, size: object, attrib: int = 0
-    ) -> bytes:
-        """tickPrice: exactly 7 fields (ib_async unpacks them strictly)."""
-        return encode_fields((Out.TICK_PRICE, 6, sub.req_id, sub.tick_type(tick), price, size,
-                              attrib))  # fmt: skip
+    def _changes(sub: MarketDataSub, q: Quote, prev: Quote | None) -> bytes:
+        """The tick messages for what changed since ``prev`` (everything if None).
+
+        This is the streaming hot path, so messages are formatted directly: tickPrice with
+        exactly 7 fields (ib_async unpacks it strictly), tickSize, tickString. A quote's
+        Decimals are whole ticks or shares, so ``str`` never yields exponent notation.
+        """
+        t, rid = sub.tick_type, sub.req_id
+        msgs = []
+        if prev is None or q.bid != prev.bid or q.bid_size != prev.bid_size:
+            msgs.append(f"1\0{6}\0{rid}\0{t(Tick.BID)}\0{q.bid}\0{q.bid_size}\0{1}\0")
+        if prev is None or q.ask != prev.ask or q.ask_size != prev.ask_size:
+            msgs.append(f"1\0{6}\0{rid}\0{t(Tick.ASK)}\0{q.ask}\0{q.ask_size}\0{1}\0")
+        if prev is None or q.volume != prev.volume:
+            msgs.append(f"1\0{6}\0{rid}\0{t(Tick.LAST)}\0{q.last}\0{q.last_size}\0{0}\0")
+            msgs.append(f"2\0{6}\0{rid}\0{t(Tick.VOLUME)}\0{q.volume}\0")
+            stamp = int(q.time.timestamp())
+            msgs.append(f"46\0{6}\0{rid}\0{t(Tick.LAST_TIMESTAMP)}\0{stamp}\0")
+        if prev is not None and q.high != prev.high:
+            msgs.append(f"1\0{6}\0{rid}\0{t(Tick.HIGH)}\0{q.high}\0{0}\0{0}\0")
+        if prev is not None and q.low != prev.low:
+            msgs.append(f"1\0{6}\0{rid}\0{t(Tick.LOW)}\0{q.low}\0{0}\0{0}\0")
+        return _frames(msgs)
+
+
+def _frames(bodies: list[str]) -> bytes:
+    """Length-prefixed frames of ASCII message bodies (ASCII: characters are bytes)."""
+    return b"".join([len(b).to_bytes(4, "big") + b.encode() for b in bodies])
 
 
 def install(gateway: SimulatedGateway) -> MarketDataService:

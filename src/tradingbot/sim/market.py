@@ -18,7 +18,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -89,15 +89,23 @@ class Walk:
     def step(self) -> None:
         rng = self._rng
         self.last = max(2, self.last + round(rng.gauss(0.0, self._sigma)))
-        spread = 1 + rng.randrange(3)
-        self.bid = max(1, self.last - rng.randrange(spread + 1))
+        # One draw of 32 bits serves the spread, the quote's offset and the three sizes.
+        bits = rng.getrandbits(32)
+        bits, spread = divmod(bits, 3)
+        bits, offset = divmod(bits, spread + 2)
+        bits, bid_lots = divmod(bits, 20)
+        bits, ask_lots = divmod(bits, 20)
+        spread += 1
+        self.bid = max(1, self.last - offset)
         self.ask = self.bid + spread
-        self.bid_size = 100 * rng.randint(1, 20)
-        self.ask_size = 100 * rng.randint(1, 20)
-        self.last_size = 100 * rng.randint(1, 10)
+        self.bid_size = 100 * (1 + bid_lots)
+        self.ask_size = 100 * (1 + ask_lots)
+        self.last_size = 100 * (1 + bits % 10)
         self.volume += self.last_size
-        self.high = max(self.high, self.last)
-        self.low = min(self.low, self.last)
+        if self.last > self.high:
+            self.high = self.last
+        elif self.last < self.low:
+            self.low = self.last
 
     def quote(self, at: datetime) -> Quote:
         t = self.tick
@@ -166,6 +174,8 @@ class MarketFeed:
             con_id: w.quote(self.clock.start) for con_id, w in self.walks.items()
         }
         self._listeners: list[QuoteListener] = []
+        self.pace: Callable[[], Awaitable[None]] | None = None
+        """Fast mode awaits this between steps: the streaming side's backpressure."""
         self._task: asyncio.Task[None] | None = None
         self.steps = 0
 
@@ -226,7 +236,7 @@ class MarketFeed:
         while True:
             self.step()
             if interval == 0:
-                await asyncio.sleep(0)
+                await (self.pace() if self.pace is not None else asyncio.sleep(0))
                 continue
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - loop.time()))

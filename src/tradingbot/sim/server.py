@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from tradingbot.sim import (
     handlers_account,
@@ -111,6 +112,7 @@ class SimulatedGateway:
         self.sessions: list[Session] = []
         self.on_session_closed: list[SessionListener] = []
         self._connections: set[Session] = set()
+        self._session_tasks: set[asyncio.Task[Any]] = set()
         self._handlers: dict[int, Handler] = {}
         self._next_ids: dict[int, int] = {}
         self._server: asyncio.Server | None = None
@@ -119,6 +121,7 @@ class SimulatedGateway:
         self.orders = orders.install(self)
         handlers_contract.install(self)
         self._market_data = handlers_market.install(self)
+        self.market.pace = self._market_data.wait_for_readers
         handlers_history.install(self, recorded)
         handlers_account.install(self)
 
@@ -162,6 +165,8 @@ class SimulatedGateway:
     async def stop(self) -> None:
         await self._stop_listening()
         await self.drop_connections()
+        if self._session_tasks:  # let every session finish its clean-up before the loop ends
+            await asyncio.wait(self._session_tasks, timeout=2.0)
         await self.market.stop()
 
     async def __aenter__(self) -> SimulatedGateway:
@@ -195,13 +200,17 @@ class SimulatedGateway:
             return
         session = Session(self, reader, writer)
         self._connections.add(session)
+        task = asyncio.current_task()
+        if task is not None:
+            self._session_tasks.add(task)
+            task.add_done_callback(self._session_tasks.discard)
         await session.run()
 
     # ------------------------------------------------------------------ faults
     async def drop_connections(self) -> None:
         """Close every client socket now, as a crashing gateway would."""
         for session in list(self._connections):
-            session.close()
+            session.abort()
         await asyncio.sleep(0)
 
     async def restart(self, downtime_s: float) -> None:

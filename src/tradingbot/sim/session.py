@@ -34,6 +34,7 @@ Handler = Callable[["Session", list[str]], Awaitable[None]]
 """A request handler: gets the session and the request's fields, message id at index 0."""
 
 HANDSHAKE_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 1.0
 _VERSION_RANGE = re.compile(r"v(\d+)(?:\.\.(\d+))?(?: .*)?")
 _FARM_NOTICES = (
     (2104, "Market data farm connection is OK:usfarm"),
@@ -94,10 +95,15 @@ class Session:
                 await self._writer.drain()
 
     def close(self) -> None:
-        """Close the socket now; the read loop ends and the gateway forgets the session."""
+        """Close the socket after what is queued; the read loop ends, the gateway forgets us."""
         if not self.closed:
             self.closed = True
             self._writer.close()
+
+    def abort(self) -> None:
+        """Drop the socket at once, queued data and all, as a crashing gateway would."""
+        self.closed = True
+        self._writer.transport.abort()
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
@@ -112,8 +118,10 @@ class Session:
         finally:
             self.close()
             self.gateway.forget(self)
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
+            try:
+                await asyncio.wait_for(self._writer.wait_closed(), CLOSE_TIMEOUT_S)
+            except (TimeoutError, OSError):
+                self.abort()  # the peer stopped reading: do not wait for it any longer
 
     async def _handshake(self) -> bool:
         if await self._reader.readexactly(len(API_PREFIX)) != API_PREFIX:
