@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import random
 import statistics
 import time
 
@@ -61,7 +62,8 @@ async def round_restart(
     gw: SimulatedGateway, manager: IBKRManager, probe: Probe, downtime_s: float
 ) -> float:
     probe.arm()
-    await gw.restart(downtime_s)  # returns once the port accepts again
+    # A random extra downtime, so the port reopens at any phase of the retry cadence.
+    await gw.restart(downtime_s + random.uniform(0, 1))  # returns once the port accepts
     assert probe.lost.is_set()
     return await back_and_streaming(manager, probe, time.monotonic())
 

@@ -199,3 +199,25 @@ async def test_ticks_carry_over_one_client_object(manager: IBKRManager) -> None:
     assert manager.client is client
     ticks = await stream(manager, "NVDA")
     assert all(isinstance(t, MarketSnapshot) for t in ticks.items)
+
+
+async def test_keeps_retrying_while_the_gateway_stays_silent(
+    manager: IBKRManager, gateway: SimulatedGateway
+) -> None:
+    ticks = await stream(manager, "AMD")
+    states = Waiter()
+    manager.events.connection_state.connect(states)
+    gateway.stall(True)
+    # Detected, then at least one reconnect attempt that times out on the silent gateway.
+    await states.wait_for(
+        lambda items: (
+            items.count(ConnectionState.CONNECTING) >= 1
+            and items[-1] is ConnectionState.DISCONNECTED
+        ),
+        timeout_s=10,
+    )
+    assert manager.fatal_error is None
+    gateway.stall(False)
+    await manager.get_client(timeout_s=10)
+    await ticks_after(ticks)
+    assert manager.fatal_error is None

@@ -49,3 +49,12 @@ def test_reset_starts_over_and_long_outages_do_not_overflow() -> None:
 def test_rejects_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="backoff"):
         Backoff(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_per_attempt_cap_still_jitters() -> None:
+    backoff = Backoff(initial_s=0.1, max_s=30.0, jitter=0.5, rng=random.Random(3))
+    for _ in range(10):
+        backoff.next_delay_s()
+    delays = [backoff.next_delay_s(cap_s=0.5) for _ in range(50)]
+    assert all(0.25 <= d <= 0.5 for d in delays)
+    assert len(set(delays)) == 50

@@ -39,9 +39,12 @@ class Backoff:
             return self.max_s
         return min(self.max_s, self.initial_s * self.factor**attempt)
 
-    def next_delay_s(self) -> float:
-        """The delay to wait before the next attempt; advances the attempt counter."""
+    def next_delay_s(self, cap_s: float | None = None) -> float:
+        """The delay before the next attempt (advances the counter); ``cap_s`` lowers the cap
+        for this attempt only, still jittered, e.g. for refused connects that cost nothing."""
         ceiling = self.ceiling_s(self.attempts)
+        if cap_s is not None:
+            ceiling = min(ceiling, cap_s)
         self.attempts += 1
         fixed = ceiling * (1 - self.jitter)
         return fixed + self.rng.uniform(0, ceiling - fixed)

@@ -21,17 +21,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ib_async import IB
 
 from tradingbot.brokers.ibkr import mapping, validation
+from tradingbot.brokers.ibkr.account import AccountService
 from tradingbot.brokers.ibkr.connection import connect_with_fallback
 from tradingbot.brokers.ibkr.contracts import ContractBook, create_contract
 from tradingbot.brokers.ibkr.error_codes import Action, classify
 from tradingbot.brokers.ibkr.history import HistoryRequest, HistoryService, Progress
 from tradingbot.brokers.ibkr.market_data import MarketDataService, TickCallback
-from tradingbot.brokers.ibkr.orders import OrderService, Reconciliation, new_order_ref
+from tradingbot.brokers.ibkr.orders import OrderService, Reconciliation
 from tradingbot.brokers.ibkr.pacing import Clock, PacingRules
 from tradingbot.domain import (
     AccountSummary,
@@ -50,9 +51,12 @@ from tradingbot.domain import (
     Position,
     TimeInForce,
 )
-from tradingbot.errors import ConfigError, InvalidOrderError, NotConnectedError, OrderError
+from tradingbot.errors import ConfigError, NotConnectedError, OrderError
 from tradingbot.events import BrokerEvents
 from tradingbot.settings import Settings, load_settings, mask_accounts
+
+if TYPE_CHECKING:
+    from tradingbot.ports import Broker
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +99,7 @@ class IBKRClient:
         self._market = MarketDataService(self._ib, self.events, self.settings.ibkr_market_data_type)
         self._history = HistoryService(self._ib, pacing_rules, clock)
         self._orders = OrderService(self._ib, self.events)
-        self._pnl: dict[str, Any] = {}
+        self._account = AccountService(self._ib)
         self._ib.errorEvent += self._on_ib_error
         self._ib.disconnectedEvent += self._on_ib_disconnected
         self._ib.positionEvent += lambda p: self.events.position.emit(mapping.position(p))
@@ -184,7 +188,7 @@ class IBKRClient:
             self._ib.disconnect()
             self.set_connection_state(ConnectionState.DISCONNECTED)
             raise
-        self._pnl.clear()
+        self._account.on_session_start()
         self._market.on_session_start()
         log.info(
             "connected to %s:%d as client %d (server %d, accounts %s)",
@@ -337,39 +341,12 @@ class IBKRClient:
 
     async def place_order(self, request: OrderRequest) -> OrderUpdate:
         """Validate, qualify, send with an order ref; raise ``BrokerRejectedError`` on reject."""
-        checked = await self._checked(request)
+        checked = await validation.checked_request(request, self.qualify_contract)
         self._require_connection()
         if self.readonly:
             raise OrderError("this client is read-only (IBKR_READONLY); orders are not sent")
         ib_contract = self._contracts.ib_contract(checked.contract)
         return await self._orders.place(checked, ib_contract, self.account, self._timeout_s)
-
-    async def _checked(self, request: OrderRequest) -> OrderRequest:
-        side = validation.validate_side(request.side)
-        order_type = validation.validate_order_type(request.order_type)
-        tif = validation.validate_tif(request.tif)
-        quantity = validation.validate_quantity(request.quantity)
-        ref = validation.validate_order_ref(request.order_ref) or new_order_ref()
-        needs_limit = order_type in {OrderType.LIMIT, OrderType.STOP_LIMIT}
-        needs_stop = order_type in {OrderType.STOP, OrderType.STOP_LIMIT}
-        if needs_limit and request.limit_price is None:
-            raise InvalidOrderError(f"limit_price is required for a {order_type} order")
-        if needs_stop and request.stop_price is None:
-            raise InvalidOrderError(f"stop_price is required for a {order_type} order")
-        # Shape first (no network), then the tick grid, which needs the qualified contract.
-        limit = validation.to_decimal(request.limit_price, "limit_price") if needs_limit else None
-        stop = validation.to_decimal(request.stop_price, "stop_price") if needs_stop else None
-        for name, value in (("limit_price", limit), ("stop_price", stop)):
-            if value is not None and value <= 0:
-                raise InvalidOrderError(f"{name} must be greater than zero, got {value}")
-        contract = await self.qualify_contract(request.contract)
-        if limit is not None:
-            limit = validation.validate_price(limit, min_tick=contract.min_tick)
-        if stop is not None:
-            stop = validation.validate_price(stop, min_tick=contract.min_tick, field="stop_price")
-        return OrderRequest(
-            contract, side, quantity, order_type, limit, stop, tif, request.outside_rth, ref
-        )
 
     async def place_market_order(
         self,
@@ -424,40 +401,25 @@ class IBKRClient:
 
     async def get_positions(self) -> list[Position]:
         self._require_connection()
-        raw = await asyncio.wait_for(self._ib.reqPositionsAsync(), self._timeout_s)
-        portfolio = {(p.account, p.contract.conId): p for p in self._ib.portfolio()}
-        result = []
-        for item in raw:
-            rich = portfolio.get((item.account, item.contract.conId))
-            result.append(mapping.portfolio_position(rich) if rich else mapping.position(item))
-        return [p for p in result if p.quantity != 0]
+        return await self._account.positions(self._timeout_s)
 
     async def get_account_summary(self) -> AccountSummary:
         self._require_connection()
-        values = await asyncio.wait_for(self._ib.accountSummaryAsync(), self._timeout_s)
-        return mapping.account_summary(self.account, values)
+        return await self._account.summary(self.account, self._timeout_s)
 
     async def get_pnl(self, account: str | None = None) -> PnL:
         """IB's daily/unrealized/realized P&L; the first call subscribes (reqPnL)."""
         self._require_connection()
-        acct = account or self.account
-        if acct not in self._pnl:
-            updated: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-            def first(item: Any) -> None:
-                if item.account == acct and not updated.done():
-                    updated.set_result(None)
-
-            self._ib.pnlEvent += first
-            self._pnl[acct] = self._ib.reqPnL(acct)
-            try:
-                await asyncio.wait_for(updated, self._timeout_s)
-            finally:
-                self._ib.pnlEvent -= first
-        return mapping.pnl(self._pnl[acct])
+        return await self._account.pnl(account or self.account, self._timeout_s)
 
     async def get_server_time(self, timeout_s: float | None = None) -> datetime:
         """IB's clock (reqCurrentTime): the cheapest round trip, used as the health probe."""
         self._require_connection()
         value = await asyncio.wait_for(self._ib.reqCurrentTimeAsync(), timeout_s or self._timeout_s)
         return mapping.utc(value)
+
+
+if TYPE_CHECKING:
+
+    def _satisfies_the_broker_port(client: IBKRClient) -> Broker:
+        return client  # mypy proves IBKRClient implements tradingbot.ports.Broker

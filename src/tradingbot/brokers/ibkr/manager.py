@@ -199,9 +199,8 @@ class IBKRManager:
                     raise
                 delay = self.backoff.next_delay_s()
             except _TRANSIENT as exc:
-                delay = self.backoff.next_delay_s()
-                if isinstance(exc.__cause__, ConnectionRefusedError):
-                    delay = min(delay, _REFUSED_MAX_DELAY_S)
+                refused = isinstance(exc.__cause__, ConnectionRefusedError)
+                delay = self.backoff.next_delay_s(_REFUSED_MAX_DELAY_S if refused else None)
                 log.info("reconnect attempt failed (%r); next in %.2f s", exc, delay)
             if self.client.is_connected:  # connected but not synced: start over cleanly
                 await self.client.disconnect()

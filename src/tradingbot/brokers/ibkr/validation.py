@@ -9,9 +9,10 @@ field, and guarantees that nothing reached the wire.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 
-from tradingbot.domain import OrderSide, OrderType, TimeInForce
+from tradingbot.domain import ContractRef, OrderRequest, OrderSide, OrderType, TimeInForce
 from tradingbot.errors import InvalidOrderError
 
 Number = Decimal | int | float | str
@@ -107,3 +108,38 @@ def validate_symbol(value: object) -> str:
     if len(symbol) > 32 or any(not ch.isprintable() for ch in symbol):
         raise InvalidOrderError(f"symbol must be at most 32 printable characters, got {value!r}")
     return symbol
+
+
+async def checked_request(
+    request: OrderRequest, qualify: Callable[[ContractRef], Awaitable[ContractRef]]
+) -> OrderRequest:
+    """Every field checked, the contract qualified, the order ref filled in.
+
+    Shape first (no network), then the tick grid, which needs the qualified contract.
+    """
+    from tradingbot.brokers.ibkr.orders import new_order_ref
+
+    side = validate_side(request.side)
+    order_type = validate_order_type(request.order_type)
+    tif = validate_tif(request.tif)
+    quantity = validate_quantity(request.quantity)
+    ref = validate_order_ref(request.order_ref) or new_order_ref()
+    needs_limit = order_type in {OrderType.LIMIT, OrderType.STOP_LIMIT}
+    needs_stop = order_type in {OrderType.STOP, OrderType.STOP_LIMIT}
+    if needs_limit and request.limit_price is None:
+        raise InvalidOrderError(f"limit_price is required for a {order_type} order")
+    if needs_stop and request.stop_price is None:
+        raise InvalidOrderError(f"stop_price is required for a {order_type} order")
+    limit = to_decimal(request.limit_price, "limit_price") if needs_limit else None
+    stop = to_decimal(request.stop_price, "stop_price") if needs_stop else None
+    for name, value in (("limit_price", limit), ("stop_price", stop)):
+        if value is not None and value <= 0:
+            raise InvalidOrderError(f"{name} must be greater than zero, got {value}")
+    contract = await qualify(request.contract)
+    if limit is not None:
+        limit = validate_price(limit, min_tick=contract.min_tick)
+    if stop is not None:
+        stop = validate_price(stop, min_tick=contract.min_tick, field="stop_price")
+    return OrderRequest(
+        contract, side, quantity, order_type, limit, stop, tif, request.outside_rth, ref
+    )

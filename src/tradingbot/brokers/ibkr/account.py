@@ -1,0 +1,55 @@
+"""Account queries: positions (with market value where IB sent it), summary, P&L.
+
+Positions come from reqPositions, which covers every account and position but carries no
+prices; the portfolio stream (reqAccountUpdates, started by ib_async at connect) adds
+market price, value and P&L for the accounts it covers, so a position is enriched from
+there when it can be. P&L is a subscription at IB (reqPnL): the first call subscribes and
+waits for the first figures; later calls read the live values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tradingbot.brokers.ibkr import mapping
+from tradingbot.domain import AccountSummary, PnL, Position
+
+
+class AccountService:
+    def __init__(self, ib: Any) -> None:
+        self._ib = ib
+        self._pnl: dict[str, Any] = {}
+
+    def on_session_start(self) -> None:
+        """IB forgets P&L subscriptions with the session."""
+        self._pnl.clear()
+
+    async def positions(self, timeout_s: float) -> list[Position]:
+        raw = await asyncio.wait_for(self._ib.reqPositionsAsync(), timeout_s)
+        portfolio = {(p.account, p.contract.conId): p for p in self._ib.portfolio()}
+        result = []
+        for item in raw:
+            rich = portfolio.get((item.account, item.contract.conId))
+            result.append(mapping.portfolio_position(rich) if rich else mapping.position(item))
+        return [p for p in result if p.quantity != 0]
+
+    async def summary(self, account: str, timeout_s: float) -> AccountSummary:
+        values = await asyncio.wait_for(self._ib.accountSummaryAsync(), timeout_s)
+        return mapping.account_summary(account, values)
+
+    async def pnl(self, account: str, timeout_s: float) -> PnL:
+        if account not in self._pnl:
+            updated: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def first(item: Any) -> None:
+                if item.account == account and not updated.done():
+                    updated.set_result(None)
+
+            self._ib.pnlEvent += first
+            self._pnl[account] = self._ib.reqPnL(account)
+            try:
+                await asyncio.wait_for(updated, timeout_s)
+            finally:
+                self._ib.pnlEvent -= first
+        return mapping.pnl(self._pnl[account])
