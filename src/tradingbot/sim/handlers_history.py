@@ -39,6 +39,7 @@ class LiveBars:
     con_id: int
     size: BarSize
     format_date: int
+    what: str
     bar: Bar | None
     end: int = 0
 
@@ -87,21 +88,23 @@ class HistoryService:
         if bars is None:
             session.send_error(req_id, 162, f"{HMDS}Time length exceed max.")
             return
-        bars = [_shown(b, what.upper(), instrument.min_tick) for b in bars]
+        shown = [_shown(b, what.upper(), instrument.min_tick) for b in bars]
         payload: list[object] = [
             Out.HISTORICAL_DATA,
             req_id,
             ib_time(start),
             ib_time(end),
-            len(bars),
+            len(shown),
         ]
-        for b in bars:
+        for b in shown:
             payload += [_date(b, size, format_date), b.open, b.high, b.low, b.close, b.volume,
                         b.wap, b.count]  # fmt: skip
         session.send(*payload)
         if keep_up:
-            current = bars[-1] if bars else None
-            sub = LiveBars(session, req_id, instrument.con_id, size, format_date, current)
+            current = bars[-1] if bars else None  # the trades bar: updates extend it
+            sub = LiveBars(
+                session, req_id, instrument.con_id, size, format_date, what.upper(), current
+            )
             if current is not None:
                 sub.end = size.next(int(current.start.timestamp()))
             self.live[(session, req_id)] = sub
@@ -150,6 +153,7 @@ class HistoryService:
             bar = Bar(bar.start, bar.open, max(bar.high, q.last), min(bar.low, q.last), q.last,
                       bar.volume + q.last_size, bar.wap, bar.count + 1)  # fmt: skip
         sub.bar = bar
+        bar = _shown(bar, sub.what, self.gateway.market.walks[sub.con_id].tick)
         sub.session.send(Out.HISTORICAL_DATA_UPDATE, sub.req_id, bar.count,
                          _date(bar, sub.size, sub.format_date), bar.open, bar.close, bar.high,
                          bar.low, bar.wap, bar.volume)  # fmt: skip

@@ -56,6 +56,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def peer_allowed(peer: object, allow_remote: bool) -> bool:
+    """Whether a client at ``peer`` (a socket peername) may use the simulator.
+
+    The listener binds loopback unless ``allow_remote``; checking the peer as well keeps
+    the promise if the bind address reaches further than it looks (e.g. a wildcard).
+    """
+    if allow_remote:
+        return True
+    return isinstance(peer, tuple) and bool(peer) and is_loopback(str(peer[0]))
+
+
 class SimulatedGateway:
     """A TWS-protocol server with a simulated market, account book and order matching.
 
@@ -194,9 +205,9 @@ class SimulatedGateway:
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        if not self.allow_remote and not (peer and is_loopback(str(peer[0]))):
+        if not peer_allowed(peer, self.allow_remote):
             log.warning("refused non-loopback client %s (start with allow_remote)", peer)
-            writer.close()
+            writer.transport.abort()
             return
         session = Session(self, reader, writer)
         self._connections.add(session)
