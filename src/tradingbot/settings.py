@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tradingbot.errors import ConfigError
@@ -66,6 +66,16 @@ class Settings(BaseSettings):
     risk_allow_outside_rth: bool = False
     risk_market_calendar: str = "XNYS"  # exchange-calendars name (ISO MIC) for regular hours
     risk_flatten_on_kill_switch: bool = False
+
+    # --- operator API, dashboard, metrics, notifications ---------------------------------
+    api_enabled: bool = True
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=0, le=65535)
+    api_token: SecretStr | None = None  # required when API_HOST is not a loopback address
+    webhook_urls: str = ""  # comma-separated; Slack/Discord URLs get their own payload shape
+    webhook_format: Literal["auto", "json", "slack", "discord"] = "auto"
+    webhook_events: str = "fill,risk_rejection,kill_switch,connection"
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
 
     # --- logging ------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

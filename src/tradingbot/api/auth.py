@@ -1,0 +1,60 @@
+"""Who may talk to the API: anyone on this machine, or whoever holds the token.
+
+The API can stop a trading bot and close its positions, so it listens on loopback by
+default and refuses to listen anywhere else without a token (:func:`check_bind`). When a
+token is set every endpoint but ``/api/v1/health`` and the static dashboard shell needs it,
+as ``Authorization: Bearer <token>``; tokens are compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import HTTPException, Request, status
+from pydantic import SecretStr
+
+from tradingbot.errors import ConfigError
+from tradingbot.settings import is_loopback
+
+MIN_TOKEN_LENGTH = 16
+
+
+def token_value(token: SecretStr | str | None) -> str | None:
+    """The token's text, or None when unset or blank."""
+    if token is None:
+        return None
+    text = token.get_secret_value() if isinstance(token, SecretStr) else token
+    return text.strip() or None
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse a non-loopback bind without a token, and tokens too short to resist guessing."""
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"API_TOKEN is {len(token)} characters; use at least {MIN_TOKEN_LENGTH}, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    if not is_loopback(host) and token is None:
+        raise ConfigError(
+            f"API_HOST={host} is not a loopback address and API_TOKEN is not set; the API can "
+            "stop the bot and close positions, so it is not served to other machines without "
+            "a token. Set API_TOKEN, or API_HOST=127.0.0.1"
+        )
+
+
+def require_token(request: Request) -> None:
+    """FastAPI dependency: 401 unless the request carries the configured token."""
+    expected: str | None = request.app.state.api_token
+    if expected is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, supplied = header.partition(" ")
+    if scheme.lower() == "bearer" and secrets.compare_digest(
+        supplied.strip().encode(), expected.encode()
+    ):
+        return
+    raise HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail="missing or wrong API token: send 'Authorization: Bearer <API_TOKEN>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
