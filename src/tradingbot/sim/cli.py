@@ -13,6 +13,7 @@ import os
 import signal
 import stat
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +21,7 @@ from typing import Annotated
 import typer
 
 from tradingbot.sim.faults import apply_command
+from tradingbot.sim.market import SimClock
 from tradingbot.sim.protocol import SERVER_VERSION
 from tradingbot.sim.replay import ReplayError
 from tradingbot.sim.server import SimulatedGateway
@@ -58,10 +60,15 @@ def sim(
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow a non-loopback address and clients.")
     ] = False,
+    start: Annotated[
+        str | None,
+        typer.Option(help="Simulated start time, ISO 8601 (UTC if no offset); default now."),
+    ] = None,
 ) -> None:
     """Run the simulated IB Gateway (TWS API, server version 178) until Ctrl-C."""
     try:
         cash = Decimal(starting_cash)
+        clock = SimClock(_parse_start(start), speed=speed) if start else None
         gateway = SimulatedGateway(
             host,
             port,
@@ -74,6 +81,7 @@ def sim(
             allow_remote=allow_remote,
             starting_cash=cash,
             speed=speed,
+            clock=clock,
         )
     except (ValueError, ArithmeticError, ReplayError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -86,6 +94,14 @@ def sim(
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo("simulated gateway stopped")
+
+
+def _parse_start(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"start: {text!r} is not an ISO 8601 date/time") from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 async def _serve(gateway: SimulatedGateway) -> None:

@@ -96,6 +96,7 @@ async def test_readme_snippet_prints_positions_and_fills_an_order(
     [
         (["--host", "0.0.0.0", "--port", "0"], "allow_remote"),
         (["--port", "0", "--bars-csv", "/nonexistent/bars.csv"], "cannot read"),
+        (["--port", "0", "--start", "yesterday"], "start"),
     ],
 )
 async def test_bad_options_exit_2_with_the_reason(args: list[str], message: str) -> None:
