@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from tradingbot.sim.session import Session
 
 PNL_INTERVAL_S = 1.0
+ACCOUNT_REFRESH_S = 180.0
+"""TWS re-sends portfolio and account values about every three minutes."""
 _CENT = Decimal("0.01")
 _RATIO = Decimal("0.000001")
 _RATIO_TAGS = frozenset({"Cushion", "Leverage"})
@@ -49,6 +51,7 @@ class AccountService:
         self.gateway = gateway
         self.subs: defaultdict[Session, _Subscriptions] = defaultdict(_Subscriptions)
         self._last_pnl_push = 0.0
+        self._last_refresh = time.monotonic()
 
     def install(self) -> None:
         g = self.gateway
@@ -121,10 +124,7 @@ class AccountService:
         if not self._check_account(session, -1, account):
             return
         self.subs[session].account_updates = account
-        self._send_account_values(session, account)
-        for pos in self.gateway.book.positions(account):
-            self._send_portfolio(session, account, pos)
-        self._send_account_time(session)
+        self._refresh_account(session, account)
         session.send(Out.ACCT_DOWNLOAD_END, 1, account)
 
     def _send_account_values(self, session: Session, account: str) -> None:
@@ -259,12 +259,25 @@ class AccountService:
             self._push_pnl(session, sub)
 
     def on_quote(self, con_id: int, quote: Quote) -> None:
+        """Prices moved: PnL once a second; portfolio and account values every few minutes."""
         now = time.monotonic()
         if now - self._last_pnl_push < PNL_INTERVAL_S:
             return
         self._last_pnl_push = now
+        refresh = now - self._last_refresh >= ACCOUNT_REFRESH_S
+        if refresh:
+            self._last_refresh = now
         for session, sub in list(self.subs.items()):
             self._push_pnl(session, sub)
+            if refresh and sub.account_updates is not None:
+                self._refresh_account(session, sub.account_updates)
+
+    def _refresh_account(self, session: Session, account: str) -> None:
+        """Values, then portfolio, then time: the order TWS uses for reqAccountUpdates."""
+        self._send_account_values(session, account)
+        for pos in self.gateway.book.positions(account):
+            self._send_portfolio(session, account, pos)
+        self._send_account_time(session)
 
     def _push_pnl(self, session: Session, sub: _Subscriptions) -> None:
         for req_id, account in sub.pnl.items():

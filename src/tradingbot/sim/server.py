@@ -133,7 +133,7 @@ class SimulatedGateway:
         handlers_contract.install(self)
         self._market_data = handlers_market.install(self)
         self.market.pace = self._market_data.wait_for_readers
-        handlers_history.install(self, recorded)
+        self._history = handlers_history.install(self, recorded)
         handlers_account.install(self)
 
     # ------------------------------------------------------------------ registry
@@ -245,13 +245,14 @@ class SimulatedGateway:
         """Send 1100 (lost), 1101 (restored, data lost) or 1102 (restored, data kept).
 
         Between 1100 and the restore no market data flows; 1101 also ends every market data
-        subscription, which clients must then re-request, as with TWS.
+        and keepUpToDate subscription, which clients must then re-request, as with TWS.
         """
         if code not in CONNECTIVITY_TEXT:
             raise ValueError(f"code: must be one of {sorted(CONNECTIVITY_TEXT)}, got {code}")
         self.faults.connectivity_lost = code == 1100
         if code == 1101:
             self._market_data.drop_all()
+            self._history.live.clear()
         for session in list(self.sessions):
             session.send_error(-1, code, CONNECTIVITY_TEXT[code])
 
