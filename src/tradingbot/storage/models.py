@@ -152,7 +152,7 @@ class ExecutionRow(Base):
     __tablename__ = "executions"
     __table_args__ = (
         Index("ix_executions_account_time", "account", "time"),
-        Index("ix_executions_applied", "applied"),
+        Index("ix_executions_pending", "applied", "account", "con_id", "time"),
     )
 
     exec_id: Mapped[str] = mapped_column(String(64), primary_key=True)

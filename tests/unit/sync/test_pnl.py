@@ -105,10 +105,10 @@ def test_flat_book_realizes_exactly_its_cash_flow(
         cash += (D(-qty) if side is BUY else D(qty)) * price - fee
         shares += qty
     if holding.quantity:
-        side = SELL if holding.quantity > 0 else BUY
-        qty = abs(holding.quantity)
-        holding = apply_fill(holding, side, qty, D(100), D(0)).after
-        cash += (qty if side is SELL else -qty) * D(100)
-        shares += qty
+        closing_side = SELL if holding.quantity > 0 else BUY
+        rest = abs(holding.quantity)
+        holding = apply_fill(holding, closing_side, rest, D(100), D(0)).after
+        cash += (rest if closing_side is SELL else -rest) * D(100)
+        shares += rest
     assert holding.quantity == 0
     assert abs(holding.realized - cash) <= shares * D("1e-10")

@@ -136,7 +136,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.create_index("ix_executions_account_time", ["account", "time"], unique=False)
-        batch_op.create_index("ix_executions_applied", ["applied"], unique=False)
+        batch_op.create_index(
+            "ix_executions_pending", ["applied", "account", "con_id", "time"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_executions_order_pk"), ["order_pk"], unique=False)
 
     op.create_table(
@@ -277,7 +279,7 @@ def downgrade() -> None:
     op.drop_table("order_status_events")
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_executions_order_pk"))
-        batch_op.drop_index("ix_executions_applied")
+        batch_op.drop_index("ix_executions_pending")
         batch_op.drop_index("ix_executions_account_time")
 
     op.drop_table("executions")

@@ -1,0 +1,244 @@
+"""Lookups and bulk writes the sync service needs, inside one unit of work.
+
+:meth:`Database.unit_of_work` yields a :class:`Repositories` bound to one transaction. The
+sync layer reads and changes the returned model objects and never sees SQLAlchemy itself.
+Every lookup is by an indexed key, so the cost of handling one event does not grow with the
+number of positions or executions stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from tradingbot.storage.db import Database
+from tradingbot.storage.models import (
+    Account,
+    AccountSnapshot,
+    CommissionReportRow,
+    ExecutionRow,
+    OrderRow,
+    OrderStatusEvent,
+    PnLSnapshot,
+    PositionEvent,
+    PositionRow,
+    ReconciliationDiff,
+    SyncRun,
+)
+
+PositionKey = tuple[str, int]
+_CHUNK = 500  # keeps IN (...) lists far below SQLite's bound-parameter limit
+DONE_STATUSES = ("ApiCancelled", "Cancelled", "Filled", "Inactive", "Rejected")
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+class Repositories:
+    """Typed access to every table within one transaction (``session``)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: object) -> None:
+        self.session.add(row)
+
+    def add_all(self, rows: Iterable[object]) -> None:
+        self.session.add_all(rows)
+
+    def flush(self) -> None:
+        self.session.flush()
+
+    def insert_rows(self, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
+        """Bulk insert plain dicts: the fast path for thousands of rows."""
+        if rows:
+            self.session.execute(insert(model), list(rows))
+
+    # --- accounts -----------------------------------------------------------------------
+    def account(self, code: str) -> Account | None:
+        return self.session.get(Account, code)
+
+    def account_codes(self) -> set[str]:
+        return set(self.session.scalars(select(Account.code)))
+
+    def latest_snapshot(self, account: str) -> AccountSnapshot | None:
+        stmt = (
+            select(AccountSnapshot)
+            .where(AccountSnapshot.account == account)
+            .order_by(AccountSnapshot.time.desc(), AccountSnapshot.id.desc())
+            .limit(1)
+        )
+        return self.session.scalars(stmt).first()
+
+    # --- positions ----------------------------------------------------------------------
+    def position(self, account: str, con_id: int) -> PositionRow | None:
+        stmt = select(PositionRow).where(
+            PositionRow.account == account, PositionRow.con_id == con_id
+        )
+        return self.session.scalars(stmt).first()
+
+    def positions_of(self, accounts: Collection[str]) -> dict[PositionKey, PositionRow]:
+        stmt = select(PositionRow).where(PositionRow.account.in_(list(accounts)))
+        return {(r.account, r.con_id): r for r in self.session.scalars(stmt)}
+
+    def positions(self, keys: Collection[PositionKey]) -> dict[PositionKey, PositionRow]:
+        found: dict[PositionKey, PositionRow] = {}
+        for chunk in _chunks(list(keys)):
+            stmt = select(PositionRow).where(
+                tuple_(PositionRow.account, PositionRow.con_id).in_(list(chunk))
+            )
+            found.update({(r.account, r.con_id): r for r in self.session.scalars(stmt)})
+        return found
+
+    # --- executions and commissions -----------------------------------------------------
+    def existing_exec_ids(self, exec_ids: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(exec_ids)):
+            stmt = select(ExecutionRow.exec_id).where(ExecutionRow.exec_id.in_(list(chunk)))
+            found.update(self.session.scalars(stmt))
+        return found
+
+    def execution(self, exec_id: str) -> ExecutionRow | None:
+        return self.session.get(ExecutionRow, exec_id)
+
+    def pending_executions(
+        self, account: str | None = None, con_id: int | None = None
+    ) -> list[ExecutionRow]:
+        """Executions not yet booked onto their position, oldest first."""
+        stmt = select(ExecutionRow).where(ExecutionRow.applied.is_(False))
+        if account is not None:
+            stmt = stmt.where(ExecutionRow.account == account, ExecutionRow.con_id == con_id)
+        stmt = stmt.order_by(ExecutionRow.time, ExecutionRow.exec_id)
+        return list(self.session.scalars(stmt))
+
+    def pending_for(self, keys: Collection[PositionKey]) -> list[ExecutionRow]:
+        """Unbooked executions of these positions, oldest first."""
+        rows: list[ExecutionRow] = []
+        for chunk in _chunks(list(keys)):
+            stmt = select(ExecutionRow).where(
+                ExecutionRow.applied.is_(False),
+                tuple_(ExecutionRow.account, ExecutionRow.con_id).in_(list(chunk)),
+            )
+            rows.extend(self.session.scalars(stmt))
+        return sorted(rows, key=lambda r: (r.time, r.exec_id))
+
+    def commission(self, exec_id: str) -> CommissionReportRow | None:
+        return self.session.get(CommissionReportRow, exec_id)
+
+    def commissions(self, exec_ids: Collection[str]) -> dict[str, CommissionReportRow]:
+        found: dict[str, CommissionReportRow] = {}
+        for chunk in _chunks(list(exec_ids)):
+            stmt = select(CommissionReportRow).where(CommissionReportRow.exec_id.in_(list(chunk)))
+            found.update({r.exec_id: r for r in self.session.scalars(stmt)})
+        return found
+
+    # --- orders -------------------------------------------------------------------------
+    def order_by_perm_id(self, perm_id: int) -> OrderRow | None:
+        return self.session.scalars(select(OrderRow).where(OrderRow.perm_id == perm_id)).first()
+
+    def orders_by_perm_ids(self, perm_ids: Collection[int]) -> dict[int, OrderRow]:
+        found: dict[int, OrderRow] = {}
+        for chunk in _chunks(list(perm_ids)):
+            stmt = select(OrderRow).where(OrderRow.perm_id.in_(list(chunk)))
+            found.update({r.perm_id: r for r in self.session.scalars(stmt) if r.perm_id})
+        return found
+
+    def order_by_ref(self, order_ref: str) -> OrderRow | None:
+        stmt = select(OrderRow).where(OrderRow.order_ref == order_ref)
+        return self.session.scalars(stmt).first()
+
+    def order_by_ids(self, client_id: int, order_id: int) -> OrderRow | None:
+        """A not-yet-acknowledged order (no permId) of this client, newest first."""
+        stmt = (
+            select(OrderRow)
+            .where(
+                OrderRow.client_id == client_id,
+                OrderRow.order_id == order_id,
+                OrderRow.perm_id.is_(None),
+            )
+            .order_by(OrderRow.id.desc())
+        )
+        return self.session.scalars(stmt).first()
+
+    def open_orders(self) -> list[OrderRow]:
+        """Orders IB acknowledged (permId known) and not yet in a final state."""
+        stmt = select(OrderRow).where(
+            OrderRow.status.not_in(DONE_STATUSES), OrderRow.perm_id.is_not(None)
+        )
+        return list(self.session.scalars(stmt))
+
+    def last_status(self, order_pk: int) -> OrderStatusEvent | None:
+        stmt = (
+            select(OrderStatusEvent)
+            .where(OrderStatusEvent.order_pk == order_pk)
+            .order_by(OrderStatusEvent.id.desc())
+            .limit(1)
+        )
+        return self.session.scalars(stmt).first()
+
+    def executed_quantity(self, perm_id: int) -> Any:
+        stmt = select(ExecutionRow.quantity).where(ExecutionRow.perm_id == perm_id)
+        return sum(self.session.scalars(stmt), start=0)
+
+    # --- P&L, runs ----------------------------------------------------------------------
+    def realized_since(self, account: str, since: datetime) -> list[Any]:
+        stmt = select(PositionEvent.realized_pnl).where(
+            PositionEvent.account == account, PositionEvent.time >= since
+        )
+        return list(self.session.scalars(stmt))
+
+    def add_run(
+        self,
+        kind: str,
+        started_at: datetime,
+        finished_at: datetime,
+        executions_new: int,
+        diffs: Sequence[dict[str, Any]],
+    ) -> SyncRun:
+        run = SyncRun(
+            kind=kind,
+            started_at=started_at,
+            finished_at=finished_at,
+            executions_new=executions_new,
+            differences=len(diffs),
+        )
+        self.session.add(run)
+        self.session.flush()
+        self.insert_rows(ReconciliationDiff, [{**d, "run_id": run.id} for d in diffs])
+        return run
+
+    def count(self, model: type[Any]) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@contextmanager
+def unit_of_work(db: Database) -> Iterator[Repositories]:
+    """One transaction, as repositories: committed on success, rolled back on error."""
+    with db.transaction() as session:
+        yield Repositories(session)
+
+
+__all__ = [
+    "DONE_STATUSES",
+    "Account",
+    "AccountSnapshot",
+    "CommissionReportRow",
+    "ExecutionRow",
+    "OrderRow",
+    "OrderStatusEvent",
+    "PnLSnapshot",
+    "PositionEvent",
+    "PositionKey",
+    "PositionRow",
+    "ReconciliationDiff",
+    "Repositories",
+    "SyncRun",
+    "unit_of_work",
+]

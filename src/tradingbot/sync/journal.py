@@ -1,0 +1,240 @@
+"""The order journal: what the bot meant to do, written before it asks IB to do it.
+
+The runner calls :meth:`OrderJournal.record_intent` before an order is sent — so a crash
+between "decided" and "sent" still leaves a trace keyed by our ``order_ref`` — and every
+status change afterwards is stored with IB's order id and permId. Recording the same status
+twice changes nothing; a late non-final status after a final one is ignored (IB may deliver
+them out of order around reconnects).
+
+An order is ours if its ``order_ref`` carries our prefix or was journaled by us; anything
+else (TWS, another API client, a human) is recorded as external, never confused with ours.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol
+
+from tradingbot.domain import Fill, OrderRequest, OrderStatus, OrderUpdate
+from tradingbot.storage.db import Database
+from tradingbot.storage.repositories import (
+    DONE_STATUSES,
+    OrderRow,
+    OrderStatusEvent,
+    Repositories,
+    unit_of_work,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ORDER_REF_PREFIX = "tb-"
+
+
+class RiskOutcome(Protocol):
+    """What the journal needs of a risk decision (``tradingbot.risk.base.RiskDecision``)."""
+
+    @property
+    def accepted(self) -> bool: ...
+
+
+def is_ours(order_ref: str, prefix: str) -> bool:
+    return bool(order_ref) and order_ref.startswith(prefix)
+
+
+def find_order(repos: Repositories, perm_id: int, order_ref: str) -> OrderRow | None:
+    """permId is IB's lasting key; before IB assigns it only our ``order_ref`` identifies."""
+    row = repos.order_by_perm_id(perm_id) if perm_id else None
+    if row is None and order_ref:
+        row = repos.order_by_ref(order_ref)
+    return row
+
+
+def _intent_json(request: OrderRequest) -> str:
+    return json.dumps(
+        {
+            "symbol": request.contract.symbol,
+            "con_id": request.contract.con_id,
+            "side": request.side.value,
+            "quantity": str(request.quantity),
+            "order_type": request.order_type.value,
+            "limit_price": None if request.limit_price is None else str(request.limit_price),
+            "stop_price": None if request.stop_price is None else str(request.stop_price),
+            "tif": request.tif.value,
+            "outside_rth": request.outside_rth,
+        },
+        sort_keys=True,
+    )
+
+
+def _status_key(row: OrderRow) -> tuple[object, ...]:
+    return (
+        row.status,
+        row.filled,
+        row.remaining,
+        row.avg_fill_price,
+        row.perm_id,
+        row.order_id,
+        row.error_code,
+    )
+
+
+def record_status(
+    repos: Repositories, update: OrderUpdate, prefix: str, source: str, now: datetime
+) -> bool:
+    """Store one status report; False when it changed nothing (a duplicate or stale one)."""
+    row = find_order(repos, update.perm_id, update.order_ref)
+    if row is None:
+        row = OrderRow(
+            order_ref=update.order_ref or None,
+            symbol=update.symbol,
+            side=update.side.value,
+            order_type=update.order_type.value,
+            quantity=update.quantity,
+            limit_price=update.limit_price,
+            stop_price=update.stop_price,
+            external=not is_ours(update.order_ref, prefix),
+            created_at=now,
+            status="",
+            filled=Decimal(0),
+            remaining=update.quantity,
+        )
+        repos.add(row)
+    elif row.status in DONE_STATUSES and not update.status.is_done:
+        log.info("ignoring stale %s for order %s already %s", update.status, row.id, row.status)
+        return False
+    before = _status_key(row) if row.id is not None else None
+    row.status = update.status.value
+    row.filled, row.remaining = update.filled, update.remaining
+    row.avg_fill_price = update.avg_fill_price
+    row.perm_id = update.perm_id or row.perm_id
+    row.order_id, row.client_id = update.order_id, update.client_id
+    row.account = update.account or row.account
+    row.con_id = update.con_id or row.con_id
+    row.error_code = update.error_code if update.error_code is not None else row.error_code
+    row.error_text = update.error_text or row.error_text
+    if before == _status_key(row):
+        return False
+    row.updated_at = now
+    repos.flush()
+    repos.add(
+        OrderStatusEvent(
+            order_pk=row.id,
+            status=row.status,
+            filled=row.filled,
+            remaining=row.remaining,
+            avg_fill_price=row.avg_fill_price,
+            order_id=row.order_id,
+            perm_id=row.perm_id,
+            error_code=update.error_code,
+            error_text=update.error_text or None,
+            source=source,
+            time=update.time,
+        )
+    )
+    return True
+
+
+def order_from_fill(repos: Repositories, fill: Fill, prefix: str, now: datetime) -> OrderRow:
+    """An order we only know from its execution (placed elsewhere, or while we were down)."""
+    row = OrderRow(
+        order_ref=fill.order_ref or None,
+        perm_id=fill.perm_id or None,
+        order_id=fill.order_id,
+        client_id=fill.client_id,
+        account=fill.account,
+        con_id=fill.con_id,
+        symbol=fill.symbol,
+        side=fill.side.value,
+        order_type="",
+        quantity=fill.cum_quantity or fill.quantity,
+        status=OrderStatus.FILLED.value,
+        filled=fill.cum_quantity or fill.quantity,
+        remaining=Decimal(0),
+        avg_fill_price=fill.avg_price or fill.price,
+        external=not is_ours(fill.order_ref, prefix),
+        created_at=now,
+        updated_at=now,
+    )
+    repos.add(row)
+    repos.flush()
+    return row
+
+
+class OrderJournal:
+    """The runner's handle on the journal. Each call is one short transaction."""
+
+    def __init__(self, db: Database, order_ref_prefix: str = DEFAULT_ORDER_REF_PREFIX) -> None:
+        self._db = db
+        self.prefix = order_ref_prefix
+
+    def new_order_ref(self) -> str:
+        """A fresh ``orderRef``: our prefix plus a random part, unique across restarts."""
+        return f"{self.prefix}{uuid.uuid4().hex[:20]}"
+
+    def record_intent(
+        self, order_ref: str, request: OrderRequest, risk_result: RiskOutcome
+    ) -> None:
+        """Journal an order before it is sent (or the risk manager's refusal to send it)."""
+        if not order_ref:
+            raise ValueError("an order must carry an order_ref to be journaled")
+        now = datetime.now(UTC)
+        status = OrderStatus.PENDING_SUBMIT if risk_result.accepted else OrderStatus.REJECTED
+        with unit_of_work(self._db) as repos:
+            if repos.order_by_ref(order_ref) is not None:
+                raise ValueError(f"order_ref {order_ref!r} is already journaled; use a new one")
+            repos.add(
+                OrderRow(
+                    order_ref=order_ref,
+                    symbol=request.contract.symbol,
+                    con_id=request.contract.con_id or None,
+                    side=request.side.value,
+                    order_type=request.order_type.value,
+                    quantity=request.quantity,
+                    limit_price=request.limit_price,
+                    stop_price=request.stop_price,
+                    tif=request.tif.value,
+                    status=status.value,
+                    filled=Decimal(0),
+                    remaining=request.quantity,
+                    external=False,
+                    intent=_intent_json(request),
+                    risk_accepted=risk_result.accepted,
+                    risk_result=str(risk_result),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    def record_status(self, update: OrderUpdate, source: str = "runner") -> bool:
+        """Store a status change; False if it was already known."""
+        with unit_of_work(self._db) as repos:
+            return record_status(repos, update, self.prefix, source, datetime.now(UTC))
+
+    def record_send_failure(self, order_ref: str, code: int, text: str) -> None:
+        """The order never reached IB, or IB refused it outright."""
+        now = datetime.now(UTC)
+        with unit_of_work(self._db) as repos:
+            row = repos.order_by_ref(order_ref)
+            if row is None:
+                raise ValueError(f"order_ref {order_ref!r} was never journaled")
+            row.status, row.error_code, row.error_text = OrderStatus.REJECTED.value, code, text
+            row.updated_at = now
+            repos.add(
+                OrderStatusEvent(
+                    order_pk=row.id,
+                    status=row.status,
+                    filled=row.filled,
+                    remaining=row.remaining,
+                    avg_fill_price=None,
+                    order_id=row.order_id,
+                    perm_id=row.perm_id,
+                    error_code=code,
+                    error_text=text,
+                    source="runner",
+                    time=now,
+                )
+            )

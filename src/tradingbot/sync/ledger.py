@@ -1,0 +1,316 @@
+"""Books executions onto positions, inside one unit of work.
+
+A fill is booked when its commission is known (IB sends the commission report just after
+the execution; the average cost needs it), in execution-time order per position. Booking
+sets ``executions.applied`` in the same transaction as the position change, so a crash
+can neither lose nor double a fill, and an exec id seen before is ignored.
+
+A :class:`Ledger` lives for one batch of events: it prefetches what the batch touches with a
+few indexed queries and caches it, so a batch of thousands of fills costs a handful of
+round trips, and one fill among 10,000 positions costs the same as among ten.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Collection, Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from tradingbot.domain import CommissionReport, Fill, OrderSide, PnL, Position
+from tradingbot.storage.repositories import (
+    Account,
+    CommissionReportRow,
+    ExecutionRow,
+    OrderRow,
+    PnLSnapshot,
+    PositionEvent,
+    PositionKey,
+    PositionRow,
+    Repositories,
+)
+from tradingbot.sync.journal import is_ours, order_from_fill
+from tradingbot.sync.lifecycle import LifecycleKind
+from tradingbot.sync.pnl import ZERO, Holding, apply_fill, unrealized_pnl
+
+log = logging.getLogger(__name__)
+
+PNL_TOLERANCE = Decimal("0.01")
+
+
+def _order_key(row: ExecutionRow) -> tuple[datetime, str]:
+    return (row.time, row.exec_id)
+
+
+class Ledger:
+    def __init__(self, repos: Repositories, prefix: str, now: datetime) -> None:
+        self.repos = repos
+        self.prefix = prefix
+        self.now = now
+        self.new_executions = 0
+        self._positions: dict[PositionKey, PositionRow | None] = {}
+        self._pending: dict[PositionKey, list[ExecutionRow]] = {}
+        self._fees: dict[str, Decimal] = {}
+        self._ib_realized: dict[str, Decimal | None] = {}
+        self._known: set[str] = set()  # exec ids stored (before or in this batch)
+        self._checked: set[str] = set()  # exec ids whose existence and fee were looked up
+        self._rows: dict[str, ExecutionRow] = {}
+        self._orders: dict[int, OrderRow] = {}
+        self._accounts: set[str] | None = None
+
+    def ensure_account(self, code: str) -> bool:
+        """Create the account row on first sight; True if it is new."""
+        if self._accounts is None:
+            self._accounts = self.repos.account_codes()
+        if code in self._accounts:
+            return False
+        self.repos.add(Account(code=code, first_seen_at=self.now))
+        self.repos.flush()
+        self._accounts.add(code)
+        return True
+
+    # --- prefetch -------------------------------------------------------------------------
+    def prefetch(self, fills: Iterable[Fill], reports: Iterable[CommissionReport]) -> None:
+        """Load, in a few queries, what these events will touch."""
+        fills = list(fills)
+        ids = ({f.exec_id for f in fills} | {r.exec_id for r in reports}) - self._checked
+        self._known |= self.repos.existing_exec_ids(ids)
+        for row in self.repos.commissions(ids).values():
+            self._fees[row.exec_id] = row.commission
+        self._checked |= ids
+        perm_ids = {f.perm_id for f in fills if f.perm_id} - self._orders.keys()
+        self._orders.update(self.repos.orders_by_perm_ids(perm_ids))
+        self.load({(f.account, f.con_id) for f in fills})
+
+    def load(self, keys: Collection[PositionKey]) -> None:
+        missing = [k for k in keys if k not in self._positions]
+        if not missing:
+            return
+        found = self.repos.positions(missing)
+        for key in missing:
+            self._positions[key] = found.get(key)
+            self._pending[key] = []
+        pending = self.repos.pending_for(missing)
+        for row in pending:
+            self._pending[(row.account, row.con_id)].append(row)
+            self._rows[row.exec_id] = row
+        for report in self.repos.commissions([r.exec_id for r in pending]).values():
+            self._fees[report.exec_id] = report.commission
+
+    # --- events ---------------------------------------------------------------------------
+    def record_fill(self, fill: Fill, *, book: bool = True) -> bool:
+        """Store an execution once; book it when its commission is known. False if seen."""
+        if fill.exec_id not in self._checked:
+            self.prefetch([fill], [])
+        if fill.exec_id in self._known:
+            return False
+        self._known.add(fill.exec_id)
+        self.ensure_account(fill.account)
+        self.new_executions += 1
+        order = self._order_for(fill)
+        row = ExecutionRow(
+            exec_id=fill.exec_id,
+            order_pk=order.id,
+            perm_id=fill.perm_id,
+            order_id=fill.order_id,
+            client_id=fill.client_id,
+            order_ref=fill.order_ref,
+            account=fill.account,
+            con_id=fill.con_id,
+            symbol=fill.symbol,
+            side=fill.side.value,
+            quantity=fill.quantity,
+            price=fill.price,
+            time=fill.time,
+            external=order.external or not is_ours(fill.order_ref, self.prefix),
+            applied=not book,
+            realized_pnl=None,
+        )
+        self.repos.add(row)
+        self._rows[row.exec_id] = row
+        if fill.commission is not None:
+            self._store_fee(CommissionReport(fill.exec_id, fill.commission, "USD", None))
+        if book:
+            key = (fill.account, fill.con_id)
+            self.load([key])
+            queue = self._pending[key]
+            bisect.insort(queue, row, key=_order_key)
+            self.book_ready(key)
+        return True
+
+    def _order_for(self, fill: Fill) -> OrderRow:
+        order = self._orders.get(fill.perm_id) if fill.perm_id else None
+        if order is None:
+            order = self.repos.order_by_perm_id(fill.perm_id) if fill.perm_id else None
+        if order is None and fill.order_ref:
+            order = self.repos.order_by_ref(fill.order_ref)
+        if order is None:
+            order = order_from_fill(self.repos, fill, self.prefix, self.now)
+        if fill.perm_id:
+            self._orders[fill.perm_id] = order
+        return order
+
+    def record_commission(self, report: CommissionReport) -> None:
+        self._ib_realized[report.exec_id] = report.realized_pnl
+        if not self._store_fee(report):
+            return
+        row = self._rows.get(report.exec_id) or self.repos.execution(report.exec_id)
+        if row is not None and not row.applied:
+            key = (row.account, row.con_id)
+            self.load([key])
+            self.book_ready(key)
+
+    def _store_fee(self, report: CommissionReport) -> bool:
+        if report.exec_id not in self._checked:
+            self.prefetch([], [report])
+        if report.exec_id in self._fees:
+            return False
+        self._fees[report.exec_id] = report.commission
+        self.repos.add(
+            CommissionReportRow(
+                exec_id=report.exec_id,
+                commission=report.commission,
+                currency=report.currency,
+                realized_pnl=report.realized_pnl,
+                received_at=self.now,
+            )
+        )
+        return True
+
+    # --- booking --------------------------------------------------------------------------
+    def book_ready(self, key: PositionKey, *, force: bool = False) -> int:
+        """Book this position's pending fills in time order, stopping at the first whose
+        commission is unknown (unless ``force``: then it counts as zero, and is logged)."""
+        queue = self._pending[key]
+        booked = 0
+        while queue:
+            row = queue[0]
+            fee = self._fees.get(row.exec_id)
+            if fee is None:
+                if not force:
+                    break
+                log.warning("booking execution %s without a commission report", row.exec_id)
+                fee = ZERO
+            queue.pop(0)
+            self._book(key, row, fee)
+            booked += 1
+        return booked
+
+    def book_all(self, *, force: bool) -> int:
+        pending = self.repos.pending_executions()
+        self.load({(r.account, r.con_id) for r in pending})
+        return sum(self.book_ready(key, force=force) for key in list(self._pending))
+
+    def _book(self, key: PositionKey, row: ExecutionRow, fee: Decimal) -> None:
+        pos = self.position_row(key, row.symbol)
+        effect = apply_fill(
+            Holding(pos.quantity, pos.avg_cost, pos.realized_pnl),
+            OrderSide(row.side),
+            row.quantity,
+            row.price,
+            fee,
+        )
+        self.set_holding(pos, effect.after, row.time)
+        if effect.kind in (LifecycleKind.OPEN, LifecycleKind.FLIP):
+            pos.opened_at = row.time
+        row.applied, row.realized_pnl = True, effect.realized
+        self.add_event(pos, effect.kind, effect.before, row.price, effect.realized, "fill", row)
+        ib_realized = self._ib_realized.get(row.exec_id)
+        if ib_realized is not None and abs(ib_realized - effect.realized) > PNL_TOLERANCE:
+            log.warning(
+                "realized P&L of %s: ours %s, IB's %s", row.exec_id, effect.realized, ib_realized
+            )
+
+    def position_row(self, key: PositionKey, symbol: str) -> PositionRow:
+        pos = self._positions.get(key)
+        if pos is None:
+            pos = PositionRow(
+                account=key[0],
+                con_id=key[1],
+                symbol=symbol,
+                quantity=ZERO,
+                avg_cost=ZERO,
+                realized_pnl=ZERO,
+                updated_at=self.now,
+            )
+            self.repos.add(pos)
+            self._positions[key] = pos
+            self._pending.setdefault(key, [])
+        return pos
+
+    def set_holding(self, pos: PositionRow, holding: Holding, when: datetime) -> None:
+        pos.quantity, pos.avg_cost, pos.realized_pnl = (
+            holding.quantity,
+            holding.avg_cost,
+            holding.realized,
+        )
+        if pos.market_price is not None:
+            pos.unrealized_pnl = unrealized_pnl(pos.quantity, pos.avg_cost, pos.market_price)
+        pos.updated_at = max(when, self.now)
+
+    def add_event(
+        self,
+        pos: PositionRow,
+        kind: LifecycleKind,
+        before: Holding,
+        price: Decimal | None,
+        realized: Decimal,
+        source: str,
+        execution: ExecutionRow | None = None,
+    ) -> None:
+        self.repos.add(
+            PositionEvent(
+                account=pos.account,
+                con_id=pos.con_id,
+                symbol=pos.symbol,
+                kind=kind.value,
+                quantity_before=before.quantity,
+                quantity_after=pos.quantity,
+                avg_cost_before=before.avg_cost,
+                avg_cost_after=pos.avg_cost,
+                price=price,
+                realized_pnl=realized,
+                commission=self._fees.get(execution.exec_id, ZERO) if execution else ZERO,
+                exec_id=execution.exec_id if execution else None,
+                source=source,
+                time=execution.time if execution else self.now,
+            )
+        )
+
+    # --- marks and IB's P&L -----------------------------------------------------------------
+    def record_position(self, position: Position) -> None:
+        """IB's view of a holding: marks and IB's P&L. Quantities are left to reconciliation,
+        because IB's position message can overtake the execution it reflects."""
+        key = (position.account, position.con_id)
+        self.load([key])
+        pos = self._positions.get(key)
+        if pos is None:
+            return
+        if position.market_price is not None:
+            pos.market_price = position.market_price
+            pos.unrealized_pnl = unrealized_pnl(pos.quantity, pos.avg_cost, pos.market_price)
+        pos.ib_unrealized_pnl = position.unrealized_pnl
+        pos.ib_realized_pnl = position.realized_pnl
+        ours, theirs = pos.unrealized_pnl, position.unrealized_pnl
+        if (
+            pos.quantity == position.quantity
+            and ours is not None
+            and theirs is not None
+            and abs(ours - theirs) > PNL_TOLERANCE
+        ):
+            log.info("unrealized P&L of %s: ours %s, IB's %s", pos.symbol, ours, theirs)
+
+    def record_pnl(self, pnl: PnL, source: str = "ib") -> None:
+        self.ensure_account(pnl.account)
+        self.repos.add(
+            PnLSnapshot(
+                account=pnl.account,
+                con_id=pnl.con_id,
+                time=pnl.time or self.now,
+                daily=pnl.daily,
+                unrealized=pnl.unrealized,
+                realized=pnl.realized,
+                source=source,
+            )
+        )

@@ -1,0 +1,248 @@
+"""PositionSyncService: keeps the database a faithful mirror of the IB account.
+
+On :meth:`~PositionSyncService.start` it runs a full sync (one transaction, see
+:mod:`tradingbot.sync.reconcile`), then writes broker events as they arrive and reconciles
+periodically and after every reconnect.
+
+Event handlers only enqueue; one consumer task writes. That keeps the order in which IB
+sent things, lets a burst of fills share one transaction (group commit: thousands of fills
+per second on SQLite), and puts reconciliation jobs in the same line as events, so a
+snapshot is never applied between a fill and its commission. A batch that fails is retried
+one event per transaction, so one bad event cannot take the others with it; anything still
+lost is caught up by the next reconciliation from IB's executions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from tradingbot.domain import CommissionReport, ConnectionState, Fill, OrderUpdate, PnL, Position
+from tradingbot.ports import Broker
+from tradingbot.storage.db import Database
+from tradingbot.storage.repositories import unit_of_work
+from tradingbot.sync.journal import DEFAULT_ORDER_REF_PREFIX, record_status
+from tradingbot.sync.ledger import Ledger
+from tradingbot.sync.reconcile import BrokerSnapshot, SyncReport, apply_snapshot, take_snapshot
+
+log = logging.getLogger(__name__)
+
+BrokerEvent = Fill | CommissionReport | OrderUpdate | Position | PnL
+
+
+@dataclass
+class _Job:
+    snapshot: BrokerSnapshot
+    kind: str
+    done: asyncio.Future[SyncReport]
+
+
+class PositionSyncService:
+    """Mirror ``broker`` into ``db``. Use as ``async with PositionSyncService(...) as sync``."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        db: Database,
+        *,
+        order_ref_prefix: str = DEFAULT_ORDER_REF_PREFIX,
+        reconcile_interval_s: float | None = 60.0,
+        batch_size: int = 5000,
+        snapshot_timeout_s: float = 30.0,
+    ) -> None:
+        self.broker = broker
+        self.db = db
+        self.prefix = order_ref_prefix
+        self.reconcile_interval_s = reconcile_interval_s
+        self.batch_size = batch_size
+        self.snapshot_timeout_s = snapshot_timeout_s
+        self.last_report: SyncReport | None = None
+        self.failed_batches = 0
+        self._queue: asyncio.Queue[BrokerEvent | _Job] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_pnl: dict[tuple[str, int], tuple[Decimal | None, ...]] = {}
+        self._was_disconnected = False
+        self.caught_up = asyncio.Event()  # cleared on disconnect, set after the catch-up
+        self.caught_up.set()
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> SyncReport:
+        """Subscribe to events, then run the initial full sync. Events that arrive during
+        the sync queue up behind it and are applied after it (idempotently)."""
+        events = self.broker.events
+        events.fill.connect(self._enqueue)
+        events.commission.connect(self._enqueue)
+        events.order_status.connect(self._enqueue)
+        events.position.connect(self._enqueue)
+        events.pnl.connect(self._enqueue)
+        events.connection_state.connect(self._on_connection_state)
+        self._spawn(self._consume(), "sync-writer")
+        report = await self.sync_once("full")
+        if self.reconcile_interval_s:
+            self._spawn(self._reconcile_loop(self.reconcile_interval_s), "sync-reconcile")
+        return report
+
+    async def stop(self) -> None:
+        events = self.broker.events
+        for event in (events.fill, events.commission, events.order_status, events.position):
+            event.disconnect(self._enqueue)
+        events.pnl.disconnect(self._enqueue)
+        events.connection_state.disconnect(self._on_connection_state)
+        with contextlib.suppress(TimeoutError):
+            await self.wait_idle(timeout_s=5.0)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> PositionSyncService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sync task %s failed", task.get_name(), exc_info=task.exception())
+
+    # --- syncs ----------------------------------------------------------------------------
+    async def sync_once(self, kind: str = "full") -> SyncReport:
+        """Fetch a snapshot from IB and apply it in one transaction (after queued events)."""
+        snapshot = await take_snapshot(self.broker, self.snapshot_timeout_s)
+        done: asyncio.Future[SyncReport] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(snapshot, kind, done))
+        report = await done
+        self.last_report = report
+        if report.differences:
+            log.warning("%s sync corrected %d differences", kind, len(report.differences))
+        return report
+
+    async def reconcile(self) -> SyncReport:
+        return await self.sync_once("reconcile")
+
+    async def wait_idle(self, timeout_s: float = 5.0) -> None:
+        """Wait until every event received so far is written (for tests and shutdown)."""
+        await self.broker.events.drain()
+        async with asyncio.timeout(timeout_s):
+            await self._queue.join()
+
+    async def _reconcile_loop(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.broker.is_connected:
+                continue
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("periodic reconciliation failed; retrying in %ss", interval_s)
+
+    def _on_connection_state(self, state: ConnectionState) -> None:
+        """After a reconnect, catch up what happened while the link was down."""
+        if state is ConnectionState.DISCONNECTED:
+            self._was_disconnected = True
+            self.caught_up.clear()
+        elif state is ConnectionState.CONNECTED and self._was_disconnected:
+            self._was_disconnected = False
+            self._spawn(self._catch_up(), "sync-catch-up")
+
+    async def _catch_up(self) -> None:
+        try:
+            await self.reconcile()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("catch-up after reconnect failed; the periodic reconciliation retries")
+        else:
+            self.caught_up.set()
+
+    # --- the writer -----------------------------------------------------------------------
+    def _enqueue(self, event: BrokerEvent) -> None:
+        if isinstance(event, PnL):
+            key = (event.account, event.con_id)
+            figures = (event.daily, event.unrealized, event.realized)
+            if self._last_pnl.get(key) == figures:
+                return  # IB repeats unchanged P&L every few seconds
+            self._last_pnl[key] = figures
+        self._queue.put_nowait(event)
+
+    async def _consume(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                self._process(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            await asyncio.sleep(0)  # let producers run between batches
+
+    def _process(self, batch: Sequence[BrokerEvent | _Job]) -> None:
+        events: list[BrokerEvent] = []
+        for item in batch:
+            if isinstance(item, _Job):
+                self._write_events(events)
+                events = []
+                self._run_job(item)
+            else:
+                events.append(item)
+        self._write_events(events)
+
+    def _run_job(self, job: _Job) -> None:
+        try:
+            with unit_of_work(self.db) as repos:
+                ledger = Ledger(repos, self.prefix, datetime.now(UTC))
+                report = apply_snapshot(ledger, job.snapshot, job.kind)
+        except Exception as exc:
+            if not job.done.done():
+                job.done.set_exception(exc)
+            return
+        if not job.done.done():
+            job.done.set_result(report)
+
+    def _write_events(self, events: Sequence[BrokerEvent]) -> None:
+        if not events:
+            return
+        try:
+            self._apply(events)
+        except Exception:  # one bad event must not stop the writer; reconcile catches up
+            if len(events) == 1:
+                self.failed_batches += 1
+                log.exception("could not store %r; reconciliation will catch up", events[0])
+                return
+            log.warning("a batch of %d events failed; retrying one by one", len(events))
+            for event in events:
+                self._write_events([event])
+
+    def _apply(self, events: Sequence[BrokerEvent]) -> None:
+        with unit_of_work(self.db) as repos:
+            ledger = Ledger(repos, self.prefix, datetime.now(UTC))
+            ledger.prefetch(
+                (e for e in events if isinstance(e, Fill)),
+                [e for e in events if isinstance(e, CommissionReport)],
+            )
+            for event in events:
+                if isinstance(event, Fill):
+                    ledger.record_fill(event)
+                elif isinstance(event, CommissionReport):
+                    ledger.record_commission(event)
+                elif isinstance(event, OrderUpdate):
+                    record_status(repos, event, self.prefix, "event", ledger.now)
+                elif isinstance(event, Position):
+                    ledger.record_position(event)
+                else:
+                    ledger.record_pnl(event)

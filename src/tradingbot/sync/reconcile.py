@@ -1,0 +1,240 @@
+"""Full sync and reconciliation: make the database agree with IB, and record what differed.
+
+Both read a :class:`BrokerSnapshot` (accounts, positions, open orders, today's executions,
+IB's P&L) first, then write everything in one transaction:
+
+1. executions not seen before are stored and booked, oldest first — this is how fills made
+   while the bot was down are caught up, exactly once (exec ids are unique);
+2. positions are compared with IB's; a difference in quantity or average cost is recorded
+   and corrected (an ``adjust`` event), so drift cannot accumulate;
+3. open orders are stored; orders the database thinks open but IB no longer lists are
+   closed as Filled (if their executions add up) or Cancelled, and recorded;
+4. account figures and P&L (IB's and ours) are snapshotted; our realized P&L is compared
+   with IB's and a difference is logged.
+
+An account seen for the first time is adopted as IB reports it (a baseline): its earlier
+executions are stored but not replayed onto positions we never saw open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from tradingbot.domain import AccountSummary, Fill, OrderStatus, OrderUpdate, PnL, Position
+from tradingbot.ports import Broker
+from tradingbot.storage.repositories import (
+    AccountSnapshot,
+    OrderStatusEvent,
+    PositionKey,
+    Repositories,
+)
+from tradingbot.sync.journal import record_status
+from tradingbot.sync.ledger import PNL_TOLERANCE, Ledger
+from tradingbot.sync.lifecycle import LifecycleKind
+from tradingbot.sync.pnl import ZERO, Holding
+
+log = logging.getLogger(__name__)
+
+AVG_COST_TOLERANCE = Decimal("0.0001")  # IB sends average cost as a float
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSnapshot:
+    accounts: list[str]
+    summary: AccountSummary | None
+    positions: list[Position]
+    open_orders: list[OrderUpdate]
+    executions: list[Fill]
+    pnl: list[PnL]
+    taken_at: datetime
+
+
+@dataclass
+class SyncReport:
+    """What one sync did; ``differences`` are the rows written to reconciliation_diffs."""
+
+    kind: str
+    executions_new: int = 0
+    differences: list[dict[str, str | None]] = field(default_factory=list)
+    accounts_adopted: list[str] = field(default_factory=list)
+
+
+async def take_snapshot(broker: Broker, timeout_s: float = 30.0) -> BrokerSnapshot:
+    """Everything a sync compares, fetched before any write so the transaction stays short."""
+    async with asyncio.timeout(timeout_s):
+        taken_at = datetime.now(UTC)
+        executions = await broker.get_executions()
+        positions = await broker.get_positions()
+        open_orders = await broker.get_open_orders()
+        summary = await broker.get_account_summary()
+        pnl = [await broker.get_pnl(account) for account in broker.accounts]
+    return BrokerSnapshot(
+        list(broker.accounts), summary, positions, open_orders, executions, pnl, taken_at
+    )
+
+
+def apply_snapshot(ledger: Ledger, snap: BrokerSnapshot, kind: str) -> SyncReport:
+    """Steps 1-4 of the module docstring, in the ledger's transaction."""
+    report = SyncReport(kind)
+    accounts = set(snap.accounts) | {p.account for p in snap.positions}
+    accounts |= {f.account for f in snap.executions}
+    report.accounts_adopted = sorted(a for a in accounts if ledger.ensure_account(a))
+    adopted = set(report.accounts_adopted)
+    fills = sorted(snap.executions, key=lambda f: (f.time, f.exec_id))
+    ledger.prefetch(fills, [])
+    for fill in fills:
+        if ledger.record_fill(fill, book=fill.account not in adopted):
+            report.executions_new += 1
+    ledger.book_all(force=True)
+    _reconcile_positions(ledger, snap, accounts, adopted, report)
+    _reconcile_orders(ledger, snap, report)
+    _snapshot_figures(ledger, snap, adopted)
+    now = ledger.now
+    for account in accounts:
+        row = ledger.repos.account(account)
+        if row is not None:
+            row.last_synced_at = now
+    ledger.repos.add_run(kind, snap.taken_at, now, report.executions_new, report.differences)
+    return report
+
+
+def _diff(
+    account: str, kind: str, key: str, name: str, ours: object, theirs: object, action: str
+) -> dict[str, str | None]:
+    return {
+        "account": account,
+        "kind": kind,
+        "key": key,
+        "field": name,
+        "db_value": None if ours is None else str(ours),
+        "broker_value": None if theirs is None else str(theirs),
+        "action": action,
+    }
+
+
+def _reconcile_positions(
+    ledger: Ledger,
+    snap: BrokerSnapshot,
+    accounts: set[str],
+    adopted: set[str],
+    report: SyncReport,
+) -> None:
+    theirs: dict[PositionKey, Position] = {(p.account, p.con_id): p for p in snap.positions}
+    ours = ledger.repos.positions_of(accounts)
+    for key in theirs.keys() | {k for k, row in ours.items() if row.quantity != 0}:
+        ib = theirs.get(key)
+        row = ours.get(key)
+        ib_qty = ib.quantity if ib else ZERO
+        ib_avg = ib.avg_cost if ib and ib_qty else ZERO
+        if row is not None:
+            qty_off = row.quantity != ib_qty
+            avg_off = abs(row.avg_cost - ib_avg) > AVG_COST_TOLERANCE
+            if not (qty_off or avg_off):
+                if ib is not None:
+                    ledger.record_position(ib)
+                continue
+        symbol = ib.symbol if ib else (row.symbol if row else "")
+        baseline = key[0] in adopted
+        if not baseline:
+            before = (row.quantity, row.avg_cost) if row else (ZERO, ZERO)
+            label = f"{symbol}:{key[1]}"
+            for name, old, new in (
+                ("quantity", before[0], ib_qty),
+                ("avg_cost", before[1], ib_avg),
+            ):
+                if old != new:
+                    report.differences.append(
+                        _diff(key[0], "position", label, name, old, new, "set to broker value")
+                    )
+            log.warning("position drift on %s %s: db %s, IB %s", key[0], label, before, ib_qty)
+        pos = ledger.position_row(key, symbol)
+        prior = Holding(pos.quantity, pos.avg_cost, pos.realized_pnl)
+        ledger.set_holding(pos, Holding(ib_qty, ib_avg, pos.realized_pnl), snap.taken_at)
+        if ib_qty != 0 and prior.quantity == 0:
+            pos.opened_at = snap.taken_at
+        ledger.add_event(
+            pos, LifecycleKind.ADJUST, prior, None, ZERO, "baseline" if baseline else "reconcile"
+        )
+        if ib is not None:
+            ledger.record_position(ib)
+
+
+def _reconcile_orders(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) -> None:
+    repos: Repositories = ledger.repos
+    listed = {u.perm_id for u in snap.open_orders}
+    for update in snap.open_orders:
+        record_status(repos, update, ledger.prefix, "sync", ledger.now)
+    for row in repos.open_orders():
+        if row.perm_id in listed or row.perm_id is None:
+            continue
+        executed = repos.executed_quantity(row.perm_id)
+        status = OrderStatus.FILLED if executed >= row.quantity else OrderStatus.CANCELLED
+        report.differences.append(
+            _diff(
+                row.account or "",
+                "order",
+                f"perm {row.perm_id}",
+                "status",
+                row.status,
+                "not open",
+                f"closed as {status.value}",
+            )
+        )
+        row.status, row.filled = status.value, Decimal(executed)
+        row.remaining, row.updated_at = row.quantity - row.filled, ledger.now
+        repos.add(
+            OrderStatusEvent(
+                order_pk=row.id,
+                status=row.status,
+                filled=row.filled,
+                remaining=row.remaining,
+                avg_fill_price=row.avg_fill_price,
+                order_id=row.order_id,
+                perm_id=row.perm_id,
+                error_code=None,
+                error_text="no longer open at IB",
+                source="reconcile",
+                time=ledger.now,
+            )
+        )
+
+
+def _snapshot_figures(ledger: Ledger, snap: BrokerSnapshot, adopted: set[str]) -> None:
+    if snap.summary is not None:
+        s = snap.summary
+        ledger.ensure_account(s.account)
+        ledger.repos.add(
+            AccountSnapshot(
+                account=s.account,
+                time=snap.taken_at,
+                net_liquidation=s.net_liquidation,
+                total_cash=s.total_cash,
+                buying_power=s.buying_power,
+                available_funds=s.available_funds,
+                currency=s.currency,
+            )
+        )
+    midnight = snap.taken_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    for pnl in snap.pnl:
+        ledger.record_pnl(pnl, "ib")
+        ledger.repos.flush()
+        realized = sum(ledger.repos.realized_since(pnl.account, midnight), start=ZERO)
+        unrealized = sum(
+            (
+                r.unrealized_pnl or ZERO
+                for r in ledger.repos.positions_of([pnl.account]).values()
+                if r.quantity
+            ),
+            start=ZERO,
+        )
+        ledger.record_pnl(PnL(pnl.account, None, unrealized, realized, time=snap.taken_at), "ours")
+        if pnl.account in adopted or pnl.realized is None:
+            continue  # fills before adoption were not replayed: nothing to compare yet
+        if abs(pnl.realized - realized) > PNL_TOLERANCE:
+            log.warning(
+                "today's realized P&L of %s: ours %s, IB's %s", pnl.account, realized, pnl.realized
+            )
