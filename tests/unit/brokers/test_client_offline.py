@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 import pytest
@@ -64,3 +65,17 @@ def test_order_refs_are_ours_and_unique() -> None:
     refs = {new_order_ref() for _ in range(1000)}
     assert len(refs) == 1000
     assert all(ref.startswith("tb-") for ref in refs)
+
+
+def test_ib_async_duplicates_of_our_own_log_lines_are_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    IBKRClient(settings=load_settings(_env_file=None))
+    caplog.set_level(logging.INFO)
+    wrapper, client = logging.getLogger("ib_async.wrapper"), logging.getLogger("ib_async.client")
+    wrapper.error("Error 10089, reqId 7: Requested market data requires additional subscription")
+    client.error("API connection failed: ConnectionRefusedError(111, 'refused')")
+    wrapper.error("execDetails: something ib_async alone knows")
+    assert [r.getMessage() for r in caplog.records] == [
+        "execDetails: something ib_async alone knows"
+    ]

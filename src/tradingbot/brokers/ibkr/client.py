@@ -27,7 +27,7 @@ from ib_async import IB
 
 from tradingbot.brokers.ibkr import mapping, validation
 from tradingbot.brokers.ibkr.account import AccountService
-from tradingbot.brokers.ibkr.connection import connect_with_fallback
+from tradingbot.brokers.ibkr.connection import connect_with_fallback, quiet_ib_async_duplicates
 from tradingbot.brokers.ibkr.contracts import ContractBook, create_contract
 from tradingbot.brokers.ibkr.error_codes import Action, classify
 from tradingbot.brokers.ibkr.history import HistoryRequest, HistoryService, Progress
@@ -90,6 +90,7 @@ class IBKRClient:
                 updates[key] = value
         self.settings = base.model_copy(update=updates) if updates else base
         self.events = BrokerEvents()
+        quiet_ib_async_duplicates()
         self._ib: Any = IB()
         self._state = ConnectionState.DISCONNECTED
         self._client_id = self.settings.ibkr_client_id

@@ -16,11 +16,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any
 
 from tradingbot.errors import BrokerConnectionError, ClientIdInUseError, ConnectTimeoutError
 
 log = logging.getLogger(__name__)
+
+# ib_async logs at ERROR what we report ourselves at the right level: each refused connect
+# while the gateway restarts (hundreds of lines during a nightly restart), the peer
+# closing, and every IB error message (we log those from errorEvent, classified by the
+# code table, so a handled 10089 or a cancel's 202 is not an ERROR).
+_DUPLICATES = re.compile(
+    r"^(API connection failed|Make sure API port|Peer closed connection|Disconnecting"
+    r"|(Error|Warning) -?\d+, reqId -?\d+:)"
+)
+
+
+class _DropDuplicates(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _DUPLICATES.match(record.getMessage())
+
+
+_FILTER = _DropDuplicates()
+
+
+def quiet_ib_async_duplicates() -> None:
+    """Install the filter once on ib_async's loggers (idempotent)."""
+    for name in ("ib_async.client", "ib_async.wrapper", "ib_async.ib"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
 
 
 async def connect_once(
