@@ -249,6 +249,7 @@ class BotContext:
                 elif qty == 0 and runner.tracker.pending(symbol) == 0:
                     outcomes.append(FlattenOutcome(symbol, qty, "nothing-to-do", "already flat"))
                 else:
+                    self.monitor.last_tick_at.pop(symbol, None)  # not a tick-to-order sample
                     decision = await runner.submit(
                         TargetPosition(symbol, Decimal(0), reason="operator flatten")
                     )
