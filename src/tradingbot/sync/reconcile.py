@@ -7,8 +7,9 @@ IB's P&L) first, then write everything in one transaction:
    while the bot was down are caught up, exactly once (exec ids are unique);
 2. positions are compared with IB's; a difference in quantity or average cost is recorded
    and corrected (an ``adjust`` event), so drift cannot accumulate;
-3. open orders are stored; orders the database thinks open but IB no longer lists are
-   closed as Filled (if their executions add up) or Cancelled, and recorded;
+3. open orders are stored; orders of this client id the database thinks open but IB no
+   longer lists are closed as Filled (if their executions add up) or Cancelled, and
+   recorded;
 4. account figures and P&L (IB's and ours) are snapshotted; our realized P&L is compared
    with IB's and a difference is logged.
 
@@ -51,6 +52,7 @@ class BrokerSnapshot:
     executions: list[Fill]
     pnl: list[PnL]
     taken_at: datetime
+    client_id: int = 0
 
 
 @dataclass
@@ -73,7 +75,14 @@ async def take_snapshot(broker: Broker, timeout_s: float = 30.0) -> BrokerSnapsh
         summary = await broker.get_account_summary()
         pnl = [await broker.get_pnl(account) for account in broker.accounts]
     return BrokerSnapshot(
-        list(broker.accounts), summary, positions, open_orders, executions, pnl, taken_at
+        list(broker.accounts),
+        summary,
+        positions,
+        open_orders,
+        executions,
+        pnl,
+        taken_at,
+        broker.client_id,
     )
 
 
@@ -169,7 +178,9 @@ def _reconcile_orders(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) 
     for update in snap.open_orders:
         record_status(repos, update, ledger.prefix, "sync", ledger.now)
     for row in repos.open_orders():
-        if row.perm_id in listed or row.perm_id is None:
+        # IB lists only this client's open orders (reqOpenOrders; client 0 also gets TWS's),
+        # so another client's order missing from the list says nothing about it.
+        if row.perm_id in listed or row.perm_id is None or row.client_id != snap.client_id:
             continue
         executed = repos.executed_quantity(row.perm_id)
         status = OrderStatus.FILLED if executed >= row.quantity else OrderStatus.CANCELLED
