@@ -32,12 +32,15 @@ async def test_health_and_connection_state_with_masked_account(bot: Stack) -> No
     conn = await bot.get("/api/v1/connection")
     body = conn.json()
     assert conn.status_code == 200
-    assert body["state"] == "connected" and body["ready"] is True
-    assert body["client_id"] == 9 and body["reconnects"] == 0
+    assert body["state"] == "connected"
+    assert body["ready"] is True
+    assert body["client_id"] == 9
+    assert body["reconnects"] == 0
     assert body["accounts"] == ["DU*****67"]
     assert body["last_notice"] is None
     overview = await bot.get("/api/v1/overview")
-    assert FULL_ACCOUNT not in overview.text and FULL_ACCOUNT not in conn.text
+    assert FULL_ACCOUNT not in overview.text
+    assert FULL_ACCOUNT not in conn.text
 
 
 async def test_positions_are_the_simulators_book(bot: Stack) -> None:
@@ -64,8 +67,10 @@ async def test_open_orders_then_cancel_all(bot: Stack) -> None:
 
     await until(listed, what="the resting limit order to be listed")
     order = (await bot.get("/api/v1/orders")).json()["orders"][0]
-    assert order["symbol"] == "MSFT" and order["side"] == "BUY"
-    assert Decimal(order["limit_price"]) == far_below and order["order_ref"].startswith("tb-")
+    assert order["symbol"] == "MSFT"
+    assert order["side"] == "BUY"
+    assert Decimal(order["limit_price"]) == far_below
+    assert order["order_ref"].startswith("tb-")
     cancelled = await bot.post("/api/v1/control/orders/cancel-all")
     assert cancelled.status_code == 200
     assert [(o["symbol"], o["result"]) for o in cancelled.json()["orders"]] == [
@@ -84,7 +89,8 @@ async def test_flatten_needs_confirmation_and_a_known_symbol(bot: Stack) -> None
     both = await bot.post(
         "/api/v1/control/flatten", json={"symbol": "AAPL", "all": True, "confirm": "ALL"}
     )
-    assert both.status_code == 400 and "not both" in both.json()["detail"]
+    assert both.status_code == 400
+    assert "not both" in both.json()["detail"]
     unknown = await bot.post("/api/v1/control/flatten", json={"symbol": "ZZZZ", "confirm": "ZZZZ"})
     assert unknown.status_code == 404
     assert unknown.json()["detail"] == "unknown symbol ZZZZ: this bot trades AAPL, MSFT"
@@ -93,11 +99,13 @@ async def test_flatten_needs_confirmation_and_a_known_symbol(bot: Stack) -> None
         content=b"{not json",
         headers={"Content-Type": "application/json"},
     )
-    assert malformed.status_code == 422 and "JSON" in malformed.json()["detail"]
+    assert malformed.status_code == 422
+    assert "JSON" in malformed.json()["detail"]
     extra = await bot.post(
         "/api/v1/control/flatten", json={"symbol": "AAPL", "confirm": "AAPL", "force": True}
     )
-    assert extra.status_code == 422 and "force" in extra.json()["detail"]
+    assert extra.status_code == 422
+    assert "force" in extra.json()["detail"]
     rows = by_symbol((await bot.get("/api/v1/positions")).json())
     assert Decimal(rows["AAPL"]["quantity"]) == 10  # nothing was sent by any of these
 
@@ -128,13 +136,16 @@ async def test_flatten_one_symbol_fills_and_shows_in_fills_pnl_and_metrics(bot: 
     assert "tradingbot_tick_to_order_seconds_count 0.0" in metrics  # operator order: no tick
     await bot.sync.wait_idle()
     days = (await bot.get("/api/v1/pnl/days", params={"days": 3})).json()["days"]
-    assert len(days) == 3 and days[0]["day"] < days[1]["day"] < days[2]["day"]
+    assert len(days) == 3
+    assert days[0]["day"] < days[1]["day"] < days[2]["day"]
     assert Decimal(days[0]["realized"]) == Decimal(days[1]["realized"]) == 0
     sim_realized = bot.gateway.book.realized_pnl(bot.gateway.accounts[0])
     assert sim_realized != 0
     assert Decimal(days[2]["realized"]) == sim_realized
     today = (await bot.get("/api/v1/pnl/today")).json()
-    assert today["source"] == "ib" and today["daily"] is not None and today["curve"]
+    assert today["source"] == "ib"
+    assert today["daily"] is not None
+    assert today["curve"]
 
 
 async def test_pnl_days_and_fills_reject_bad_query_values(bot: Stack) -> None:
@@ -151,7 +162,8 @@ async def test_pnl_days_and_fills_reject_bad_query_values(bot: Stack) -> None:
 
 async def test_stop_entries_blocks_entries_and_resume_lets_them_through(bot: Stack) -> None:
     stopped = await bot.post("/api/v1/control/entries/stop")
-    assert stopped.status_code == 200 and stopped.json()["entries_stopped"] is True
+    assert stopped.status_code == 200
+    assert stopped.json()["entries_stopped"] is True
     assert bot.runner.entries_stopped is True
     bot.strategy.queued.append(TargetPosition("MSFT", Decimal(8)))
 
@@ -178,7 +190,8 @@ async def test_stop_entries_blocks_entries_and_resume_lets_them_through(bot: Sta
 async def test_risk_state_rejection_metric_and_kill_switch(bot: Stack) -> None:
     risk = (await bot.get("/api/v1/risk")).json()
     assert risk["limits"]["risk_max_order_quantity"] == "1000"
-    assert risk["kill_switch"]["tripped"] is False and "max_daily_loss" in risk["rules"]
+    assert risk["kill_switch"]["tripped"] is False
+    assert "max_daily_loss" in risk["rules"]
     bot.strategy.queued.append(TradeIntent("AAPL", OrderSide.BUY, Decimal(5000)))
 
     async def counted() -> bool:
@@ -187,7 +200,8 @@ async def test_risk_state_rejection_metric_and_kill_switch(bot: Stack) -> None:
 
     await until(counted, what="the rejection to be counted")
     tripped = await bot.post("/api/v1/control/kill-switch/trip", json={"reason": "test"})
-    assert tripped.status_code == 200 and tripped.json()["tripped"] is True
+    assert tripped.status_code == 200
+    assert tripped.json()["tripped"] is True
     assert tripped.json()["reason"] == "operator: test"
     risk = (await bot.get("/api/v1/risk")).json()
     assert risk["kill_switch"]["tripped"] is True
@@ -195,10 +209,12 @@ async def test_risk_state_rejection_metric_and_kill_switch(bot: Stack) -> None:
     resumed = await bot.post("/api/v1/control/entries/resume")
     assert "kill switch is still tripped" in resumed.json()["message"]
     reset = await bot.post("/api/v1/control/kill-switch/reset")
-    assert reset.status_code == 200 and reset.json()["tripped"] is False
+    assert reset.status_code == 200
+    assert reset.json()["tripped"] is False
     assert bot.risk.kill_switch.tripped is False
     bad = await bot.post("/api/v1/control/kill-switch/trip", json={"reason": ""})
-    assert bad.status_code == 422 and "reason" in bad.json()["detail"]
+    assert bad.status_code == 422
+    assert "reason" in bad.json()["detail"]
 
 
 async def test_connectivity_notices_and_a_reconnect(bot: Stack) -> None:
@@ -228,7 +244,8 @@ async def test_connectivity_notices_and_a_reconnect(bot: Stack) -> None:
     health = (await bot.get("/api/v1/health")).json()
     assert health["status"] == "degraded"
     refused = await bot.post("/api/v1/control/orders/cancel-all")
-    assert refused.status_code == 503 and "not connected" in refused.json()["detail"]
+    assert refused.status_code == 503
+    assert "not connected" in refused.json()["detail"]
     await restart
 
     async def back() -> bool:
@@ -242,7 +259,7 @@ async def test_connectivity_notices_and_a_reconnect(bot: Stack) -> None:
 
 
 async def test_non_loopback_bind_without_token_is_refused(bot: Stack) -> None:
-    with pytest.raises(ConfigError, match="API_HOST=0.0.0.0 is not a loopback address"):
+    with pytest.raises(ConfigError, match=r"API_HOST=0\.0\.0\.0 is not a loopback address"):
         ApiServer(bot.context, "0.0.0.0", 0)
     with pytest.raises(ConfigError, match="use at least 16"):
         ApiServer(bot.context, "0.0.0.0", 0, token="short")
@@ -258,7 +275,8 @@ async def test_token_required_when_set(tmp_path: Path) -> None:
         wrong = await bot.http.post(
             "/api/v1/control/entries/stop", headers={"Authorization": "Bearer nope"}
         )
-        assert wrong.status_code == 401 and bot.runner.entries_stopped is False
+        assert wrong.status_code == 401
+        assert bot.runner.entries_stopped is False
         metrics = await bot.http.get("/metrics", headers={"Authorization": ""})
         assert metrics.status_code == 401
         health = await bot.http.get("/api/v1/health", headers={"Authorization": ""})
@@ -283,11 +301,14 @@ async def test_parts_missing_answer_503(bot: Stack) -> None:
 
             async with httpx.AsyncClient(base_url=server.url) as http:
                 risk = await http.get("/api/v1/risk")
-                assert risk.status_code == 503 and "no risk manager" in risk.json()["detail"]
+                assert risk.status_code == 503
+                assert "no risk manager" in risk.json()["detail"]
                 stop = await http.post("/api/v1/control/entries/stop")
-                assert stop.status_code == 503 and "no strategy runner" in stop.json()["detail"]
+                assert stop.status_code == 503
+                assert "no strategy runner" in stop.json()["detail"]
                 days = await http.get("/api/v1/pnl/days")
-                assert days.status_code == 503 and "no database" in days.json()["detail"]
+                assert days.status_code == 503
+                assert "no database" in days.json()["detail"]
                 assert (await http.get("/api/v1/positions")).status_code == 200
     finally:
         bare.close()
@@ -305,6 +326,8 @@ async def test_openapi_published_and_dashboard_served(bot: Stack) -> None:
     ]:  # fmt: skip
         assert path in paths, path
     page = await bot.get("/")
-    assert page.status_code == 200 and "<title>tradingbot</title>" in page.text
+    assert page.status_code == 200
+    assert "<title>tradingbot</title>" in page.text
     script = await bot.get("/static/app.js")
-    assert script.status_code == 200 and "/api/v1/overview" in script.text
+    assert script.status_code == 200
+    assert "/api/v1/overview" in script.text
