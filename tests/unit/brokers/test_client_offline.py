@@ -71,7 +71,8 @@ def test_ib_async_duplicates_of_our_own_log_lines_are_dropped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     IBKRClient(settings=load_settings(_env_file=None))
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="ib_async.wrapper")
+    caplog.set_level(logging.INFO, logger="ib_async.client")
     wrapper, client = logging.getLogger("ib_async.wrapper"), logging.getLogger("ib_async.client")
     wrapper.error("Error 10089, reqId 7: Requested market data requires additional subscription")
     client.error("API connection failed: ConnectionRefusedError(111, 'refused')")
