@@ -40,8 +40,12 @@ function drawChart(curve) {
   const sy = (y) => (y1 === y0 ? 80 : 150 - ((y - y0) / (y1 - y0)) * 140);
   const line = points.map((p) => sx(p[0]).toFixed(1) + "," + sy(p[1]).toFixed(1)).join(" ");
   const last = points[points.length - 1][1];
+  const colour = last < 0 ? "#c62828" : "#2e7d32";
   svg.innerHTML = '<line x1="0" x2="600" y1="' + sy(0) + '" y2="' + sy(0) + '" stroke="#ccd" />' +
-    '<polyline fill="none" stroke-width="2" stroke="' + (last < 0 ? "#c62828" : "#2e7d32") + '" points="' + line + '" />';
+    '<polyline fill="none" stroke-width="2" stroke="' + colour + '" points="' + line + '" />' +
+    '<text x="4" y="12" font-size="10" fill="#889">' + money(y1) + '</text>' +
+    '<text x="4" y="158" font-size="10" fill="#889">' + money(y0) + '</text>' +
+    '<circle r="3" fill="' + colour + '" cx="' + sx(points[points.length - 1][0]).toFixed(1) + '" cy="' + sy(last).toFixed(1) + '" />';
 }
 
 function render(o) {
