@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from tradingbot.ports import Broker
 
 log = logging.getLogger(__name__)
+_CHURN = frozenset({ConnectionState.DISCONNECTED, ConnectionState.CONNECTING})
 
 
 class IBKRClient:
@@ -162,7 +163,12 @@ class IBKRClient:
         """Record and announce a state change (the manager reports DEGRADED/STOPPED here)."""
         if state is self._state:
             return
-        log.info("IBKR connection %s -> %s", self._state.value, state.value)
+        # Reconnect attempts flip CONNECTING <-> DISCONNECTED many times; log those quietly.
+        churn = {self._state, state} <= _CHURN
+        log.log(
+            logging.DEBUG if churn else logging.INFO,
+            "IBKR connection %s -> %s", self._state.value, state.value,
+        )  # fmt: skip
         self._state = state
         self.events.connection_state.emit(state)
 

@@ -47,6 +47,7 @@ from tradingbot.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 _REFUSED_MAX_DELAY_S = 0.5
+_FAST_RETRY_WINDOW_S = 600.0
 # Failures a later attempt can cure: the gateway is down, restarting, slow or stalled.
 _TRANSIENT = (BrokerConnectionError, TimeoutError, OSError)
 
@@ -116,6 +117,7 @@ class IBKRManager:
             log.warning("first connect failed (%r); retrying in the background", exc)
             if self.client.is_connected:
                 await self.client.disconnect()
+            self._mark_lost()
             self._wake.set()
         self._task = asyncio.create_task(self._supervise(), name="ibkr-manager")
         self._task.add_done_callback(self._task_done)
@@ -200,8 +202,16 @@ class IBKRManager:
                 delay = self.backoff.next_delay_s()
             except _TRANSIENT as exc:
                 refused = isinstance(exc.__cause__, ConnectionRefusedError)
-                delay = self.backoff.next_delay_s(_REFUSED_MAX_DELAY_S if refused else None)
-                log.info("reconnect attempt failed (%r); next in %.2f s", exc, delay)
+                # A refused connect costs the gateway nothing, so retry it quickly during
+                # the first minutes (a restart); after that, back off as usual.
+                down_s = time.monotonic() - (self._lost_at or time.monotonic())
+                fast = refused and down_s < _FAST_RETRY_WINDOW_S
+                delay = self.backoff.next_delay_s(_REFUSED_MAX_DELAY_S if fast else None)
+                attempt = self.backoff.attempts
+                level = logging.INFO if attempt & (attempt - 1) == 0 else logging.DEBUG
+                log.log(
+                    level, "reconnect attempt %d failed (%s); next in %.2f s", attempt, exc, delay
+                )
             if self.client.is_connected:  # connected but not synced: start over cleanly
                 await self.client.disconnect()
             await asyncio.sleep(delay)
