@@ -148,8 +148,9 @@ class Tape:
 class MarketFeed:
     """Prices for every instrument, advanced by a background task every ``tick_interval_s``.
 
-    ``tick_interval_s=0`` is the fast mode used by the benchmark: the task steps as fast as
-    the event loop allows, yielding between steps so clients are still served.
+    ``tick_interval_s=0`` is the fast mode: the task steps as fast as the readers take the
+    ticks, awaiting :attr:`pace` (the streaming side's TCP backpressure) between steps. A
+    step that comes late is not made up for by a burst: the loop just carries on.
     """
 
     def __init__(
@@ -177,7 +178,6 @@ class MarketFeed:
         self.pace: Callable[[], Awaitable[None]] | None = None
         """Fast mode awaits this between steps: the streaming side's backpressure."""
         self._task: asyncio.Task[None] | None = None
-        self.steps = 0
 
     # ------------------------------------------------------------------ reading
     def now(self) -> datetime:
@@ -205,7 +205,6 @@ class MarketFeed:
         """Advance every instrument by one step and tell the listeners."""
         now = self.clock.now()
         epoch_s = int(now.timestamp())
-        self.steps += 1
         for con_id, walk in self.walks.items():
             walk.step()
             self.tapes[con_id].record(epoch_s, walk.last, walk.last_size)
@@ -238,8 +237,8 @@ class MarketFeed:
             if interval == 0:
                 await (self.pace() if self.pace is not None else asyncio.sleep(0))
                 continue
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at = max(next_at + interval, loop.time())
+            await asyncio.sleep(next_at - loop.time())
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
