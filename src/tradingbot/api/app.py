@@ -22,6 +22,7 @@ from tradingbot.api import control, routes
 from tradingbot.api.auth import require_token
 from tradingbot.api.context import BotContext, NotFound, Unavailable
 from tradingbot.api.metrics import BotMetrics
+from tradingbot.api.schemas import ERROR_RESPONSES
 from tradingbot.errors import (
     BrokerConnectionError,
     InvalidOrderError,
@@ -97,7 +98,8 @@ def create_app(context: BotContext, *, token: str | None = None) -> FastAPI:
     app.include_router(control.router)
 
     @app.get("/metrics", tags=["metrics"], dependencies=[Depends(require_token)],
-             summary="Prometheus metrics", response_class=Response)  # fmt: skip
+             summary="Prometheus metrics", response_class=Response,
+             responses={401: ERROR_RESPONSES[401]})  # fmt: skip
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

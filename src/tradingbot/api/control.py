@@ -16,6 +16,7 @@ from tradingbot.api.auth import require_token
 from tradingbot.api.context import BotContext, NotFound
 from tradingbot.api.routes import Ctx
 from tradingbot.api.schemas import (
+    ERROR_RESPONSES,
     CancelAllOut,
     CancelOut,
     EntriesOut,
@@ -29,7 +30,10 @@ from tradingbot.errors import InvalidOrderError
 
 log = logging.getLogger(__name__)
 router = APIRouter(
-    prefix="/api/v1/control", tags=["control"], dependencies=[Depends(require_token)]
+    prefix="/api/v1/control",
+    tags=["control"],
+    dependencies=[Depends(require_token)],
+    responses=ERROR_RESPONSES,
 )
 
 
@@ -67,10 +71,6 @@ async def cancel_all(ctx: Ctx) -> CancelAllOut:
 @router.post(
     "/flatten",
     summary="Close one position or all with market orders (confirmation required)",
-    responses={
-        400: {"description": "confirmation missing or wrong"},
-        404: {"description": "unknown symbol"},
-    },
 )
 async def flatten(ctx: Ctx, body: FlattenIn) -> FlattenAllOut:
     if body.all == (body.symbol is not None):

@@ -15,6 +15,7 @@ from tradingbot import __version__
 from tradingbot.api.auth import require_token
 from tradingbot.api.context import BotContext, Unavailable
 from tradingbot.api.schemas import (
+    ERROR_RESPONSES,
     ConnectionOut,
     DayPnLOut,
     FillOut,
@@ -48,8 +49,13 @@ def get_context(request: Request) -> BotContext:
 
 
 Ctx = Annotated[BotContext, Depends(get_context)]
-public = APIRouter(prefix="/api/v1", tags=["health"])
-router = APIRouter(prefix="/api/v1", tags=["read"], dependencies=[Depends(require_token)])
+public = APIRouter(prefix="/api/v1", tags=["health"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["read"],
+    dependencies=[Depends(require_token)],
+    responses=ERROR_RESPONSES,
+)
 
 
 def health_of(ctx: BotContext) -> Health:

@@ -18,6 +18,33 @@ from tradingbot.domain import Fill, OrderUpdate, PnL, Position
 from tradingbot.settings import mask_account
 
 
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: what went wrong and what to do; ``errors`` lists bad fields."""
+
+    detail: str
+    errors: list[FieldProblem] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in {
+        400: "bad input (the message says what to send)",
+        401: "missing or wrong API token",
+        404: "unknown symbol or thing",
+        409: "the order could not be placed",
+        422: "malformed request: wrong type, missing or unknown field",
+        502: "IB or the database failed",
+        503: "a part of the bot is not running or IB is not connected",
+        504: "IB did not answer in time",
+    }.items()
+}
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     connection: str
