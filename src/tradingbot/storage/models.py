@@ -168,6 +168,7 @@ class ExecutionRow(Base):
     quantity: Mapped[Decimal]
     price: Mapped[Decimal]
     time: Mapped[datetime]
+    received_at: Mapped[datetime]
     external: Mapped[bool]
     applied: Mapped[bool]
     realized_pnl: Mapped[Decimal | None]

@@ -132,26 +132,26 @@ async def _sync(settings: Settings, follow: bool, interval_s: float) -> str:
 
     database = _open_db(settings)
     manager = IBKRManager(settings=settings, readonly=True)
-    await manager.start()
+    service = PositionSyncService(
+        manager.client, database, reconcile_interval_s=interval_s if follow else None
+    )
+    service.attach()  # before connecting: the manager's catch-up emits fills and commissions
     try:
-        client = await manager.get_client(timeout_s=settings.ibkr_connect_timeout_s)
-        service = PositionSyncService(
-            client, database, reconcile_interval_s=interval_s if follow else None
-        )
+        await manager.start()
+        await manager.get_client(timeout_s=settings.ibkr_connect_timeout_s)
         report = await service.start()
-        try:
-            summary = (
-                f"full sync: {report.executions_new} new executions, "
-                f"{len(report.differences)} differences corrected, "
-                f"{len(report.accounts_adopted)} accounts adopted"
-            )
-            if follow:
-                typer.echo(summary + "; following (Ctrl-C to stop)")
-                await asyncio.Event().wait()
-            return summary
-        finally:
-            await service.stop()
+        summary = (
+            f"full sync: {report.executions_new} new executions, "
+            f"{len(report.differences)} differences corrected, "
+            f"{len(report.accounts_adopted)} accounts adopted"
+        )
+        if follow:
+            typer.echo(summary + "; following (Ctrl-C to stop)")
+            await asyncio.Event().wait()
+        await service.settle()
+        return summary
     finally:
+        await service.stop()
         await manager.stop()
         database.close()
 

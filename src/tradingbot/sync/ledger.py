@@ -18,12 +18,14 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from tradingbot.domain import CommissionReport, Fill, OrderSide, PnL, Position
+from tradingbot.domain import CommissionReport, Fill, OrderSide, OrderStatus, PnL, Position
 from tradingbot.storage.repositories import (
+    DONE_STATUSES,
     Account,
     CommissionReportRow,
     ExecutionRow,
     OrderRow,
+    OrderStatusEvent,
     PnLSnapshot,
     PositionEvent,
     PositionKey,
@@ -123,6 +125,7 @@ class Ledger:
             quantity=fill.quantity,
             price=fill.price,
             time=fill.time,
+            received_at=self.now,
             external=order.external or not is_ours(fill.order_ref, self.prefix),
             applied=not book,
             realized_pnl=None,
@@ -149,7 +152,35 @@ class Ledger:
             order = order_from_fill(self.repos, fill, self.prefix, self.now)
         if fill.perm_id:
             self._orders[fill.perm_id] = order
+        self._advance_order(order, fill)
         return order
+
+    def _advance_order(self, order: OrderRow, fill: Fill) -> None:
+        """An execution is proof of progress even when its order status never reached us
+        (the order filled while we were down): the journal follows the cumulative quantity."""
+        if order.status in DONE_STATUSES or fill.cum_quantity <= order.filled:
+            return
+        order.filled = fill.cum_quantity
+        order.remaining = max(order.quantity - order.filled, ZERO)
+        order.avg_fill_price = fill.avg_price or order.avg_fill_price
+        if order.remaining == 0:
+            order.status = OrderStatus.FILLED.value
+        order.updated_at = self.now
+        self.repos.add(
+            OrderStatusEvent(
+                order_pk=order.id,
+                status=order.status,
+                filled=order.filled,
+                remaining=order.remaining,
+                avg_fill_price=order.avg_fill_price,
+                order_id=order.order_id,
+                perm_id=order.perm_id,
+                error_code=None,
+                error_text=None,
+                source="execution",
+                time=fill.time,
+            )
+        )
 
     def record_commission(self, report: CommissionReport) -> None:
         self._ib_realized[report.exec_id] = report.realized_pnl
@@ -179,16 +210,17 @@ class Ledger:
         return True
 
     # --- booking --------------------------------------------------------------------------
-    def book_ready(self, key: PositionKey, *, force: bool = False) -> int:
+    def book_ready(self, key: PositionKey, *, force_before: datetime | None = None) -> int:
         """Book this position's pending fills in time order, stopping at the first whose
-        commission is unknown (unless ``force``: then it counts as zero, and is logged)."""
+        commission is unknown — unless we received it before ``force_before``: a report that
+        late is not coming, so the fill is booked with zero commission, and logged."""
         queue = self._pending[key]
         booked = 0
         while queue:
             row = queue[0]
             fee = self._fees.get(row.exec_id)
             if fee is None:
-                if not force:
+                if force_before is None or row.received_at > force_before:
                     break
                 log.warning("booking execution %s without a commission report", row.exec_id)
                 fee = ZERO
@@ -197,10 +229,14 @@ class Ledger:
             booked += 1
         return booked
 
-    def book_all(self, *, force: bool) -> int:
+    def book_all(self, *, force_before: datetime | None = None) -> int:
         pending = self.repos.pending_executions()
         self.load({(r.account, r.con_id) for r in pending})
-        return sum(self.book_ready(key, force=force) for key in list(self._pending))
+        return sum(self.book_ready(k, force_before=force_before) for k in list(self._pending))
+
+    def pending_keys(self) -> set[PositionKey]:
+        """Positions with fills still waiting for their commission report."""
+        return {key for key, queue in self._pending.items() if queue}
 
     def _book(self, key: PositionKey, row: ExecutionRow, fee: Decimal) -> None:
         pos = self.position_row(key, row.symbol)

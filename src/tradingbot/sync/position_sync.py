@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tradingbot.domain import CommissionReport, ConnectionState, Fill, OrderUpdate, PnL, Position
@@ -37,9 +37,10 @@ BrokerEvent = Fill | CommissionReport | OrderUpdate | Position | PnL
 
 @dataclass
 class _Job:
-    snapshot: BrokerSnapshot
+    snapshot: BrokerSnapshot | None  # None: only book fills still waiting for commissions
     kind: str
     done: asyncio.Future[SyncReport]
+    grace_s: float
 
 
 class PositionSyncService:
@@ -54,6 +55,7 @@ class PositionSyncService:
         reconcile_interval_s: float | None = 60.0,
         batch_size: int = 5000,
         snapshot_timeout_s: float = 30.0,
+        commission_grace_s: float = 10.0,
     ) -> None:
         self.broker = broker
         self.db = db
@@ -61,19 +63,25 @@ class PositionSyncService:
         self.reconcile_interval_s = reconcile_interval_s
         self.batch_size = batch_size
         self.snapshot_timeout_s = snapshot_timeout_s
+        self.commission_grace_s = commission_grace_s
+        self._attached = False
         self.last_report: SyncReport | None = None
         self.failed_batches = 0
         self._queue: asyncio.Queue[BrokerEvent | _Job] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_pnl: dict[tuple[str, int], tuple[Decimal | None, ...]] = {}
         self._was_disconnected = False
+        self._progress = asyncio.Condition()  # notified after every written batch
         self.caught_up = asyncio.Event()  # cleared on disconnect, set after the catch-up
         self.caught_up.set()
 
     # --- lifecycle ------------------------------------------------------------------------
-    async def start(self) -> SyncReport:
-        """Subscribe to events, then run the initial full sync. Events that arrive during
-        the sync queue up behind it and are applied after it (idempotently)."""
+    def attach(self) -> None:
+        """Subscribe to the broker's events. Call before the broker connects when you can:
+        the manager's reconnect catch-up emits fills and commissions we must not miss."""
+        if self._attached:
+            return
+        self._attached = True
         events = self.broker.events
         events.fill.connect(self._enqueue)
         events.commission.connect(self._enqueue)
@@ -81,20 +89,35 @@ class PositionSyncService:
         events.position.connect(self._enqueue)
         events.pnl.connect(self._enqueue)
         events.connection_state.connect(self._on_connection_state)
+
+    async def start(self) -> SyncReport:
+        """Subscribe (if not yet), run the initial full sync, then start writing events.
+
+        Events arriving during the full sync wait in the queue and are written after it:
+        a live fill must not be booked before the older fills the sync is catching up."""
+        self.attach()
+        try:
+            snapshot = await take_snapshot(self.broker, self.snapshot_timeout_s)
+            report = self._apply_snapshot(snapshot, "full", self.commission_grace_s)
+        except BaseException:
+            await self.stop()  # no half-started mirror writing events after a failed sync
+            raise
+        self.last_report = report
         self._spawn(self._consume(), "sync-writer")
-        report = await self.sync_once("full")
         if self.reconcile_interval_s:
             self._spawn(self._reconcile_loop(self.reconcile_interval_s), "sync-reconcile")
         return report
 
     async def stop(self) -> None:
+        self._attached = False
         events = self.broker.events
         for event in (events.fill, events.commission, events.order_status, events.position):
             event.disconnect(self._enqueue)
         events.pnl.disconnect(self._enqueue)
         events.connection_state.disconnect(self._on_connection_state)
-        with contextlib.suppress(TimeoutError):
-            await self.wait_idle(timeout_s=5.0)
+        if self._tasks:  # started: let the writer store what it already received
+            with contextlib.suppress(TimeoutError):
+                await self.wait_idle(timeout_s=5.0)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -122,7 +145,7 @@ class PositionSyncService:
         """Fetch a snapshot from IB and apply it in one transaction (after queued events)."""
         snapshot = await take_snapshot(self.broker, self.snapshot_timeout_s)
         done: asyncio.Future[SyncReport] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(snapshot, kind, done))
+        self._queue.put_nowait(_Job(snapshot, kind, done, self.commission_grace_s))
         report = await done
         self.last_report = report
         if report.differences:
@@ -132,11 +155,36 @@ class PositionSyncService:
     async def reconcile(self) -> SyncReport:
         return await self.sync_once("reconcile")
 
+    def pending_commissions(self) -> int:
+        """Fills stored but not booked yet, because their commission report has not come."""
+        with unit_of_work(self.db) as repos:
+            return len(repos.pending_executions())
+
+    async def settle(self, timeout_s: float = 5.0) -> int:
+        """Before exiting: wait up to ``timeout_s`` for missing commission reports, then book
+        what is still waiting without one. Returns how many were booked that way."""
+        try:
+            await self.wait_until(lambda: self.pending_commissions() == 0, timeout_s)
+            return 0
+        except TimeoutError:
+            left = self.pending_commissions()
+        done: asyncio.Future[SyncReport] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(None, "settle", done, 0.0))
+        await done
+        log.warning("booked %d fills without a commission report (none came)", left)
+        return left
+
     async def wait_idle(self, timeout_s: float = 5.0) -> None:
         """Wait until every event received so far is written (for tests and shutdown)."""
         await self.broker.events.drain()
         async with asyncio.timeout(timeout_s):
             await self._queue.join()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+        """Wait until ``predicate()`` holds, re-checking after every batch the writer stores
+        (e.g. "the fill IB is still sending has been booked")."""
+        async with asyncio.timeout(timeout_s), self._progress:
+            await self._progress.wait_for(predicate)
 
     async def _reconcile_loop(self, interval_s: float) -> None:
         while True:
@@ -189,7 +237,8 @@ class PositionSyncService:
             finally:
                 for _ in batch:
                     self._queue.task_done()
-            await asyncio.sleep(0)  # let producers run between batches
+            async with self._progress:
+                self._progress.notify_all()
 
     def _process(self, batch: Sequence[BrokerEvent | _Job]) -> None:
         events: list[BrokerEvent] = []
@@ -204,15 +253,25 @@ class PositionSyncService:
 
     def _run_job(self, job: _Job) -> None:
         try:
-            with unit_of_work(self.db) as repos:
-                ledger = Ledger(repos, self.prefix, datetime.now(UTC))
-                report = apply_snapshot(ledger, job.snapshot, job.kind)
+            report = self._apply_snapshot(job.snapshot, job.kind, job.grace_s)
         except Exception as exc:
             if not job.done.done():
                 job.done.set_exception(exc)
             return
         if not job.done.done():
             job.done.set_result(report)
+
+    def _apply_snapshot(
+        self, snapshot: BrokerSnapshot | None, kind: str, grace_s: float
+    ) -> SyncReport:
+        """One transaction; ``snapshot`` None only books fills still waiting (``settle``)."""
+        with unit_of_work(self.db) as repos:
+            ledger = Ledger(repos, self.prefix, datetime.now(UTC))
+            force_before = ledger.now - timedelta(seconds=grace_s)
+            if snapshot is None:
+                ledger.book_all(force_before=force_before)
+                return SyncReport(kind)
+            return apply_snapshot(ledger, snapshot, kind, grace_s)
 
     def _write_events(self, events: Sequence[BrokerEvent]) -> None:
         if not events:

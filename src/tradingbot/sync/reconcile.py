@@ -4,7 +4,8 @@ Both read a :class:`BrokerSnapshot` (accounts, positions, open orders, today's e
 IB's P&L) first, then write everything in one transaction:
 
 1. executions not seen before are stored and booked, oldest first — this is how fills made
-   while the bot was down are caught up, exactly once (exec ids are unique);
+   while the bot was down are caught up, exactly once (exec ids are unique); one still
+   waiting for its commission report stays pending, and its position is left for later;
 2. positions are compared with IB's; a difference in quantity or average cost is recorded
    and corrected (an ``adjust`` event), so drift cannot accumulate;
 3. open orders are stored; orders of this client id the database thinks open but IB no
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tradingbot.domain import AccountSummary, Fill, OrderStatus, OrderUpdate, PnL, Position
@@ -86,8 +87,14 @@ async def take_snapshot(broker: Broker, timeout_s: float = 30.0) -> BrokerSnapsh
     )
 
 
-def apply_snapshot(ledger: Ledger, snap: BrokerSnapshot, kind: str) -> SyncReport:
-    """Steps 1-4 of the module docstring, in the ledger's transaction."""
+def apply_snapshot(
+    ledger: Ledger, snap: BrokerSnapshot, kind: str, commission_grace_s: float = 10.0
+) -> SyncReport:
+    """Steps 1-4 of the module docstring, in the ledger's transaction.
+
+    A fill whose commission report has not come yet is left pending (its report usually
+    follows within milliseconds) and its position is not compared this time; after
+    ``commission_grace_s`` it is booked without one."""
     report = SyncReport(kind)
     accounts = set(snap.accounts) | {p.account for p in snap.positions}
     accounts |= {f.account for f in snap.executions}
@@ -98,7 +105,7 @@ def apply_snapshot(ledger: Ledger, snap: BrokerSnapshot, kind: str) -> SyncRepor
     for fill in fills:
         if ledger.record_fill(fill, book=fill.account not in adopted):
             report.executions_new += 1
-    ledger.book_all(force=True)
+    ledger.book_all(force_before=ledger.now - timedelta(seconds=commission_grace_s))
     _reconcile_positions(ledger, snap, accounts, adopted, report)
     _reconcile_orders(ledger, snap, report)
     _snapshot_figures(ledger, snap, adopted)
@@ -134,7 +141,10 @@ def _reconcile_positions(
 ) -> None:
     theirs: dict[PositionKey, Position] = {(p.account, p.con_id): p for p in snap.positions}
     ours = ledger.repos.positions_of(accounts)
+    waiting = ledger.pending_keys()
     for key in theirs.keys() | {k for k, row in ours.items() if row.quantity != 0}:
+        if key in waiting:
+            continue  # IB's figure already includes a fill we have not booked yet
         ib = theirs.get(key)
         row = ours.get(key)
         ib_qty = ib.quantity if ib else ZERO
