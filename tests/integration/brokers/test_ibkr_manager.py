@@ -13,6 +13,7 @@ from tests.integration.brokers.conftest import Waiter, settings_for
 from tradingbot.brokers.ibkr import ConnectionState, IBKRManager, OrderSide
 from tradingbot.brokers.ibkr.backoff import Backoff
 from tradingbot.domain import Fill, MarketSnapshot
+from tradingbot.errors import ConfigError
 from tradingbot.sim import SimulatedGateway
 
 
@@ -221,3 +222,27 @@ async def test_keeps_retrying_while_the_gateway_stays_silent(
     await manager.get_client(timeout_s=10)
     await ticks_after(ticks)
     assert manager.fatal_error is None
+
+
+async def test_configuration_errors_are_not_retried(gateway: SimulatedGateway) -> None:
+    manager = make_manager(gateway, trading_mode="live", live_trading_confirmed=True)
+    with pytest.raises(ConfigError, match="serves a paper account"):
+        await manager.start()
+    assert not manager.client.is_connected
+
+
+async def test_get_client_reports_why_the_manager_gave_up(gateway: SimulatedGateway) -> None:
+    manager = make_manager(gateway)
+    await manager.start()
+    await manager.get_client()
+    # A reconnect that would break a safety rule is not retried: the manager stops and a
+    # caller waiting for the client hears why at once instead of after its timeout.
+    manager.client.settings = manager.client.settings.model_copy(update={"ibkr_port": 7496})
+    await gateway.drop_connections()
+    await wait_state(manager, ConnectionState.DISCONNECTED)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="live-trading port"):
+        await manager.get_client(timeout_s=10)
+    assert time.monotonic() - started < 1
+    assert isinstance(manager.fatal_error, ConfigError)
+    await manager.stop()

@@ -126,13 +126,22 @@ class IBKRManager:
         """The client, once connected and reconciled; ``NotConnectedError`` after ``timeout_s``."""
         if self.fatal_error is not None:
             raise self.fatal_error
-        try:
-            await asyncio.wait_for(self._ready.wait(), timeout_s)
-        except TimeoutError as exc:
+        if not self._ready.is_set():
+            # Wait for readiness, but also for the supervisor giving up (e.g. a persistent
+            # 326), so a caller hears the real reason at once rather than a timeout.
+            ready = asyncio.ensure_future(self._ready.wait())
+            watched: set[asyncio.Future[Any]] = {ready}
+            if self._task is not None:
+                watched.add(self._task)
+            await asyncio.wait(watched, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+        if self.fatal_error is not None:
+            raise self.fatal_error
+        if not self._ready.is_set():
             raise NotConnectedError(
                 f"not connected to IBKR at {self.client.host}:{self.client.port} after "
                 f"{timeout_s} s; is TWS/IB Gateway running and logged in?"
-            ) from exc
+            )
         return self.client
 
     async def wait_reconciled(self, timeout_s: float = 30.0) -> Reconciliation:
@@ -145,7 +154,7 @@ class IBKRManager:
         self._stopping = True
         task, self._task = self._task, None
         for pending in [task, *self._tasks]:
-            if pending is not None:
+            if pending is not None and not pending.done():  # a failed one was logged already
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pending
