@@ -109,8 +109,12 @@ class BarAggregator:
         """One trade (or quote mid); returns the bars this tick closed (zero or one)."""
         return self._merge(time, price, price, price, price, volume)
 
-    def add_snapshot(self, snap: MarketSnapshot) -> list[Bar]:
-        """A market-data update: last price (else mid); volume from the day's running total."""
+    def add_snapshot(self, snap: MarketSnapshot, time: datetime | None = None) -> list[Bar]:
+        """A market-data update: last price (else mid); volume from the day's running total.
+
+        ``time`` overrides the snapshot's receipt time: against the simulator the bot's clock
+        is the simulated one, and bars must be cut on that clock, not the wall clock.
+        """
         price = snap.last if snap.last is not None else snap.mid
         if price is None:
             return []
@@ -120,7 +124,7 @@ class BarAggregator:
             if prev is not None and snap.volume >= prev:
                 volume = snap.volume - prev
             self._last_cum_volume = snap.volume
-        return self.add_tick(snap.time, price, volume)
+        return self.add_tick(snap.time if time is None else time, price, volume)
 
     def add_bar(self, bar: Bar) -> list[Bar]:
         """A smaller bar (e.g. IB's 5-second real-time bar) folded into the current bucket."""

@@ -51,7 +51,7 @@ class StrategyFeed:
             self._ask(lambda: self.strategy.on_tick(snap, self._view))
         agg = self._bars.get(snap.symbol)
         if agg is not None:
-            for bar in agg.add_snapshot(snap):
+            for bar in agg.add_snapshot(snap, self._clock()):
                 self._on_bar(snap.symbol, bar)
 
     def flush(self, now: datetime) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 
@@ -76,3 +76,22 @@ class ExchangeCalendar:
         local_day = now.astimezone(cal.tz).date()
         session = self._session(local_day)
         return session is not None and session[0] <= now < session[1]
+
+    def latest_open(self, now: datetime, max_days_back: int = 14) -> datetime:
+        """The open of the latest regular session that began at or before ``now``.
+
+        The simulated gateway starts its clock here when the real market is closed, so a
+        demo run trades inside regular hours with the market-hours rule left on.
+        """
+        if now.tzinfo is None:
+            raise ValueError(f"now must be timezone-aware, got {now!r}")
+        cal = self._load()
+        day = now.astimezone(cal.tz).date()
+        for _ in range(max_days_back):
+            session = self._session(day)
+            if session is not None and session[0] <= now:
+                return session[0]
+            day -= timedelta(days=1)
+        raise CalendarRangeError(
+            f"calendar {self.name} has no session in the {max_days_back} days before {now}"
+        )

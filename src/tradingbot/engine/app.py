@@ -1,0 +1,280 @@
+"""The bot, assembled: settings -> IBKRManager -> PositionSyncService -> RiskManager -> Runner.
+
+:class:`Bot` is the one object a front end needs: ``await bot.start()``, let it run,
+``await bot.stop()``. The CLI's ``run`` and ``backtest`` build one, and so can the operator
+API (every part is a public attribute once started). Start-up goes in dependency order and
+stops in reverse; a failure half-way stops what already started, so a refused start never
+leaves a connection or a database handle behind.
+
+:func:`simulated_gateway` starts the built-in simulated IB Gateway in this process for
+``run --sim``; the bot still reaches it over TCP through ib_async, exactly as it reaches TWS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tradingbot.brokers.ibkr import IBKRClient, IBKRManager
+from tradingbot.domain import OrderUpdate
+from tradingbot.engine.loader import load_strategy
+from tradingbot.engine.runner import Runner, RunnerConfig, utc_now
+from tradingbot.engine.strategies.base import Strategy
+from tradingbot.engine.summary import RunSummary, summarize
+from tradingbot.errors import ConfigError, TradingBotError
+from tradingbot.risk.calendar import ExchangeCalendar, TradingCalendar
+from tradingbot.risk.manager import RiskManager
+from tradingbot.settings import Settings
+from tradingbot.sim import SimulatedGateway
+from tradingbot.sim.market import SimClock
+from tradingbot.storage.db import Database
+from tradingbot.sync.journal import OrderJournal
+from tradingbot.sync.position_sync import PositionSyncService
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYMBOLS = ("AAPL", "MSFT")
+DEFAULT_SIM_DATABASE = Path("data") / "tradingbot-sim.db"
+SIM_OPEN_OFFSET = timedelta(minutes=30)
+"""Where a simulated day starts when the real market is closed: half an hour after the open,
+so a strategy's warm-up finds a session's worth of bars before it."""
+
+
+@dataclass(frozen=True, slots=True)
+class BotOptions:
+    """What to trade and how to stop, independent of where the gateway is."""
+
+    strategy: str = "sma_cross"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    stop_entries: bool = False
+    cancel_on_exit: bool = True
+    stop_timeout_s: float = 10.0
+    reconcile_interval_s: float | None = 60.0
+
+    def runner_config(self, flush_interval_s: float = 1.0) -> RunnerConfig:
+        return RunnerConfig(
+            symbols=self.symbols,
+            cancel_on_stop=self.cancel_on_exit,
+            entries_stopped=self.stop_entries,
+            stop_timeout_s=self.stop_timeout_s,
+            flush_interval_s=flush_interval_s,
+        )
+
+
+def parse_symbols(text: str) -> tuple[str, ...]:
+    """``"aapl, msft"`` -> ``("AAPL", "MSFT")``; duplicates dropped, order kept."""
+    symbols: list[str] = []
+    for raw in text.split(","):
+        symbol = raw.strip().upper()
+        if not symbol:
+            continue
+        if not all(c.isalnum() or c in ".-" for c in symbol):
+            raise ConfigError(f"symbol {raw.strip()!r} is not a ticker; use e.g. AAPL,MSFT")
+        if symbol not in symbols:
+            symbols.append(symbol)
+    if not symbols:
+        raise ConfigError(f"no symbols in {text!r}; give a comma-separated list such as AAPL,MSFT")
+    return tuple(symbols)
+
+
+class Bot:
+    """One strategy trading through IB with risk checks, a journal and a database mirror.
+
+    Attributes set by :meth:`start` (``None`` before): ``manager``, ``client``, ``db``,
+    ``sync``, ``risk``, ``runner``. ``started_at`` is the wall-clock start, which the exit
+    summary uses to pick this run's orders out of the database.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: BotOptions | None = None,
+        *,
+        strategy: Strategy[Any] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        calendar: TradingCalendar | None = None,
+        flush_interval_s: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.options = options or BotOptions()
+        self.strategy = strategy or load_strategy(self.options.strategy, self.options.params)
+        self.config = self.options.runner_config(flush_interval_s)
+        self.clock = clock
+        self.calendar = calendar
+        self.manager: IBKRManager | None = None
+        self.client: IBKRClient | None = None
+        self.db: Database | None = None
+        self.sync: PositionSyncService | None = None
+        self.risk: RiskManager | None = None
+        self.runner: Runner | None = None
+        self.started_at: datetime | None = None
+        self.left_working: list[OrderUpdate] = []
+        self.summary: RunSummary | None = None
+        self._closed = False
+
+    @property
+    def order_ref_prefix(self) -> str:
+        return f"{self.config.order_ref_prefix}-"
+
+    async def start(self) -> None:
+        """Connect, mirror the account, then start trading; raises a TradingBotError (with
+        everything already started stopped again) when any step fails."""
+        settings = self.settings
+        settings.check_safety()
+        self.started_at = utc_now()
+        try:
+            self.db = Database(settings.effective_database_url)
+            self.risk = RiskManager.from_settings(settings, self.calendar)
+            self.manager = IBKRManager(settings=settings)
+            await self.manager.start()
+            self.client = await self.manager.get_client(timeout_s=settings.ibkr_connect_timeout_s)
+            settings.check_account(self.client.accounts)
+            self.sync = PositionSyncService(
+                self.client,
+                self.db,
+                order_ref_prefix=self.order_ref_prefix,
+                reconcile_interval_s=self.options.reconcile_interval_s,
+            )
+            await self.sync.start()
+            self.runner = Runner(
+                self.client,
+                self.strategy,
+                self.risk,
+                OrderJournal(self.db, self.order_ref_prefix),
+                self.config,
+                clock=self.clock,
+                wait_reconciled=self.manager.wait_reconciled,
+            )
+            await self.runner.start()
+        except BaseException:
+            await self._close()
+            raise
+        log.info(
+            "bot started: %s %s on %s (database %s)",
+            self.strategy.name,
+            dict(self.strategy.params.model_dump()),
+            ",".join(self.config.symbols),
+            self.db.dialect,
+        )
+
+    async def stop(self, cancel_open_orders: bool | None = None) -> list[OrderUpdate]:
+        """Stop entries and data, cancel if configured, let the mirror catch up, disconnect.
+
+        Returns the orders still working at the broker (also logged by the runner)."""
+        if self.runner is not None and self.runner.running:
+            self.left_working = await self.runner.stop(cancel_open_orders)
+        await self._close()
+        return self.left_working
+
+    async def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.sync is not None:
+            try:
+                await self.sync.stop()
+            except TradingBotError as exc:
+                log.warning("stopping the database mirror: %s", exc)
+        if self.manager is not None:
+            await self.manager.stop()
+        if self.db is not None:
+            if self.started_at is not None and self.runner is not None:
+                try:
+                    self.summary = summarize(
+                        self.db, self.started_at, self.order_ref_prefix, self.config.symbols
+                    )
+                except Exception:  # the summary is a courtesy; never fail a stop over it
+                    log.exception("could not read the run summary from the database")
+            self.db.close()
+
+    async def run(self, stop: asyncio.Event, duration_s: float | None = None) -> None:
+        """Start, then trade until ``stop`` is set or ``duration_s`` (wall seconds) passes."""
+        await self.start()
+        try:
+            try:
+                await asyncio.wait_for(stop.wait(), duration_s)
+            except TimeoutError:
+                log.info("run duration of %ss reached", duration_s)
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> Bot:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+# --- the simulated gateway for ``run --sim`` --------------------------------------------------
+
+
+def sim_start_time(now: datetime, calendar: TradingCalendar | ExchangeCalendar) -> datetime:
+    """Now if the real market is open, else half an hour into the latest regular session.
+
+    The simulated clock starts there, so the market-hours rule stays on (as it will be
+    against a real account) and still lets a first run trade at three in the morning.
+    """
+    if calendar.is_regular_hours(now):
+        return now
+    if not isinstance(calendar, ExchangeCalendar):
+        return now
+    return calendar.latest_open(now) + SIM_OPEN_OFFSET
+
+
+def sim_settings(settings: Settings, gateway: SimulatedGateway, database_url: str) -> Settings:
+    """The user's settings (risk limits, logging, API) pointed at the in-process simulator.
+
+    Connection and mode are forced: the simulator serves a paper account on loopback, so
+    whatever ``.env`` says about the real gateway must not leak into a simulated run.
+    """
+    return settings.model_copy(
+        update={
+            "ibkr_host": gateway.host,
+            "ibkr_port": gateway.port,
+            "ibkr_allow_remote_host": False,
+            "trading_mode": "paper",
+            "live_trading_confirmed": False,
+            "database_url": database_url,
+        }
+    )
+
+
+@asynccontextmanager
+async def simulated_gateway(
+    *,
+    speed: float = 60.0,
+    seed: int = 7,
+    start: datetime | None = None,
+    tick_interval_s: float = 0.25,
+    bars_csv: Path | None = None,
+) -> AsyncIterator[SimulatedGateway]:
+    """The simulated IB Gateway on a free loopback port, its clock running ``speed`` times
+    faster than the wall clock from ``start``."""
+    if speed <= 0:
+        raise ConfigError(f"--speed must be positive, got {speed}")
+    clock = SimClock(start, speed=speed) if start is not None else None
+    gateway = SimulatedGateway(
+        "127.0.0.1",
+        0,
+        seed=seed,
+        speed=speed,
+        clock=clock,
+        tick_interval_s=tick_interval_s,
+        bars_csv=bars_csv,
+    )
+    async with gateway:
+        log.info(
+            "simulated IB Gateway on 127.0.0.1:%d, clock %s at %gx",
+            gateway.port,
+            gateway.market.now().isoformat(timespec="seconds"),
+            speed,
+        )
+        yield gateway
