@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Generic, Literal, Protocol, TypeVar
 
@@ -30,10 +30,12 @@ from tradingbot.ports import Broker
 from tradingbot.risk.base import RiskDecision
 from tradingbot.risk.manager import RiskManager
 from tradingbot.settings import Settings
+from tradingbot.storage import queries
 from tradingbot.storage.db import Database
-from tradingbot.storage.repositories import OrderRow, PositionRow, unit_of_work
+from tradingbot.storage.queries import Row
 
 log = logging.getLogger(__name__)
+_MAX_OPEN_ORDERS = 500
 
 
 class Unavailable(TradingBotError):
@@ -70,6 +72,9 @@ class Sourced(Generic[T]):
 class DayPnL:
     day: str
     realized: Decimal
+    commission: Decimal
+    fills: int
+    ib_daily: Decimal | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,22 +159,22 @@ class BotContext:
         if self.broker.is_connected:
             found = await asyncio.wait_for(self.broker.get_positions(), self.timeout_s)
             return Sourced(found, "ib")
-        db = self.need_db()
-        with unit_of_work(db) as repos:
-            rows = repos.positions_of(repos.account_codes())
-            return Sourced([_position(r) for r in rows.values() if r.quantity != 0], "database")
+        rows = queries.positions(self.need_db())
+        return Sourced([_position(r) for r in rows], "database")
 
     async def open_orders(self) -> Sourced[list[OrderUpdate]]:
         if self.broker.is_connected:
             found = await asyncio.wait_for(self.broker.get_open_orders(), self.timeout_s)
             return Sourced([o for o in found if not o.status.is_done], "ib")
-        db = self.need_db()
-        with unit_of_work(db) as repos:
-            return Sourced([_order(r) for r in repos.open_orders()], "database")
+        rows = queries.orders(self.need_db(), open_only=True, limit=_MAX_OPEN_ORDERS)
+        return Sourced([_order(r) for r in rows], "database")
 
-    def fills(self, limit: int) -> list[Fill]:
-        """Newest first: what the bot saw today (seeded from IB at start) and since."""
-        return list(reversed(self.monitor.fills))[:limit]
+    def fills(self, limit: int) -> Sourced[list[Fill]]:
+        """Newest first: the database's record when there is one (it outlives restarts),
+        else what this process saw today (seeded from IB's executions at start)."""
+        if self.db is not None:
+            return Sourced([_fill(r) for r in queries.fills(self.db, limit=limit)], "database")
+        return Sourced(list(reversed(self.monitor.fills))[:limit], "ib")
 
     async def pnl_today(self) -> Sourced[PnL | None]:
         if self.broker.is_connected:
@@ -181,26 +186,30 @@ class BotContext:
                 return Sourced(pnl, "ib")
         return Sourced(self.monitor.pnl, "last-known")
 
-    def pnl_by_day(self, days: int, today: datetime | None = None) -> list[DayPnL]:
-        """Realized P&L per UTC day from the position events the sync service stored."""
-        db = self.need_db()
-        now = today or datetime.now(UTC)
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        bounds = [start - timedelta(days=i) for i in range(days - 1, -1, -1)]
-        with unit_of_work(db) as repos:
-            accounts = sorted(repos.account_codes())
-            totals = [
-                sum(
-                    (Decimal(v) for a in accounts for v in repos.realized_since(a, b) if v),
-                    Decimal(0),
-                )
-                for b in bounds
-            ]
-        totals.append(Decimal(0))
-        return [
-            DayPnL(bounds[i].date().isoformat(), totals[i] - totals[i + 1])
-            for i in range(len(bounds))
-        ]
+    def pnl_by_day(self, days: int, today: date | None = None) -> list[DayPnL]:
+        """Per UTC day, oldest first, every day present: the sync service's realized P&L and
+        commissions summed over accounts, and IB's last daily figure of the day."""
+        rows = queries.daily_pnl(self.need_db(), days=days)
+        last = today or datetime.now(UTC).date()
+        out = {
+            d: DayPnL(d.isoformat(), Decimal(0), Decimal(0), 0, None)
+            for d in (last - timedelta(days=i) for i in range(days - 1, -1, -1))
+        }
+        for row in rows:
+            day = out.get(row["date"])
+            if day is None:
+                continue
+            ib = row["ib_daily_pnl"]
+            out[row["date"]] = DayPnL(
+                day.day,
+                day.realized + row["realized_pnl"],
+                day.commission + row["commission"],
+                day.fills + row["fills"],
+                ib
+                if day.ib_daily is None
+                else (day.ib_daily + ib if ib is not None else day.ib_daily),
+            )
+        return list(out.values())
 
     # --- control -------------------------------------------------------------------------
     def set_entries_stopped(self, stopped: bool) -> None:
@@ -265,36 +274,56 @@ def _flatten_outcome(symbol: str, qty: Decimal, decision: RiskDecision | None) -
     return FlattenOutcome(symbol, qty, "sent", "market order sent")
 
 
-def _position(row: PositionRow) -> Position:
+def _position(row: Row) -> Position:
     return Position(
-        account=row.account,
-        symbol=row.symbol,
-        con_id=row.con_id,
-        quantity=row.quantity,
-        avg_cost=row.avg_cost,
-        market_price=row.market_price,
-        unrealized_pnl=row.unrealized_pnl,
-        realized_pnl=row.realized_pnl,
+        account=row["account"],
+        symbol=row["symbol"],
+        con_id=row["con_id"],
+        quantity=row["quantity"],
+        avg_cost=row["avg_cost"],
+        market_price=row["market_price"],
+        market_value=row["market_value"],
+        unrealized_pnl=row["unrealized_pnl"],
+        realized_pnl=row["realized_pnl"],
     )
 
 
-def _order(row: OrderRow) -> OrderUpdate:
+def _order(row: Row) -> OrderUpdate:
     return OrderUpdate(
-        order_id=row.order_id or 0,
-        perm_id=row.perm_id or 0,
-        client_id=row.client_id or 0,
-        order_ref=row.order_ref or "",
-        symbol=row.symbol,
-        con_id=row.con_id or 0,
-        side=OrderSide(row.side),
-        order_type=OrderType(row.order_type),
-        quantity=row.quantity,
-        limit_price=row.limit_price,
-        stop_price=row.stop_price,
-        status=OrderStatus(row.status),
-        filled=row.filled,
-        remaining=row.remaining,
-        avg_fill_price=row.avg_fill_price,
-        account=row.account or "",
-        time=row.updated_at,
+        order_id=row["order_id"] or 0,
+        perm_id=row["perm_id"] or 0,
+        client_id=row["client_id"] or 0,
+        order_ref=row["order_ref"],
+        symbol=row["symbol"],
+        con_id=0,
+        side=OrderSide(row["side"]),
+        order_type=OrderType(row["type"]),
+        quantity=row["quantity"],
+        limit_price=row["limit_price"],
+        stop_price=None,
+        status=OrderStatus(row["status"]),
+        filled=row["filled"],
+        remaining=row["quantity"] - row["filled"],
+        avg_fill_price=row["avg_fill_price"],
+        account="",
+        time=row["created_at"],
+    )
+
+
+def _fill(row: Row) -> Fill:
+    return Fill(
+        exec_id=row["exec_id"],
+        order_id=0,
+        perm_id=row["perm_id"],
+        client_id=0,
+        order_ref=row["order_ref"],
+        account=row["account"],
+        symbol=row["symbol"],
+        con_id=0,
+        side=OrderSide(row["side"]),
+        quantity=row["quantity"],
+        price=row["price"],
+        time=row["time"],
+        commission=row["commission"],
+        realized_pnl=row["realized_pnl"],
     )

@@ -100,7 +100,8 @@ async def orders_of(ctx: BotContext) -> Orders:
 
 
 def fills_of(ctx: BotContext, limit: int) -> Fills:
-    return Fills(fills=[FillOut.of(f) for f in ctx.fills(limit)])
+    found = ctx.fills(limit)
+    return Fills(source=found.source, fills=[FillOut.of(f) for f in found.value])
 
 
 async def pnl_of(ctx: BotContext) -> PnLToday:
@@ -168,7 +169,7 @@ async def pnl_today(ctx: Ctx) -> PnLToday:
     return await pnl_of(ctx)
 
 
-@router.get("/pnl/days", summary="Realized P&L per UTC day, from the database")
+@router.get("/pnl/days", summary="P&L per UTC day from the database: realized, commissions")
 async def pnl_days(ctx: Ctx, days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 7) -> PnLByDay:
     result = ctx.pnl_by_day(days)  # indexed reads on the loop, like the sync service's writes
     return PnLByDay(days=[DayPnLOut.of(d) for d in result])

@@ -176,6 +176,7 @@ class FillOut(BaseModel):
 
 
 class Fills(BaseModel):
+    source: Source
     fills: list[FillOut]
 
 
@@ -207,10 +208,19 @@ class PnLToday(BaseModel):
 class DayPnLOut(BaseModel):
     day: str
     realized: Decimal
+    commission: Decimal
+    fills: int
+    ib_daily: Decimal | None
 
     @classmethod
     def of(cls, d: DayPnL) -> DayPnLOut:
-        return cls(day=d.day, realized=d.realized)
+        return cls(
+            day=d.day,
+            realized=d.realized,
+            commission=d.commission,
+            fills=d.fills,
+            ib_daily=d.ib_daily,
+        )
 
 
 class PnLByDay(BaseModel):

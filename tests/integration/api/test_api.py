@@ -126,6 +126,7 @@ async def test_flatten_one_symbol_fills_and_shows_in_fills_pnl_and_metrics(bot: 
         return "AAPL" not in by_symbol((await bot.get("/api/v1/positions")).json())
 
     await until(flat, what="AAPL to be flat")
+    await bot.sync.wait_idle()
     fills = (await bot.get("/api/v1/fills", params={"limit": 5})).json()["fills"]
     assert [(f["symbol"], f["side"], Decimal(f["quantity"])) for f in fills] == [
         ("AAPL", "SELL", 10)
@@ -142,6 +143,8 @@ async def test_flatten_one_symbol_fills_and_shows_in_fills_pnl_and_metrics(bot: 
     sim_realized = bot.gateway.book.realized_pnl(bot.gateway.accounts[0])
     assert sim_realized != 0
     assert Decimal(days[2]["realized"]) == sim_realized
+    assert days[2]["fills"] == 1
+    assert Decimal(days[2]["commission"]) > 0
     today = (await bot.get("/api/v1/pnl/today")).json()
     assert today["source"] == "ib"
     assert today["daily"] is not None
