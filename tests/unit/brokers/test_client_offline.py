@@ -80,3 +80,13 @@ def test_ib_async_duplicates_of_our_own_log_lines_are_dropped(
     assert [r.getMessage() for r in caplog.records] == [
         "execDetails: something ib_async alone knows"
     ]
+
+
+def test_public_surface_resolves() -> None:
+    import importlib
+
+    package = importlib.import_module("tradingbot.brokers.ibkr")
+    assert sorted(package.__all__) == package.__all__
+    assert all(getattr(package, name) is not None for name in package.__all__)
+    assert package.IBKRClient is IBKRClient
+    assert package.OrderSide is OrderSide

@@ -90,6 +90,8 @@ async def connect_once(
         ib.client.apiError -= on_api_error
         if not connect.done():
             connect.cancel()
+        elif not connect.cancelled():
+            connect.exception()  # retrieved: handled above or superseded by a cancellation
 
 
 async def _translate(

@@ -48,6 +48,7 @@ from tradingbot.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 _REFUSED_MAX_DELAY_S = 0.5
 _FAST_RETRY_WINDOW_S = 600.0
+_MAX_IN_USE_RETRIES = 10  # consecutive 326s before the id is taken to be someone else's
 # Failures a later attempt can cure: the gateway is down, restarting, slow or stalled.
 _TRANSIENT = (BrokerConnectionError, TimeoutError, OSError)
 
@@ -197,6 +198,7 @@ class IBKRManager:
             await self.client.disconnect()
 
     async def _reconnect(self) -> None:
+        in_use_failures = 0
         while not self._stopping:
             try:
                 await self._connect_and_sync(first=False)
@@ -205,11 +207,15 @@ class IBKRManager:
                 raise  # retrying cannot fix configuration
             except ClientIdInUseError:
                 # After a drop, 326 usually means our own old session is still registered
-                # at the gateway; it goes away by itself, so retry a few times first.
-                if self.backoff.attempts >= 10:
+                # at the gateway; it goes away by itself, so retry a few times first. Only
+                # consecutive 326s count: the refused connects of a restart just before
+                # must not use up the patience meant for the collision.
+                in_use_failures += 1
+                if in_use_failures > _MAX_IN_USE_RETRIES:
                     raise
                 delay = self.backoff.next_delay_s()
             except _TRANSIENT as exc:
+                in_use_failures = 0
                 refused = isinstance(exc.__cause__, ConnectionRefusedError)
                 # A refused connect costs the gateway nothing, so retry it quickly during
                 # the first minutes (a restart); after that, back off as usual.
