@@ -1,0 +1,358 @@
+"""Fault-injection soak: the real bot against the simulated gateway, faults at random moments.
+
+    python -m bench.soak --runs 200 --seed 1            # the long soak
+    python -m bench.soak --minutes 30 --jobs 2          # as many runs as fit in 30 minutes
+    python -m bench.soak --runs 1 --seed 1234567 -v     # replay one failing run
+
+Each run gets a fresh simulated gateway (seeded), a fresh database and the bot as a child
+process, trading all the time (``bench.soak_strategy:Churn``). While it trades, the soak
+injects faults at seeded random moments: connection drops, gateway restarts with downtime,
+a stalled socket, 1100→1102 and 1100→1101, a client id collision, fills while the bot is
+disconnected or dead, order rejections, SIGKILL of the bot and a restart, the database
+lost mid-write; the gateway fills in slices, so orders fill partially. Then the faults
+stop, the bot is given time to reconcile and is stopped with SIGTERM, and the invariants of
+:mod:`bench.soak_checks` are checked against the simulator's book. Every run prints a row
+of the table; a failing run prints its seed and its violations, and keeps its log.
+
+Exit status: 0 if every invariant held in every run, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from bench.soak_checks import INVARIANTS, Limits, Verdict, Witness, check_run
+from bench.soak_faults import (
+    FAULTS,
+    INJECTORS,
+    BotProcess,
+    FaultContext,
+    PlannedFault,
+    bot_connected,
+    max_fill_slice,
+    plan_faults,
+    wait_for,
+)
+from tradingbot.sim import SimulatedGateway
+
+REPO = Path(__file__).resolve().parent.parent
+CLIENT_ID = 9
+ACCOUNT = "DU1234567"
+LIMITS = Limits(
+    max_order_quantity=Decimal(300),
+    max_order_notional_usd=Decimal(60_000),
+    max_position_quantity=Decimal(600),
+    price_band_pct=Decimal(5),
+)
+PG_URL = os.environ.get(
+    "TRADINGBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SoakConfig:
+    runs: int | None = 20
+    seed: int = 1
+    minutes: float | None = None
+    run_seconds: float = 10.0
+    faults_per_run: tuple[int, int] = (3, 6)
+    settle_s: float = 4.0
+    jobs: int = 1
+    db: str = "sqlite"
+    bot: str = "module"
+    kinds: tuple[str, ...] = FAULTS
+    exact_seed: int | None = None
+    log_dir: Path | None = None
+    verbose: bool = False
+
+
+@dataclass
+class RunResult:
+    index: int
+    seed: int
+    faults: list[str]
+    verdict: Verdict
+    seconds: float
+    log_path: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def run_seed(base: int, index: int) -> int:
+    """Each run's own seed: a failing run is replayed with ``--runs 1 --seed <it>``."""
+    return random.Random(base * 1_000_003 + index).randrange(1, 2**31)
+
+
+def bot_argv(kind: str, seed: int) -> list[str]:
+    params = f"seed={seed},every_ticks=6,max_target=900,limit_share=0.35"
+    if kind == "run":
+        return [
+            sys.executable, "-m", "tradingbot.cli", "run",
+            "--strategy", "bench.soak_strategy:Churn", "--params", params,
+            "--symbols", "AAPL,MSFT",
+        ]  # fmt: skip
+    return [sys.executable, "-m", "bench.soak_bot", "--params", params]
+
+
+@contextlib.contextmanager
+def database(kind: str, workdir: Path, tag: str) -> Iterator[str]:
+    """A fresh database for one run: a SQLite file, or a new PostgreSQL schema."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / 'bot.db'}"
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    schema = f"soak_{tag}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(PG_URL).update_query_dict(
+        {"options": f"-csearch_path={schema}", "application_name": f"soakbot_{tag}"}
+    )
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+async def one_run(cfg: SoakConfig, index: int, seed: int, log_dir: Path) -> RunResult:
+    rng = random.Random(seed)
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix=f"soak-{seed}-"))
+    log_path = log_dir / f"run-{index:04d}-seed-{seed}.log"
+    plan = plan_faults(rng, cfg.run_seconds, rng.randint(*cfg.faults_per_run), cfg.kinds)
+    try:
+        with database(cfg.db, workdir, uuid.uuid4().hex[:10]) as db_url:
+            verdict, notes = await _trade_with_faults(
+                cfg, seed, rng, plan, workdir, db_url, log_path
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result = RunResult(
+        index, seed, [f.kind for f in plan], verdict, time.monotonic() - started, log_path, notes
+    )
+    if verdict.ok and not cfg.verbose:
+        log_path.unlink(missing_ok=True)
+    return result
+
+
+async def _trade_with_faults(
+    cfg: SoakConfig,
+    seed: int,
+    rng: random.Random,
+    plan: list[PlannedFault],
+    workdir: Path,
+    db_url: str,
+    log_path: Path,
+) -> tuple[Verdict, list[str]]:
+    async with SimulatedGateway(port=0, seed=seed, tick_interval_s=0.05) as gw:
+        gw.orders.engine.max_fill_shares = max_fill_slice(rng)
+        witness = Witness(gw)
+        env = _bot_env(gw.port, db_url)
+        bot = BotProcess(bot_argv(cfg.bot, seed), env, workdir, log_path)
+        ctx = FaultContext(gw, bot, rng, CLIENT_ID, db_url, ACCOUNT)
+        problems: list[str] = []
+        await bot.start()
+        try:
+            await wait_for(lambda: bot_connected(ctx), 30.0, "first connect of the bot")
+            t0 = time.monotonic()
+            for fault in plan:
+                await _until(t0 + fault.at_s, bot, problems)
+                await INJECTORS[fault.kind](ctx)
+            await _until(t0 + cfg.run_seconds, bot, problems)
+            await wait_for(lambda: bot_connected(ctx), 40.0, "the bot back after the faults")
+            await _until(time.monotonic() + cfg.settle_s, bot, problems)
+        except TimeoutError as exc:
+            problems.append(str(exc))
+        finally:
+            code = await bot.stop(timeout_s=30.0)
+        if code != 0:
+            problems.append(f"graceful stop ended with exit code {code}")
+        problems += [f"the bot exited by itself with code {c}" for c in bot.unexpected_exits]
+        verdict = check_run(gw, witness, db_url, ACCOUNT, CLIENT_ID, LIMITS, problems)
+        verdict.figures.update(
+            fills_while_down=ctx.fills_while_down,
+            collisions=ctx.collisions,
+            bot_starts=bot.starts,
+        )
+    return verdict, ctx.notes
+
+
+async def _until(deadline: float, bot: BotProcess, problems: list[str]) -> None:
+    """Wait until ``deadline``, noticing (and restarting, as a supervisor would) a dead bot."""
+    while time.monotonic() < deadline:
+        if not bot.alive and bot.proc is not None:
+            bot.note_exit()
+            problems.append("the bot died and was restarted")
+            await bot.start()
+        await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+def _bot_env(port: int, db_url: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("IBKR_", "RISK_", "DATABASE_", "TRADING_", "LIVE_", "API_"))
+    }
+    env.update(LIMITS.env())
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+            "IBKR_HOST": "127.0.0.1",
+            "IBKR_PORT": str(port),
+            "IBKR_CLIENT_ID": str(CLIENT_ID),
+            "IBKR_CONNECT_TIMEOUT_S": "4",
+            "IBKR_PROBE_INTERVAL_S": "0.5",
+            "IBKR_PROBE_TIMEOUT_S": "1.5",
+            "IBKR_RECONNECT_MAX_DELAY_S": "1",
+            "TRADING_MODE": "paper",
+            "DATABASE_URL": db_url,
+            "RISK_ALLOW_OUTSIDE_RTH": "true",
+            "RISK_MAX_ORDERS_PER_MINUTE": "600",
+            "RISK_MAX_POSITION_NOTIONAL_USD": "10000000",
+            "RISK_MAX_GROSS_EXPOSURE_USD": "10000000",
+            "RISK_MAX_DAILY_LOSS_USD": "10000000",
+            "API_ENABLED": "false",
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    return env
+
+
+# ---------------------------------------------------------------------- the table
+def _header() -> str:
+    marks = " ".join(f"{n[:6]:>6}" for n in INVARIANTS)
+    return f"{'run':>4} {'seed':>10} {'sec':>5} {'ord':>4} {'fill':>4} {'part':>4} " \
+        f"{'rrej':>4} {'kill':>4}  {marks}  faults"  # fmt: skip
+
+
+def _row(r: RunResult) -> str:
+    f = r.verdict.figures
+    marks = " ".join(
+        f"{'ok' if not r.verdict.violations.get(n) else 'FAIL':>6}" for n in INVARIANTS
+    )
+    kills = f.get("bot_starts", 1) - 1
+    return (
+        f"{r.index:>4} {r.seed:>10} {r.seconds:>5.1f} {f.get('orders', 0):>4} "
+        f"{f.get('fills', 0):>4} {f.get('partial', 0):>4} {f.get('risk_rejects', 0):>4} "
+        f"{kills:>4}  {marks}  {','.join(r.faults)}"
+    )
+
+
+def _failure(r: RunResult) -> str:
+    lines = [
+        f"  run {r.index} FAILED — replay: python -m bench.soak --runs 1 --seed-exact {r.seed}"
+    ]
+    for name, problems in r.verdict.violations.items():
+        for p in problems[:10]:
+            lines.append(f"    {name}: {p}")
+    lines.append(f"    log: {r.log_path}")
+    return "\n".join(lines)
+
+
+def summary(results: list[RunResult], elapsed_s: float) -> str:
+    faults = Counter(k for r in results for k in r.faults)
+    violations = sum(len(p) for r in results for p in r.verdict.violations.values())
+    failed = [r for r in results if not r.verdict.ok]
+    totals = Counter[str]()
+    for r in results:
+        totals.update(r.verdict.figures)
+    lines = [
+        f"runs: {len(results)}  failed runs: {len(failed)}  invariant violations: {violations}"
+        f"  elapsed: {elapsed_s / 60:.1f} min",
+        "faults injected: " + ", ".join(f"{k} {faults[k]}" for k in FAULTS if faults[k]),
+        f"orders sent: {totals['orders']}  executions: {totals['fills']}  "
+        f"partially filled orders: {totals['partial']}  risk rejections: {totals['risk_rejects']}"
+        f"  fills while the bot was away: {totals['fills_while_down']}  "
+        f"client id collisions: {totals['collisions']}  position drift fixes: "
+        f"{totals['drift_fixes']}",
+    ]
+    if failed:
+        lines.append("failing seeds: " + " ".join(str(r.seed) for r in failed))
+    return "\n".join(lines)
+
+
+async def soak(cfg: SoakConfig, out: Callable[[str], None] = print) -> list[RunResult]:
+    log_dir = cfg.log_dir or Path(tempfile.mkdtemp(prefix="soak-logs-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + cfg.minutes * 60 if cfg.minutes else None
+    started = time.monotonic()
+    results: list[RunResult] = []
+    indexes = iter(range(cfg.runs) if cfg.runs is not None else iter(int, 1))
+    counter = iter(range(10**9))
+    out(_header())
+
+    async def worker() -> None:
+        for _ in counter:
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            index = next(indexes, None)
+            if index is None:
+                return
+            seed = cfg.exact_seed if cfg.exact_seed is not None else run_seed(cfg.seed, index)
+            result = await one_run(cfg, index, seed, log_dir)
+            results.append(result)
+            out(_row(result))
+            if not result.verdict.ok:
+                out(_failure(result))
+
+    await asyncio.gather(*(worker() for _ in range(cfg.jobs)))
+    results.sort(key=lambda r: r.index)
+    out(summary(results, time.monotonic() - started))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=None, help="number of runs (default 20)")
+    p.add_argument("--seed", type=int, default=1, help="base seed of the run seeds")
+    p.add_argument("--seed-exact", type=int, default=None, help="replay one run's own seed")
+    p.add_argument("--minutes", type=float, default=None, help="stop starting runs after this")
+    p.add_argument("--run-seconds", type=float, default=10.0, help="fault window per run")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (each its own gateway)")
+    p.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    p.add_argument("--bot", choices=("module", "run"), default="module")
+    p.add_argument("--faults", default=",".join(FAULTS), help="fault kinds to draw from")
+    p.add_argument("--log-dir", type=Path, default=None)
+    p.add_argument("-v", "--verbose", action="store_true", help="keep every run's log")
+    a = p.parse_args(argv)
+    kinds = tuple(k.strip() for k in a.faults.split(",") if k.strip())
+    unknown = set(kinds) - set(FAULTS)
+    if unknown:
+        p.error(f"--faults: unknown {sorted(unknown)}; known: {', '.join(FAULTS)}")
+    runs = a.runs if a.runs is not None else (None if a.minutes else 20)
+    cfg = SoakConfig(
+        runs=1 if a.seed_exact is not None else runs,
+        seed=a.seed,
+        exact_seed=a.seed_exact,
+        minutes=a.minutes,
+        run_seconds=a.run_seconds,
+        jobs=max(1, a.jobs),
+        db=a.db,
+        bot=a.bot,
+        kinds=kinds,
+        log_dir=a.log_dir,
+        verbose=a.verbose,
+    )
+    results = asyncio.run(soak(cfg))
+    return 0 if results and all(r.verdict.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""The faults the soak injects, each a coroutine that does to the bot what a bad day does.
+
+Every fault acts from outside the bot: through the simulated gateway's fault switches, on
+the bot's process (SIGKILL, then a restart), or on its database (a write lock held past the
+bot's busy timeout on SQLite; the bot's server connections terminated on PostgreSQL). The
+bot is never told a fault is coming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ib_async import IB
+
+from tradingbot.sim import SimulatedGateway
+
+log = logging.getLogger("soak")
+
+FAULTS = (
+    "drop",
+    "restart",
+    "stall",
+    "1100-1102",
+    "1100-1101",
+    "id-collision",
+    "fill-while-down",
+    "reject",
+    "kill",
+    "db-lost",
+)
+"""Every fault kind. Partial fills are on for whole runs (the gateway fills in slices)."""
+
+
+class BotProcess:
+    """The bot as a child process: started, stopped with SIGTERM, or killed with SIGKILL."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str], cwd: Path, log_path: Path):
+        self.argv = list(argv)
+        self.env = env
+        self.cwd = cwd
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+        self.starts = 0
+        self.unexpected_exits: list[int] = []
+
+    async def start(self) -> None:
+        self.starts += 1
+        with self.log_path.open("ab") as log_file:
+            log_file.write(f"\n==== start {self.starts} ====\n".encode())
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+            )
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    def note_exit(self) -> None:
+        """Record an exit nobody asked for (a crash)."""
+        if self.proc is not None and self.proc.returncode is not None:
+            self.unexpected_exits.append(self.proc.returncode)
+            self.proc = None
+
+    async def kill(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+        self.proc = None
+
+    async def stop(self, timeout_s: float) -> int | None:
+        """SIGTERM and wait; SIGKILL after ``timeout_s``. Returns the exit code (None: killed)."""
+        if self.proc is None:
+            return None
+        proc = self.proc
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.wait_for(proc.wait(), timeout_s)
+        except TimeoutError:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+            code = None
+        self.proc = None
+        return code
+
+
+@dataclass
+class FaultContext:
+    gw: SimulatedGateway
+    bot: BotProcess
+    rng: random.Random
+    client_id: int
+    db_url: str
+    account: str
+    fills_while_down: int = 0
+    collisions: int = 0
+    db_writes_blocked_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+async def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``predicate`` until true; ``TimeoutError`` naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+def bot_connected(ctx: FaultContext) -> bool:
+    return any(s.client_id == ctx.client_id and not s.closed for s in ctx.gw.sessions)
+
+
+def resting_orders(ctx: FaultContext) -> list[int]:
+    """permIds of the bot's live orders at the gateway."""
+    engine = ctx.gw.orders.engine
+    return [o.perm_id for o in engine.open_orders(ctx.client_id) if o.transmitted]
+
+
+async def fill_resting(ctx: FaultContext) -> None:
+    """Fill every live order of the bot now: what the market does while the bot is away."""
+    for perm_id in resting_orders(ctx):
+        with contextlib.suppress(ValueError):  # it finished meanwhile
+            await ctx.gw.fill_order(perm_id)
+            ctx.fills_while_down += 1
+
+
+async def _drop(ctx: FaultContext) -> None:
+    await ctx.gw.drop_connections()
+
+
+async def _restart(ctx: FaultContext) -> None:
+    downtime = ctx.rng.uniform(0.2, 3.0)
+    fill = ctx.rng.random() < 0.5
+    task = asyncio.ensure_future(ctx.gw.restart(downtime))
+    await asyncio.sleep(downtime / 2)
+    if fill:
+        await fill_resting(ctx)
+    await task
+
+
+async def _fill_while_down(ctx: FaultContext) -> None:
+    task = asyncio.ensure_future(ctx.gw.restart(ctx.rng.uniform(0.5, 2.0)))
+    await asyncio.sleep(0.1)
+    await fill_resting(ctx)
+    await task
+
+
+async def _stall(ctx: FaultContext) -> None:
+    ctx.gw.stall(True)
+    try:
+        await asyncio.sleep(ctx.rng.uniform(0.5, 4.0))
+    finally:
+        ctx.gw.stall(False)
+
+
+async def _connectivity(ctx: FaultContext, restored: int) -> None:
+    ctx.gw.emit_connectivity(1100)
+    await asyncio.sleep(ctx.rng.uniform(0.2, 2.0))
+    ctx.gw.emit_connectivity(restored)
+
+
+async def _id_collision(ctx: FaultContext) -> None:
+    """Drop the bot, then let another program take its client id while it reconnects."""
+    await ctx.gw.drop_connections()
+    squatter: Any = IB()
+    try:
+        await squatter.connectAsync(
+            "127.0.0.1", ctx.gw.port, clientId=ctx.client_id, timeout=3, readonly=True
+        )
+    except (TimeoutError, ConnectionError, OSError):
+        ctx.notes.append("the bot reconnected before the squatter")
+        return
+    ctx.collisions += 1
+    try:
+        await asyncio.sleep(ctx.rng.uniform(0.5, 2.5))
+    finally:
+        squatter.disconnect()
+
+
+async def _reject(ctx: FaultContext) -> None:
+    ctx.gw.reject_next_order(201, "Order rejected - reason:soak fault injection")
+
+
+async def _kill(ctx: FaultContext) -> None:
+    await ctx.bot.kill()
+    await asyncio.sleep(ctx.rng.uniform(0.0, 1.0))
+    if ctx.rng.random() < 0.6:
+        await fill_resting(ctx)
+    await ctx.bot.start()
+
+
+async def _db_lost(ctx: FaultContext) -> None:
+    hold_s = ctx.rng.uniform(1.0, 7.0)
+    ctx.db_writes_blocked_s += hold_s
+    if ctx.db_url.startswith("sqlite"):
+        await asyncio.to_thread(_hold_sqlite_lock, ctx.db_url.split("///", 1)[1], hold_s)
+    else:
+        await _terminate_pg_backends(ctx.db_url, hold_s)
+
+
+def _hold_sqlite_lock(path: str, hold_s: float) -> None:
+    """Take SQLite's write lock and keep it past the bot's 5 s busy timeout, then let go."""
+    conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        time.sleep(hold_s)
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+async def _terminate_pg_backends(db_url: str, hold_s: float) -> None:
+    """Kill the bot's PostgreSQL connections repeatedly for ``hold_s`` (mid-write, by chance)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    app = url.query.get("application_name")
+    admin = create_engine(url.set(query={}), isolation_level="AUTOCOMMIT")
+    stmt = text(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = :app AND pid <> pg_backend_pid()"
+    )
+    stop = threading.Event()
+
+    def loop() -> None:
+        with admin.connect() as conn:
+            while not stop.is_set():
+                conn.execute(stmt, {"app": app})
+                stop.wait(0.05)
+
+    try:
+        worker = asyncio.ensure_future(asyncio.to_thread(loop))
+        await asyncio.sleep(hold_s)
+        stop.set()
+        await worker
+    finally:
+        admin.dispose()
+
+
+FaultFn = Callable[[FaultContext], Awaitable[None]]
+
+INJECTORS: dict[str, FaultFn] = {
+    "drop": _drop,
+    "restart": _restart,
+    "stall": _stall,
+    "1100-1102": lambda ctx: _connectivity(ctx, 1102),
+    "1100-1101": lambda ctx: _connectivity(ctx, 1101),
+    "id-collision": _id_collision,
+    "fill-while-down": _fill_while_down,
+    "reject": _reject,
+    "kill": _kill,
+    "db-lost": _db_lost,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFault:
+    at_s: float
+    kind: str
+
+
+def plan_faults(
+    rng: random.Random, window_s: float, count: int, kinds: Sequence[str] = FAULTS
+) -> list[PlannedFault]:
+    """``count`` faults at random moments in ``[0.5, window_s]``, in time order."""
+    times = sorted(rng.uniform(0.5, window_s) for _ in range(count))
+    return [PlannedFault(round(t, 2), rng.choice(list(kinds))) for t in times]
+
+
+def max_fill_slice(rng: random.Random) -> Decimal:
+    """Shares per quote the gateway fills, so bigger orders fill in several executions."""
+    return Decimal(rng.choice([5, 10, 20, 40, 80]))
+
+
+def env_for_bot(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if not k.startswith(("IBKR_", "RISK_", "DATABASE_"))}
+    env.update(extra)
+    return env
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
