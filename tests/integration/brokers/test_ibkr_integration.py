@@ -10,8 +10,15 @@ from decimal import Decimal
 import pytest
 
 from tests.integration.brokers.conftest import Waiter, settings_for
-from tradingbot.brokers.ibkr import IBKRClient, OrderSide, OrderStatus
-from tradingbot.domain import BrokerError, ConnectionState, Fill, MarketSnapshot, OrderUpdate
+from tradingbot.brokers.ibkr import IBKRClient, OrderSide, OrderStatus, OrderType
+from tradingbot.domain import (
+    BrokerError,
+    ConnectionState,
+    Fill,
+    MarketSnapshot,
+    OrderRequest,
+    OrderUpdate,
+)
 from tradingbot.errors import (
     BrokerRejectedError,
     ClientIdInUseError,
@@ -318,3 +325,29 @@ async def test_port_guard_refuses_before_any_socket_is_opened(gateway: Simulated
     with pytest.raises(ConfigError, match="IBKR_PORT=7496 is a live-trading port"):
         await IBKRClient(settings=settings).connect()
     assert gateway.sessions == []
+
+
+async def test_stop_order_through_place_order(gateway: SimulatedGateway) -> None:
+    async with IBKRClient(settings=settings_for(gateway)) as client:
+        contract = await client.qualify_contract(client.create_contract("NVDA"))
+        quote = await client.get_market_data(contract)
+        assert quote.ask is not None
+        trigger = (quote.ask * Decimal("1.5")).quantize(Decimal("0.01"))
+        request = OrderRequest(
+            contract, OrderSide.BUY, Decimal(1), OrderType.STOP, stop_price=trigger
+        )
+        order = await client.place_order(request)
+        assert (order.order_type, order.stop_price, order.limit_price) == (
+            OrderType.STOP,
+            trigger,
+            None,
+        )
+        assert order.status in (OrderStatus.SUBMITTED, OrderStatus.PRE_SUBMITTED)
+        assert order.order_ref.startswith("tb-")
+        with pytest.raises(InvalidOrderError, match="stop_price is required"):
+            await client.place_order(
+                OrderRequest(contract, OrderSide.BUY, Decimal(1), OrderType.STOP)
+            )
+        done = await client.cancel_order(order.order_id)
+        assert done.status is OrderStatus.CANCELLED
+        assert (await client.wait_for_order(order.order_id, 1.0)).status is OrderStatus.CANCELLED
