@@ -39,6 +39,10 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+class ApiPortError(ConfigError):
+    """The API's address cannot be bound (port taken, address not on this machine)."""
+
+
 def _bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -47,7 +51,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as exc:
-        raise ConfigError(
+        raise ApiPortError(
             f"the API cannot listen on {host}:{port} ({exc.strerror or exc}); "
             "choose another API_PORT or stop what uses it"
         ) from exc
@@ -67,8 +71,10 @@ class ApiServer:
         token: str | None = None,
         notifier: WebhookNotifier | None = None,
         start_timeout_s: float = 10.0,
+        close_context: bool = False,
     ) -> None:
         check_bind(host, token)
+        self.close_context = close_context
         self.context = context
         self.host = host
         self.token = token
@@ -126,6 +132,8 @@ class ApiServer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.app.state.metrics.detach()
+        if self.close_context:
+            self.context.close()
 
     async def __aenter__(self) -> ApiServer:
         await self.start()
@@ -140,11 +148,12 @@ class ApiServer:
             log.error("the API server failed", exc_info=task.exception())
 
 
-async def start_api(context: BotContext) -> ApiServer | None:
+async def start_api(context: BotContext, *, close_context: bool = False) -> ApiServer | None:
     """Start the API for ``context`` from its settings (``API_*``, ``WEBHOOK_*``).
 
     Returns None when ``API_ENABLED`` is false; raises ``ConfigError`` for an unsafe bind
-    (non-loopback without ``API_TOKEN``), a taken port or a bad webhook setting.
+    (non-loopback without ``API_TOKEN``), a taken port (:class:`ApiPortError`) or a bad
+    webhook setting.
     """
     s = context.settings
     if not s.api_enabled:
@@ -155,6 +164,7 @@ async def start_api(context: BotContext) -> ApiServer | None:
         s.api_port,
         token=token_value(s.api_token),
         notifier=WebhookNotifier.from_settings(s),
+        close_context=close_context,
     )
     await server.start()
     return server

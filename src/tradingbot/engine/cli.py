@@ -240,13 +240,16 @@ async def _drive(
     console: Console,
 ) -> None:
     """Start the bot, show it until stopped or the duration ends, stop it, print a summary."""
+    from tradingbot.api.bot import start_bot_api
     from tradingbot.engine.live_view import LiveView
 
     await bot.start()
     view = LiveView(bot, console=console, interactive=interactive)
     shown = asyncio.Event()
     view_task = asyncio.create_task(view.run(shown), name="live-view")
+    api = None
     try:
+        api = await start_bot_api(bot)  # REST API, dashboard, /metrics, webhooks (API_*)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), duration_s)
         if not stop.is_set():
@@ -256,6 +259,8 @@ async def _drive(
         with contextlib.suppress(asyncio.CancelledError):
             await view_task
         view.close()
+        if api is not None:
+            await api.stop()
         await bot.stop()
     summary = bot.summary
     out = Console(file=sys.stdout, highlight=False)
@@ -267,5 +272,69 @@ async def _drive(
         out.print(line)
 
 
+def backtest(
+    strategy: StrategyOption = "sma_cross",
+    params: ParamsOption = "",
+    symbols: Annotated[
+        str, typer.Option("--symbols", help="Symbols to trade; default: every symbol in --bars.")
+    ] = "",
+    bars: Annotated[
+        Path | None,
+        typer.Option(help="CSV of bars (symbol,date,open,high,low,close,volume) to replay."),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="First bar to trade (earlier bars warm the strategy up)."),
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="End of the replay (exclusive).")] = None,
+    bar_size: Annotated[
+        str, typer.Option(help="Without --bars: size of the generated bars, e.g. '1 day'.")
+    ] = "1 day",
+    seed: Annotated[int, typer.Option(help="Without --bars: seed of the generated prices.")] = 7,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the report (default backtests/<time>).")
+    ] = None,
+    log_file: Annotated[Path | None, typer.Option(help="JSON-lines log file.")] = None,
+) -> None:
+    """Replay bars through the bot and the simulated gateway; report trades, P&L, drawdown."""
+    from tradingbot.engine.backtest import BacktestSpec, run_backtest
+    from tradingbot.engine.report import text_lines, write_report
+
+    try:
+        settings = load_settings()
+        folder = out or Path("backtests") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        spec = BacktestSpec(
+            strategy=strategy,
+            params=dict(parse_params(params)),
+            symbols=parse_symbols(symbols) if symbols.strip() else (),
+            bars=bars,
+            start=_parse_day(start, "--from") if start else None,
+            end=_parse_day(end, "--to") if end else None,
+            out_dir=folder,
+            seed=seed,
+            bar_size=bar_size,
+        )
+        if bars is not None and not bars.is_file():
+            raise ConfigError(f"--bars {bars}: no such file")
+        setup_logging("WARNING", log_file or folder / "backtest.log")
+        result = asyncio.run(run_backtest(settings, spec))
+        files = write_report(result, folder)
+    except TradingBotError as exc:
+        raise fail(exc, exit_code(exc)) from exc
+    out_console = Console(file=sys.stdout, highlight=False)
+    for line in text_lines(result):
+        out_console.print(line)
+    out_console.print(f"report: {files['html']}  (trades.csv, equity.csv, backtest.db beside it)")
+
+
+def _parse_day(text: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {text!r} is not a date; use YYYY-MM-DD[ HH:MM]") from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
+    app.command("backtest")(backtest)
