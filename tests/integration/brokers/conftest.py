@@ -38,21 +38,18 @@ class Waiter:
 
     def __init__(self) -> None:
         self.items: list[object] = []
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()
 
     def __call__(self, item: object) -> None:
         self.items.append(item)
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        self._changed.set()
 
     async def wait_for(
         self, predicate: Callable[[list[object]], bool], timeout_s: float = 5.0
     ) -> None:
         async def _wait() -> None:
-            async with self._changed:
-                await self._changed.wait_for(lambda: predicate(self.items))
+            while not predicate(self.items):
+                self._changed.clear()
+                await self._changed.wait()
 
         await asyncio.wait_for(_wait(), timeout_s)
