@@ -263,7 +263,7 @@ async def _drive(
             await api.stop()
         await bot.stop()
     summary = bot.summary
-    out = Console(file=sys.stdout, highlight=False)
+    out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     out.print("[bold]run summary[/bold] (from the database)")
     if summary is None:
         out.print("no summary: the database was not available")
@@ -321,7 +321,7 @@ def backtest(
         files = write_report(result, folder)
     except TradingBotError as exc:
         raise fail(exc, exit_code(exc)) from exc
-    out_console = Console(file=sys.stdout, highlight=False)
+    out_console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     for line in text_lines(result):
         out_console.print(line)
     out_console.print(f"report: {files['html']}  (trades.csv, equity.csv, backtest.db beside it)")
