@@ -113,8 +113,10 @@ async def run(rounds: int, downtime_s: float) -> bool:
             detect.append(d)
             after_stall.append(a)
         await manager.stop()
-    print(f"IBKRManager recovery, {rounds} rounds, probe every {manager.probe_interval_s} s "
-          f"(timeout {manager.probe_timeout_s} s), restart downtime {downtime_s} s")  # fmt: skip
+    print(
+        f"IBKRManager recovery, {rounds} rounds, probe every {manager.probe_interval_s} s "
+        f"(timeout {manager.probe_timeout_s} s), restart downtime {downtime_s}-{downtime_s + 1} s"
+    )
     print(summary("restart: port accepts -> ready + streaming", restart, RESTART_TARGET_S))
     print(summary("drop: sockets closed -> ready + streaming", drop, None))
     print(summary("stall: gateway silent -> detected", detect, STALL_TARGET_S))
