@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tradingbot.storage.base import Base
 
@@ -133,6 +133,7 @@ class OrderStatusEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_pk: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    order: Mapped[OrderRow] = relationship()
     status: Mapped[str] = mapped_column(String(16))
     filled: Mapped[Decimal]
     remaining: Mapped[Decimal]
@@ -157,6 +158,7 @@ class ExecutionRow(Base):
 
     exec_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     order_pk: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    order: Mapped[OrderRow | None] = relationship()
     perm_id: Mapped[int] = mapped_column(BigInteger)
     order_id: Mapped[int]
     client_id: Mapped[int]

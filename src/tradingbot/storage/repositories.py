@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from tradingbot.storage.db import Database
@@ -41,6 +41,15 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start : start + _CHUNK]
 
 
+def _by_account(keys: Collection[PositionKey]) -> dict[str, list[int]]:
+    """Keys grouped so each query is ``account = ? AND con_id IN (...)``: both backends use
+    the unique index for that, which they do not reliably do for a row-value IN."""
+    grouped: dict[str, list[int]] = {}
+    for account, con_id in keys:
+        grouped.setdefault(account, []).append(con_id)
+    return grouped
+
+
 class Repositories:
     """Typed access to every table within one transaction (``session``)."""
 
@@ -57,9 +66,9 @@ class Repositories:
         self.session.flush()
 
     def insert_rows(self, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
-        """Bulk insert plain dicts: the fast path for thousands of rows."""
+        """Bulk insert plain dicts (Core executemany, no ORM objects): the fast path."""
         if rows:
-            self.session.execute(insert(model), list(rows))
+            self.session.execute(insert(model.__table__), list(rows))
 
     # --- accounts -----------------------------------------------------------------------
     def account(self, code: str) -> Account | None:
@@ -90,11 +99,12 @@ class Repositories:
 
     def positions(self, keys: Collection[PositionKey]) -> dict[PositionKey, PositionRow]:
         found: dict[PositionKey, PositionRow] = {}
-        for chunk in _chunks(list(keys)):
-            stmt = select(PositionRow).where(
-                tuple_(PositionRow.account, PositionRow.con_id).in_(list(chunk))
-            )
-            found.update({(r.account, r.con_id): r for r in self.session.scalars(stmt)})
+        for account, con_ids in _by_account(keys).items():
+            for chunk in _chunks(con_ids):
+                stmt = select(PositionRow).where(
+                    PositionRow.account == account, PositionRow.con_id.in_(chunk)
+                )
+                found.update({(r.account, r.con_id): r for r in self.session.scalars(stmt)})
         return found
 
     # --- executions and commissions -----------------------------------------------------
@@ -121,12 +131,14 @@ class Repositories:
     def pending_for(self, keys: Collection[PositionKey]) -> list[ExecutionRow]:
         """Unbooked executions of these positions, oldest first."""
         rows: list[ExecutionRow] = []
-        for chunk in _chunks(list(keys)):
-            stmt = select(ExecutionRow).where(
-                ExecutionRow.applied.is_(False),
-                tuple_(ExecutionRow.account, ExecutionRow.con_id).in_(list(chunk)),
-            )
-            rows.extend(self.session.scalars(stmt))
+        for account, con_ids in _by_account(keys).items():
+            for chunk in _chunks(con_ids):
+                stmt = select(ExecutionRow).where(
+                    ExecutionRow.applied.is_(False),
+                    ExecutionRow.account == account,
+                    ExecutionRow.con_id.in_(chunk),
+                )
+                rows.extend(self.session.scalars(stmt))
         return sorted(rows, key=lambda r: (r.time, r.exec_id))
 
     def commission(self, exec_id: str) -> CommissionReportRow | None:

@@ -119,10 +119,9 @@ def record_status(
     if before == _status_key(row):
         return False
     row.updated_at = now
-    repos.flush()
     repos.add(
         OrderStatusEvent(
-            order_pk=row.id,
+            order=row,
             status=row.status,
             filled=row.filled,
             remaining=row.remaining,
@@ -160,7 +159,6 @@ def order_from_fill(repos: Repositories, fill: Fill, prefix: str, now: datetime)
         updated_at=now,
     )
     repos.add(row)
-    repos.flush()
     return row
 
 
@@ -225,7 +223,7 @@ class OrderJournal:
             row.updated_at = now
             repos.add(
                 OrderStatusEvent(
-                    order_pk=row.id,
+                    order=row,
                     status=row.status,
                     filled=row.filled,
                     remaining=row.remaining,

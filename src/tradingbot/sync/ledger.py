@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -41,7 +42,78 @@ log = logging.getLogger(__name__)
 PNL_TOLERANCE = Decimal("0.01")
 
 
-def _order_key(row: ExecutionRow) -> tuple[datetime, str]:
+@dataclass(slots=True)
+class NewExecution:
+    """An execution first seen in this batch. Written with one bulk insert at
+    :meth:`Ledger.finish`, already in its final state: building thousands of ORM objects
+    costs more than the database does."""
+
+    fill: Fill
+    order: OrderRow
+    received_at: datetime
+    external: bool
+    applied: bool = False
+    realized_pnl: Decimal | None = None
+
+    @property
+    def exec_id(self) -> str:
+        return self.fill.exec_id
+
+    @property
+    def time(self) -> datetime:
+        return self.fill.time
+
+    @property
+    def account(self) -> str:
+        return self.fill.account
+
+    @property
+    def con_id(self) -> int:
+        return self.fill.con_id
+
+    @property
+    def symbol(self) -> str:
+        return self.fill.symbol
+
+    @property
+    def side(self) -> str:
+        return self.fill.side.value
+
+    @property
+    def quantity(self) -> Decimal:
+        return self.fill.quantity
+
+    @property
+    def price(self) -> Decimal:
+        return self.fill.price
+
+    def row(self) -> dict[str, object]:
+        f = self.fill
+        return {
+            "exec_id": f.exec_id,
+            "order_pk": self.order.id,
+            "perm_id": f.perm_id,
+            "order_id": f.order_id,
+            "client_id": f.client_id,
+            "order_ref": f.order_ref,
+            "account": f.account,
+            "con_id": f.con_id,
+            "symbol": f.symbol,
+            "side": f.side.value,
+            "quantity": f.quantity,
+            "price": f.price,
+            "time": f.time,
+            "received_at": self.received_at,
+            "external": self.external,
+            "applied": self.applied,
+            "realized_pnl": self.realized_pnl,
+        }
+
+
+Execution = ExecutionRow | NewExecution
+
+
+def _order_key(row: Execution) -> tuple[datetime, str]:
     return (row.time, row.exec_id)
 
 
@@ -52,13 +124,17 @@ class Ledger:
         self.now = now
         self.new_executions = 0
         self._positions: dict[PositionKey, PositionRow | None] = {}
-        self._pending: dict[PositionKey, list[ExecutionRow]] = {}
+        self._pending: dict[PositionKey, list[Execution]] = {}
         self._fees: dict[str, Decimal] = {}
         self._ib_realized: dict[str, Decimal | None] = {}
         self._known: set[str] = set()  # exec ids stored (before or in this batch)
         self._checked: set[str] = set()  # exec ids whose existence and fee were looked up
-        self._rows: dict[str, ExecutionRow] = {}
+        self._rows: dict[str, Execution] = {}
+        self._new: list[NewExecution] = []
+        self._new_fees: list[dict[str, object]] = []
+        self._new_events: list[dict[str, object]] = []
         self._orders: dict[int, OrderRow] = {}
+        self._perm_checked: set[int] = set()  # permIds looked up (found or not)
         self._accounts: set[str] | None = None
 
     def ensure_account(self, code: str) -> bool:
@@ -68,7 +144,7 @@ class Ledger:
         if code in self._accounts:
             return False
         self.repos.add(Account(code=code, first_seen_at=self.now))
-        self.repos.flush()
+        self.repos.flush()  # rows referring to it may be bulk-inserted next
         self._accounts.add(code)
         return True
 
@@ -81,8 +157,9 @@ class Ledger:
         for row in self.repos.commissions(ids).values():
             self._fees[row.exec_id] = row.commission
         self._checked |= ids
-        perm_ids = {f.perm_id for f in fills if f.perm_id} - self._orders.keys()
+        perm_ids = {f.perm_id for f in fills if f.perm_id} - self._perm_checked
         self._orders.update(self.repos.orders_by_perm_ids(perm_ids))
+        self._perm_checked |= perm_ids
         self.load({(f.account, f.con_id) for f in fills})
 
     def load(self, keys: Collection[PositionKey]) -> None:
@@ -100,6 +177,18 @@ class Ledger:
         for report in self.repos.commissions([r.exec_id for r in pending]).values():
             self._fees[report.exec_id] = report.commission
 
+    def adopt(self, rows: Mapping[PositionKey, PositionRow]) -> None:
+        """Cache positions already read in bulk (a full sync reads every one at once)."""
+        fresh = {key for key in rows if key not in self._positions}
+        for key in fresh:
+            self._positions[key] = rows[key]
+            self._pending[key] = []
+        for row in self.repos.pending_executions():
+            key = (row.account, row.con_id)
+            if key in fresh:
+                self._pending[key].append(row)
+                self._rows[row.exec_id] = row
+
     # --- events ---------------------------------------------------------------------------
     def record_fill(self, fill: Fill, *, book: bool = True) -> bool:
         """Store an execution once; book it when its commission is known. False if seen."""
@@ -111,26 +200,14 @@ class Ledger:
         self.ensure_account(fill.account)
         self.new_executions += 1
         order = self._order_for(fill)
-        row = ExecutionRow(
-            exec_id=fill.exec_id,
-            order_pk=order.id,
-            perm_id=fill.perm_id,
-            order_id=fill.order_id,
-            client_id=fill.client_id,
-            order_ref=fill.order_ref,
-            account=fill.account,
-            con_id=fill.con_id,
-            symbol=fill.symbol,
-            side=fill.side.value,
-            quantity=fill.quantity,
-            price=fill.price,
-            time=fill.time,
-            received_at=self.now,
+        row = NewExecution(
+            fill,
+            order,
+            self.now,
             external=order.external or not is_ours(fill.order_ref, self.prefix),
             applied=not book,
-            realized_pnl=None,
         )
-        self.repos.add(row)
+        self._new.append(row)
         self._rows[row.exec_id] = row
         if fill.commission is not None:
             self._store_fee(CommissionReport(fill.exec_id, fill.commission, "USD", None))
@@ -144,8 +221,9 @@ class Ledger:
 
     def _order_for(self, fill: Fill) -> OrderRow:
         order = self._orders.get(fill.perm_id) if fill.perm_id else None
-        if order is None:
-            order = self.repos.order_by_perm_id(fill.perm_id) if fill.perm_id else None
+        if order is None and fill.perm_id and fill.perm_id not in self._perm_checked:
+            order = self.repos.order_by_perm_id(fill.perm_id)
+            self._perm_checked.add(fill.perm_id)
         if order is None and fill.order_ref:
             order = self.repos.order_by_ref(fill.order_ref)
         if order is None:
@@ -158,6 +236,10 @@ class Ledger:
     def _advance_order(self, order: OrderRow, fill: Fill) -> None:
         """An execution is proof of progress even when its order status never reached us
         (the order filled while we were down): the journal follows the cumulative quantity."""
+        if order.intent is None and not order.order_type and fill.cum_quantity > order.quantity:
+            order.quantity = order.filled = fill.cum_quantity  # known only from its fills
+            order.avg_fill_price = fill.avg_price or order.avg_fill_price
+            return
         if order.status in DONE_STATUSES or fill.cum_quantity <= order.filled:
             return
         order.filled = fill.cum_quantity
@@ -168,7 +250,7 @@ class Ledger:
         order.updated_at = self.now
         self.repos.add(
             OrderStatusEvent(
-                order_pk=order.id,
+                order=order,
                 status=order.status,
                 filled=order.filled,
                 remaining=order.remaining,
@@ -198,14 +280,14 @@ class Ledger:
         if report.exec_id in self._fees:
             return False
         self._fees[report.exec_id] = report.commission
-        self.repos.add(
-            CommissionReportRow(
-                exec_id=report.exec_id,
-                commission=report.commission,
-                currency=report.currency,
-                realized_pnl=report.realized_pnl,
-                received_at=self.now,
-            )
+        self._new_fees.append(
+            {
+                "exec_id": report.exec_id,
+                "commission": report.commission,
+                "currency": report.currency,
+                "realized_pnl": report.realized_pnl,
+                "received_at": self.now,
+            }
         )
         return True
 
@@ -238,20 +320,21 @@ class Ledger:
         """Positions with fills still waiting for their commission report."""
         return {key for key, queue in self._pending.items() if queue}
 
-    def _book(self, key: PositionKey, row: ExecutionRow, fee: Decimal) -> None:
+    def _book(self, key: PositionKey, row: Execution, fee: Decimal) -> None:
         pos = self.position_row(key, row.symbol)
+        price = row.price
         effect = apply_fill(
             Holding(pos.quantity, pos.avg_cost, pos.realized_pnl),
             OrderSide(row.side),
             row.quantity,
-            row.price,
+            price,
             fee,
         )
         self.set_holding(pos, effect.after, row.time)
         if effect.kind in (LifecycleKind.OPEN, LifecycleKind.FLIP):
             pos.opened_at = row.time
         row.applied, row.realized_pnl = True, effect.realized
-        self.add_event(pos, effect.kind, effect.before, row.price, effect.realized, "fill", row)
+        self.add_event(pos, effect.kind, effect.before, price, effect.realized, "fill", row)
         ib_realized = self._ib_realized.get(row.exec_id)
         if ib_realized is not None and abs(ib_realized - effect.realized) > PNL_TOLERANCE:
             log.warning(
@@ -293,26 +376,34 @@ class Ledger:
         price: Decimal | None,
         realized: Decimal,
         source: str,
-        execution: ExecutionRow | None = None,
+        execution: Execution | None = None,
     ) -> None:
-        self.repos.add(
-            PositionEvent(
-                account=pos.account,
-                con_id=pos.con_id,
-                symbol=pos.symbol,
-                kind=kind.value,
-                quantity_before=before.quantity,
-                quantity_after=pos.quantity,
-                avg_cost_before=before.avg_cost,
-                avg_cost_after=pos.avg_cost,
-                price=price,
-                realized_pnl=realized,
-                commission=self._fees.get(execution.exec_id, ZERO) if execution else ZERO,
-                exec_id=execution.exec_id if execution else None,
-                source=source,
-                time=execution.time if execution else self.now,
-            )
+        self._new_events.append(
+            {
+                "account": pos.account,
+                "con_id": pos.con_id,
+                "symbol": pos.symbol,
+                "kind": kind.value,
+                "quantity_before": before.quantity,
+                "quantity_after": pos.quantity,
+                "avg_cost_before": before.avg_cost,
+                "avg_cost_after": pos.avg_cost,
+                "price": price,
+                "realized_pnl": realized,
+                "commission": self._fees.get(execution.exec_id, ZERO) if execution else ZERO,
+                "exec_id": execution.exec_id if execution else None,
+                "source": source,
+                "time": execution.time if execution else self.now,
+            }
         )
+
+    def finish(self) -> None:
+        """Write what this batch built up; call once, before the transaction commits."""
+        self.repos.flush()  # orders and positions first: the rows below refer to them
+        self.repos.insert_rows(ExecutionRow, [e.row() for e in self._new])
+        self.repos.insert_rows(CommissionReportRow, self._new_fees)
+        self.repos.insert_rows(PositionEvent, self._new_events)
+        self._new, self._new_fees, self._new_events = [], [], []
 
     # --- marks and IB's P&L -----------------------------------------------------------------
     def record_position(self, position: Position) -> None:

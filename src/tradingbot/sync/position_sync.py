@@ -270,6 +270,7 @@ class PositionSyncService:
             force_before = ledger.now - timedelta(seconds=grace_s)
             if snapshot is None:
                 ledger.book_all(force_before=force_before)
+                ledger.finish()
                 return SyncReport(kind)
             return apply_snapshot(ledger, snapshot, kind, grace_s)
 
@@ -305,3 +306,4 @@ class PositionSyncService:
                     ledger.record_position(event)
                 else:
                     ledger.record_pnl(event)
+            ledger.finish()

@@ -107,6 +107,7 @@ def apply_snapshot(
             report.executions_new += 1
     ledger.book_all(force_before=ledger.now - timedelta(seconds=commission_grace_s))
     _reconcile_positions(ledger, snap, accounts, adopted, report)
+    ledger.finish()  # the queries below count executions and events written above
     _reconcile_orders(ledger, snap, report)
     _snapshot_figures(ledger, snap, adopted)
     now = ledger.now
@@ -115,6 +116,7 @@ def apply_snapshot(
         if row is not None:
             row.last_synced_at = now
     ledger.repos.add_run(kind, snap.taken_at, now, report.executions_new, report.differences)
+    ledger.finish()
     return report
 
 
@@ -141,6 +143,7 @@ def _reconcile_positions(
 ) -> None:
     theirs: dict[PositionKey, Position] = {(p.account, p.con_id): p for p in snap.positions}
     ours = ledger.repos.positions_of(accounts)
+    ledger.adopt(ours)
     waiting = ledger.pending_keys()
     for key in theirs.keys() | {k for k, row in ours.items() if row.quantity != 0}:
         if key in waiting:
@@ -209,7 +212,7 @@ def _reconcile_orders(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) 
         row.remaining, row.updated_at = row.quantity - row.filled, ledger.now
         repos.add(
             OrderStatusEvent(
-                order_pk=row.id,
+                order=row,
                 status=row.status,
                 filled=row.filled,
                 remaining=row.remaining,

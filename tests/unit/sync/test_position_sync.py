@@ -15,7 +15,6 @@ from tests.unit.sync.helpers import (
     ExecutionRow,
     OrderRow,
     OrderStatusEvent,
-    PositionEvent,
     ReconciliationDiff,
     events,
     position,
@@ -153,22 +152,22 @@ async def test_crash_mid_sync_rolls_back_and_rerun_converges(
     broker.set_position("SPY", 10, "500")
     await trade(broker, BUY, 100, "190")
     await trade(broker, SELL, 30, "200")
-    inserts = 0
+    crashed = []
 
-    def crash_on_third(*_: object) -> None:
-        nonlocal inserts
-        inserts += 1
-        if inserts == 3:
+    def power_cut(conn: object, cursor: object, statement: str, *_: object) -> None:
+        # executions and commissions are already written in this transaction by now
+        if statement.startswith("INSERT INTO position_events"):
+            crashed.append(statement)
             raise RuntimeError("power cut")
 
     before = state(db)
-    event.listen(PositionEvent, "before_insert", crash_on_third)
+    event.listen(db.engine, "before_cursor_execute", power_cut)
     try:
         with pytest.raises(RuntimeError, match="power cut"):
             await PositionSyncService(broker, db, reconcile_interval_s=None).start()
     finally:
-        event.remove(PositionEvent, "before_insert", crash_on_third)
-    assert inserts == 3
+        event.remove(db.engine, "before_cursor_execute", power_cut)
+    assert len(crashed) == 1
     assert state(db) == before  # nothing half-written
     for _ in range(2):
         async with PositionSyncService(broker, db, reconcile_interval_s=None):
