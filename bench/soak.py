@@ -43,6 +43,8 @@ from bench.soak_faults import (
     FaultContext,
     PlannedFault,
     bot_connected,
+    bot_started,
+    leaks,
     max_fill_slice,
     plan_faults,
     wait_for,
@@ -73,7 +75,6 @@ class SoakConfig:
     settle_s: float = 4.0
     jobs: int = 1
     db: str = "sqlite"
-    bot: str = "module"
     kinds: tuple[str, ...] = FAULTS
     exact_seed: int | None = None
     log_dir: Path | None = None
@@ -96,15 +97,19 @@ def run_seed(base: int, index: int) -> int:
     return random.Random(base * 1_000_003 + index).randrange(1, 2**31)
 
 
-def bot_argv(kind: str, seed: int) -> list[str]:
+def bot_argv(seed: int, log_file: Path) -> list[str]:
+    """``tradingbot run`` against the soak's gateway: the same ``Bot`` that ``run --sim``
+    drives, in a process of its own so that it can be killed while the gateway lives on."""
     params = f"seed={seed},every_ticks=6,max_target=900,limit_share=0.35"
-    if kind == "run":
-        return [
-            sys.executable, "-m", "tradingbot.cli", "run",
-            "--strategy", "bench.soak_strategy:Churn", "--params", params,
-            "--symbols", "AAPL,MSFT",
-        ]  # fmt: skip
-    return [sys.executable, "-m", "bench.soak_bot", "--params", params]
+    script = Path(sys.executable).with_name("tradingbot")
+    head = [str(script)] if script.exists() else [sys.executable, "-c", _CLI]
+    return [
+        *head, "run", "--plain", "--strategy", "bench.soak_strategy:Churn", "--params", params,
+        "--symbols", "AAPL,MSFT", "--log-file", str(log_file),
+    ]  # fmt: skip
+
+
+_CLI = "import sys; from tradingbot.cli import app; sys.argv[0] = 'tradingbot'; app()"
 
 
 @contextlib.contextmanager
@@ -165,12 +170,12 @@ async def _trade_with_faults(
         gw.orders.engine.max_fill_shares = max_fill_slice(rng)
         witness = Witness(gw)
         env = _bot_env(gw.port, db_url)
-        bot = BotProcess(bot_argv(cfg.bot, seed), env, workdir, log_path)
+        bot = BotProcess(bot_argv(seed, workdir / "bot.jsonl"), env, workdir, log_path)
         ctx = FaultContext(gw, bot, rng, CLIENT_ID, db_url, ACCOUNT)
         problems: list[str] = []
         await bot.start()
         try:
-            await wait_for(lambda: bot_connected(ctx), 30.0, "first connect of the bot")
+            await wait_for(lambda: bot_started(ctx), 60.0, "the bot's start")
             t0 = time.monotonic()
             for fault in plan:
                 await _until(t0 + fault.at_s, bot, problems)
@@ -185,6 +190,7 @@ async def _trade_with_faults(
         if code != 0:
             problems.append(f"graceful stop ended with exit code {code}")
         problems += [f"the bot exited by itself with code {c}" for c in bot.unexpected_exits]
+        problems += leaks(ACCOUNT, [log_path, workdir / "bot.jsonl"])
         verdict = check_run(gw, witness, db_url, ACCOUNT, CLIENT_ID, LIMITS, problems)
         verdict.figures.update(
             fills_while_down=ctx.fills_while_down,
@@ -327,7 +333,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-seconds", type=float, default=10.0, help="fault window per run")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each its own gateway)")
     p.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    p.add_argument("--bot", choices=("module", "run"), default="module")
     p.add_argument("--faults", default=",".join(FAULTS), help="fault kinds to draw from")
     p.add_argument("--log-dir", type=Path, default=None)
     p.add_argument("-v", "--verbose", action="store_true", help="keep every run's log")
@@ -345,7 +350,6 @@ def main(argv: list[str] | None = None) -> int:
         run_seconds=a.run_seconds,
         jobs=max(1, a.jobs),
         db=a.db,
-        bot=a.bot,
         kinds=kinds,
         log_dir=a.log_dir,
         verbose=a.verbose,
