@@ -27,7 +27,8 @@ from tradingbot.errors import (
     OrderError,
     UnknownSymbolError,
 )
-from tradingbot.sim import SimulatedGateway
+from tradingbot.sim import Session, SimulatedGateway
+from tradingbot.sim.session import Handler
 
 
 async def test_seed_api_example_runs_as_written(
@@ -297,13 +298,24 @@ async def test_client_id_in_use_falls_back_through_the_configured_range(
             await IBKRClient(settings=full).connect()
 
 
-async def test_account_guard_refuses_a_live_account_in_paper_mode() -> None:
+async def test_account_guard_refuses_a_live_account_before_asking_it_anything() -> None:
     async with SimulatedGateway(port=0, accounts=("U7654321",)) as live_gw:
+        asked: list[int] = []
+        for msg_id in (5, 6, 7, 61, 76, 99):  # the start-up sync: orders, account, positions
+            served = live_gw.handler(msg_id)
+            assert served is not None
+
+            async def spy(session: Session, fields: list[str], _served: Handler = served) -> None:
+                asked.append(int(fields[0]))
+                await _served(session, fields)
+
+            live_gw.register(msg_id, spy)
         client = IBKRClient(settings=settings_for(live_gw))
         with pytest.raises(
             ConfigError, match="TRADING_MODE=paper but the gateway serves a live account"
         ):
             await client.connect()
+        assert asked == [], "the sync must not run against the wrong kind of account"
         assert not client.is_connected
         assert client.connection_state is ConnectionState.DISCONNECTED
 

@@ -182,15 +182,9 @@ class IBKRClient:
         try:
             self._client_id = await connect_with_fallback(
                 self._ib, s.ibkr_host, s.ibkr_port, s.ibkr_client_id, s.ibkr_connect_timeout_s,
-                s.ibkr_readonly, s.ibkr_client_id_fallback_range,
+                s.ibkr_readonly, s.ibkr_client_id_fallback_range, self._check_accounts,
             )  # fmt: skip
             self._accounts = list(self._ib.managedAccounts())
-            s.check_account(self._accounts)
-            if self._account_wanted and self._account_wanted not in self._accounts:
-                raise ConfigError(
-                    f"account {self._account_wanted!r} is not served by this login "
-                    f"({mask_accounts(self._accounts)})"
-                )
         except BaseException:
             self._ib.disconnect()
             self.set_connection_state(ConnectionState.DISCONNECTED)
@@ -203,6 +197,15 @@ class IBKRClient:
             mask_accounts(self._accounts),
         )  # fmt: skip
         self.set_connection_state(ConnectionState.CONNECTED)
+
+    def _check_accounts(self, accounts: list[str]) -> None:
+        """Paper mode needs paper accounts ("DU…") and vice versa; run before any sync."""
+        self.settings.check_account(accounts)
+        if self._account_wanted and self._account_wanted not in accounts:
+            raise ConfigError(
+                f"account {self._account_wanted!r} is not served by this login "
+                f"({mask_accounts(accounts)})"
+            )
 
     async def disconnect(self) -> None:
         self.set_connection_state(ConnectionState.DISCONNECTED)

@@ -17,9 +17,15 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
-from tradingbot.errors import BrokerConnectionError, ClientIdInUseError, ConnectTimeoutError
+from tradingbot.errors import (
+    BrokerConnectionError,
+    ClientIdInUseError,
+    ConfigError,
+    ConnectTimeoutError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +55,36 @@ def quiet_ib_async_duplicates() -> None:
             logger.addFilter(_FILTER)
 
 
+AccountCheck = Callable[[list[str]], None]
+
+
 async def connect_once(
-    ib: Any, host: str, port: int, client_id: int, timeout_s: float, readonly: bool
+    ib: Any,
+    host: str,
+    port: int,
+    client_id: int,
+    timeout_s: float,
+    readonly: bool,
+    check_accounts: AccountCheck | None = None,
 ) -> None:
-    """One connect attempt with ``client_id``; raises our errors, never ib_async's."""
+    """One connect attempt with ``client_id``; raises our errors, never ib_async's.
+
+    ``check_accounts`` runs as soon as the gateway names its accounts, before ib_async's
+    start-up sync: a paper bot that reaches a live login hangs up without having asked
+    that account for anything.
+    """
     loop = asyncio.get_running_loop()
     in_use: asyncio.Future[None] = loop.create_future()
+    refused: list[ConfigError] = []
+
+    def on_api_start() -> None:
+        if check_accounts is None:
+            return
+        try:
+            check_accounts(list(ib.client.getAccounts()))
+        except ConfigError as exc:
+            refused.append(exc)
+            ib.client.disconnect()
 
     def on_error(req_id: int, code: int, text: str, contract: object) -> None:
         if code == 326 and not in_use.done():
@@ -66,6 +96,7 @@ async def connect_once(
 
     ib.errorEvent += on_error
     ib.client.apiError += on_api_error
+    ib.client.apiStart += on_api_start
     connect = asyncio.ensure_future(
         ib.connectAsync(
             host,
@@ -84,10 +115,15 @@ async def connect_once(
                 await connect
             ib.disconnect()
             raise ClientIdInUseError(client_id)
+        if refused:
+            with contextlib.suppress(BaseException):
+                await connect
+            raise refused[0]
         await _translate(connect, host, port, client_id, timeout_s)
     finally:
         ib.errorEvent -= on_error
         ib.client.apiError -= on_api_error
+        ib.client.apiStart -= on_api_start
         if not connect.done():
             connect.cancel()
         elif not connect.cancelled():
@@ -137,12 +173,13 @@ async def connect_with_fallback(
     timeout_s: float,
     readonly: bool,
     fallback: tuple[int, int] | None,
+    check_accounts: AccountCheck | None = None,
 ) -> int:
     """Connect with the first free id; returns the id used. 326 on every id → the error."""
     ids = candidate_ids(client_id, fallback)
     for candidate in ids:
         try:
-            await connect_once(ib, host, port, candidate, timeout_s, readonly)
+            await connect_once(ib, host, port, candidate, timeout_s, readonly, check_accounts)
         except ClientIdInUseError:
             if candidate == ids[-1]:
                 if len(ids) == 1:
