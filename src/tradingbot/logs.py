@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,31 @@ DEFAULT_LOG_FILE = Path("logs") / "tradingbot.log"
 _CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # ib_async is chatty at INFO (every API message it dislikes); the broker layer logs what matters.
 _QUIET = {"ib_async": logging.WARNING, "asyncio": logging.WARNING}
+
+
+# An IB account code: optional D (paper), U/F/I, then digits. Masked as mask_account does.
+_ACCOUNT_CODE = re.compile(r"\b(D?[UFI])(\d{3,})(\d{2})\b")
+
+
+class MaskAccounts(logging.Filter):
+    """Mask account codes in every record a handler writes, whoever logged it.
+
+    Our layers mask accounts themselves, but ib_async logs whole ``Trade`` objects (with
+    ``account='DU1234567'``) in its own warnings, e.g. for every rejected order; this
+    handler filter keeps those out of the file and the console too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = _ACCOUNT_CODE.sub(
+            lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), message
+        )
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_MASK = MaskAccounts()
 
 
 class JsonFormatter(logging.Formatter):
@@ -79,4 +105,5 @@ def setup_logging(
 
 
 def _mark(handler: logging.Handler) -> None:
+    handler.addFilter(_MASK)
     handler._tradingbot = True  # type: ignore[attr-defined]
