@@ -1,0 +1,66 @@
+"""Strategies the tests load by import path, as a user would load their own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from pydantic import Field
+
+from tradingbot.domain import Bar, MarketSnapshot, OrderSide, OrderType
+from tradingbot.engine.intents import OrderIntent, TradeIntent
+from tradingbot.engine.strategies.base import Strategy, StrategyParams, StrategyView
+
+
+class RestingLimitParams(StrategyParams):
+    below_pct: Decimal = Field(Decimal(2), gt=0, lt=5)
+    quantity: Decimal = Field(Decimal(5), gt=0)
+
+
+class RestingLimit(Strategy[RestingLimitParams]):
+    """On the first quote of each symbol, a buy limit ``below_pct`` under the market: an
+    order that stays working, so a stop finds it in flight."""
+
+    name = "resting_limit"
+    params_model = RestingLimitParams
+    wants_ticks = True
+
+    def __init__(self, params: RestingLimitParams) -> None:
+        super().__init__(params)
+        self.sent: set[str] = set()
+
+    def on_bar(self, symbol: str, bar: Bar, view: StrategyView) -> Sequence[OrderIntent]:
+        return ()
+
+    def on_tick(self, snapshot: MarketSnapshot, view: StrategyView) -> Sequence[OrderIntent]:
+        price = snapshot.last or snapshot.mid
+        if snapshot.symbol in self.sent or price is None:
+            return ()
+        self.sent.add(snapshot.symbol)
+        limit = (price * (1 - self.params.below_pct / 100)).quantize(Decimal("0.01"))
+        return (
+            TradeIntent(
+                snapshot.symbol, OrderSide.BUY, self.params.quantity, OrderType.LIMIT, limit,
+                reason="resting limit",
+            ),
+        )  # fmt: skip
+
+
+class Scripted(Strategy[StrategyParams]):
+    """Sends what a test queued, on the next quote of the intent's symbol: orders happen
+    when the test says, through the path a real strategy's take (tick -> risk -> broker)."""
+
+    name = "scripted"
+    wants_ticks = True
+
+    def __init__(self) -> None:
+        super().__init__(StrategyParams())
+        self.queued: list[OrderIntent] = []
+
+    def on_bar(self, symbol: str, bar: Bar, view: StrategyView) -> Sequence[OrderIntent]:
+        return ()
+
+    def on_tick(self, snapshot: MarketSnapshot, view: StrategyView) -> Sequence[OrderIntent]:
+        mine = [i for i in self.queued if i.symbol == snapshot.symbol]
+        self.queued = [i for i in self.queued if i.symbol != snapshot.symbol]
+        return mine
