@@ -37,12 +37,21 @@ class MaskAccounts(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = _ACCOUNT_CODE.sub(
-            lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), message
-        )
+        masked = _mask(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            # A database error quotes the statement's parameters, account included; the
+            # formatters print exc_text when it is set.
+            record.exc_text = _mask(_PLAIN.formatException(record.exc_info))
         return True
+
+
+def _mask(text: str) -> str:
+    return _ACCOUNT_CODE.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
+
+
+_PLAIN = logging.Formatter()
 
 
 _MASK = MaskAccounts()
@@ -64,7 +73,7 @@ class JsonFormatter(logging.Formatter):
             if key not in self._STANDARD and not key.startswith("_"):
                 entry[key] = value if isinstance(value, int | float | bool | None) else str(value)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
