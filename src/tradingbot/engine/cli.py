@@ -36,7 +36,7 @@ from tradingbot.engine.app import (
 )
 from tradingbot.engine.loader import load_strategy, parse_params
 from tradingbot.engine.strategies.base import Strategy
-from tradingbot.errors import ConfigError, TradingBotError
+from tradingbot.errors import ConfigError, TradingBotError, UnknownSymbolError
 from tradingbot.logs import DEFAULT_LOG_FILE, setup_logging
 from tradingbot.settings import Settings, load_settings
 
@@ -73,12 +73,13 @@ def parse_duration(text: str | None) -> float | None:
 
 
 def fail(exc: BaseException, code: int) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {exc}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {exc}")
     return typer.Exit(code)
 
 
 def exit_code(exc: TradingBotError) -> int:
-    return 2 if isinstance(exc, ConfigError) else 1
+    """2 for input the user must fix (settings, options, symbols), 1 for everything else."""
+    return 2 if isinstance(exc, ConfigError | UnknownSymbolError) else 1
 
 
 def run(
