@@ -114,7 +114,7 @@ def fills(db: Database, *, limit: int = 50, days: int | None = None) -> list[Row
                 "perm_id": e.perm_id,
                 "origin": "external" if e.external else "bot",
             }
-            for e, c in session.execute(stmt.limit(limit)).tuples()
+            for e, c in session.execute(stmt.limit(limit))
         ]
 
 

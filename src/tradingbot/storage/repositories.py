@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from tradingbot.storage.db import Database
@@ -50,6 +51,22 @@ def _by_account(keys: Collection[PositionKey]) -> dict[str, list[int]]:
     return grouped
 
 
+_INSERTS: dict[tuple[str, tuple[str, ...], str], tuple[str, list[str], list[Any]]] = {}
+
+
+def _compiled_insert(
+    table: Table, keys: tuple[str, ...], dialect: Dialect
+) -> tuple[str, list[str], list[Any]]:
+    """INSERT text, parameter order and bind processors for ``keys``, cached per dialect."""
+    cache_key = (table.name, keys, dialect.name)
+    if cache_key not in _INSERTS:
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        names = list(compiled.positiontup or []) if dialect.positional else list(keys)
+        processors = [table.c[name].type.bind_processor(dialect) for name in names]
+        _INSERTS[cache_key] = (str(compiled), names, processors)
+    return _INSERTS[cache_key]
+
+
 class Repositories:
     """Typed access to every table within one transaction (``session``)."""
 
@@ -66,9 +83,22 @@ class Repositories:
         self.session.flush()
 
     def insert_rows(self, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
-        """Bulk insert plain dicts (Core executemany, no ORM objects): the fast path."""
-        if rows:
-            self.session.execute(insert(model.__table__), list(rows))
+        """Bulk insert plain dicts (all with the same keys) through the driver's executemany.
+
+        The statement is compiled once and each column's bind processor (our exact-decimal
+        and UTC types included) is applied directly: for a hundred thousand rows that is
+        several times faster than SQLAlchemy's per-row parameter handling."""
+        if not rows:
+            return
+        conn = self.session.connection()
+        sql, names, processors = _compiled_insert(model.__table__, tuple(rows[0]), conn.dialect)
+        params: list[Any] = []
+        for row in rows:
+            values = [p(row[n]) if p else row[n] for n, p in zip(names, processors, strict=True)]
+            params.append(
+                tuple(values) if conn.dialect.positional else dict(zip(names, values, strict=True))
+            )
+        conn.exec_driver_sql(sql, params)
 
     # --- accounts -----------------------------------------------------------------------
     def account(self, code: str) -> Account | None:
