@@ -134,3 +134,12 @@ def test_the_guide_s_scripts_run(args: list[str]) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS" in done.stdout
+
+
+async def test_reports_never_show_a_full_account_number(gateway: SimulatedGateway) -> None:
+    results = [
+        *await run_checks(settings_for(gateway)),
+        *await run_paper_test(settings_for(gateway)),
+    ]
+    assert results
+    assert all("DU1234567" not in r.detail + r.fix for r in results)

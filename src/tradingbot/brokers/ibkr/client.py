@@ -53,7 +53,7 @@ from tradingbot.domain import (
 )
 from tradingbot.errors import ConfigError, NotConnectedError, OrderError
 from tradingbot.events import BrokerEvents
-from tradingbot.settings import Settings, load_settings, mask_accounts
+from tradingbot.settings import Settings, load_settings, mask_account, mask_accounts
 
 if TYPE_CHECKING:
     from tradingbot.ports import Broker
@@ -203,7 +203,7 @@ class IBKRClient:
         self.settings.check_account(accounts)
         if self._account_wanted and self._account_wanted not in accounts:
             raise ConfigError(
-                f"account {self._account_wanted!r} is not served by this login "
+                f"account {mask_account(self._account_wanted)} is not served by this login "
                 f"({mask_accounts(accounts)})"
             )
 

@@ -20,7 +20,7 @@ from rich.console import Console
 from tradingbot.brokers.ibkr.check import CheckResult, quiet_logging, render, target
 from tradingbot.domain import ContractRef, OrderSide, OrderStatus
 from tradingbot.errors import ConfigError, TradingBotError
-from tradingbot.settings import LIVE_PORTS, Settings, load_settings, mask_accounts
+from tradingbot.settings import LIVE_PORTS, Settings, load_settings, mask_account, mask_accounts
 
 if TYPE_CHECKING:
     from tradingbot.brokers.ibkr.client import IBKRClient
@@ -83,7 +83,10 @@ async def run_paper_test(
 
 async def _summary(client: IBKRClient) -> str:
     s = await client.get_account_summary()
-    return f"{s.account}: net liquidation {s.net_liquidation} {s.currency}, cash {s.total_cash}"
+    return (
+        f"{mask_account(s.account)}: net liquidation {s.net_liquidation} {s.currency}, "
+        f"cash {s.total_cash}"
+    )
 
 
 async def _positions(client: IBKRClient) -> str:
