@@ -10,12 +10,16 @@ One supervisor task owns the connection. It wakes on a disconnect event or every
 ``probe_timeout_s``: a gateway that keeps the socket open but stops talking (the nightly
 restart sometimes does this) is thus detected in seconds, not when TCP gives up. A lost
 connection is re-established with capped exponential backoff and jitter; a refused connect
-(port closed while the gateway restarts) costs the gateway nothing, so it is retried at a
-short, capped interval and the bot is back within a second of the port reopening.
+(port closed while the gateway restarts) costs the gateway nothing, so for the first ten
+minutes of an outage it is retried every 0.25-0.5 s and the bot is back within a second
+of the port reopening. Configuration errors (mode, port, account) are never retried: the
+manager stops and ``get_client`` raises the reason.
 
 After every (re)connect the market-data streams are requested again and the client
 reconciles: open orders, then every execution not yet delivered, so a fill made while we
-were away is emitted exactly once. ``reconciled`` tells the engine when that is done.
+were away is emitted exactly once. ``reconciled`` tells the engine when that is done. The
+first connect reconciles too (``reconcile_on_start``), so after a crash the day's fills
+that IB still reports are delivered; consumers that persist fills dedupe by ``exec_id``.
 IB's connectivity notices: 1100 → DEGRADED, 1101 → re-subscribe and reconcile, 1102 →
 resume and reconcile; farm notices are only logged. Disconnect events may arrive twice
 (ib_async and our own probe both report); they only set a flag the supervisor reads, so
