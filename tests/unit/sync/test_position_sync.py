@@ -15,6 +15,7 @@ from tests.unit.sync.helpers import (
     ExecutionRow,
     OrderRow,
     OrderStatusEvent,
+    PositionEvent,
     ReconciliationDiff,
     events,
     position,
@@ -253,3 +254,31 @@ class _Accepted:
 
     def __str__(self) -> str:
         return "accepted"
+
+
+async def test_periodic_reconciliation_corrects_drift_by_itself(
+    broker: MockIBKRClient, db: Database
+) -> None:
+    async with PositionSyncService(broker, db, reconcile_interval_s=0.05) as sync:
+        broker.set_position("QQQ", 12, "440")
+        await sync.wait_until(lambda: any(r.symbol == "QQQ" for r in rows(db, PositionEvent)))
+    assert position(db, "QQQ").quantity == D(12)
+    assert [d.key for d in rows(db, ReconciliationDiff)][:1] == ["QQQ:320227571"]
+
+
+async def test_late_commission_waits_then_is_forced_after_grace(
+    broker: MockIBKRClient, db: Database
+) -> None:
+    async with PositionSyncService(
+        broker, db, reconcile_interval_s=None, commission_grace_s=0.0
+    ) as sync:
+        now = datetime.now(UTC)
+        broker.events.fill.emit(
+            Fill("late-1", 1, 42, 9, "tb-z", "DU1234567", "SPY", 756733, BUY, D(2), D(500), now)
+        )
+        await sync.wait_idle()
+        assert sync.pending_commissions() == 1
+        assert rows(db, PositionEvent) == []
+        assert await sync.settle(timeout_s=0.05) == 1
+    assert events(db) == [("open", D(0), D(2), D(0))]
+    assert position(db, "SPY").avg_cost == D(500)  # booked without a commission
