@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter as Tally
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -67,12 +66,13 @@ class BotCollector(Collector):
         )
         notice.add_metric([], float(m.last_notice.code) if m.last_notice else 0.0)
         yield notice
-        by_status = Tally(u.status.value for u in m.order_status.values())
+        by_status = m.orders_by_status
         orders = GaugeMetricFamily(
             "tradingbot_orders", "Orders seen since start, by last status", labels=["status"]
         )
         for status, n in sorted(by_status.items()):
-            orders.add_metric([status], float(n))
+            if n > 0:
+                orders.add_metric([status], float(n))
         yield orders
         pnl = GaugeMetricFamily(
             "tradingbot_pnl_usd", "Account P&L as IB reports it", labels=["kind"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ CONNECTIVITY_CODES = frozenset({1100, 1101, 1102})
 _MAX_FILLS = 500
 _MAX_PNL_POINTS = 2000
 _PNL_MIN_STEP_S = 5.0
+_MAX_ORDERS = 10_000
 
 EventKind = Literal[
     "fill", "risk_rejection", "kill_switch", "disconnected", "reconnected", "connectivity"
@@ -95,7 +96,8 @@ class Monitor:
         self._fill_ids: set[str] = set()
         self.pnl: PnL | None = None
         self.pnl_curve: deque[PnLPoint] = deque(maxlen=_MAX_PNL_POINTS)
-        self.order_status: dict[str, OrderUpdate] = {}
+        self.orders_by_status: Counter[str] = Counter()  # every order seen, by last status
+        self._last_status: dict[str, str] = {}
         self.rejections = 0
         self.last_tick_at: dict[str, float] = {}  # symbol -> time.perf_counter() of arrival
         self.tick_to_order: Callable[[float], None] | None = None
@@ -166,10 +168,19 @@ class Monitor:
             if update.perm_id
             else f"id-{update.client_id}-{update.order_id}"
         )
-        first = key not in self.order_status
-        self.order_status[key] = update
-        if first and update.order_ref.startswith(self.order_ref_prefix):
-            self._observe_latency(update.symbol)
+        previous = self._last_status.get(key)
+        status = update.status.value
+        if previous == status:
+            return
+        if previous is None:
+            if update.order_ref.startswith(self.order_ref_prefix):
+                self._observe_latency(update.symbol)
+            if len(self._last_status) >= _MAX_ORDERS:  # forget the oldest; counts stay
+                self._last_status.pop(next(iter(self._last_status)))
+        else:
+            self.orders_by_status[previous] -= 1
+        self.orders_by_status[status] += 1
+        self._last_status[key] = status
 
     def _observe_latency(self, symbol: str) -> None:
         """Tick arrival to the gateway's first status for the bot's next order of that symbol
