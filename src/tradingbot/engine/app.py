@@ -188,7 +188,11 @@ class Bot:
             if self.started_at is not None and self.runner is not None:
                 try:
                     self.summary = summarize(
-                        self.db, self.started_at, self.order_ref_prefix, self.config.symbols
+                        self.db,
+                        self.started_at,
+                        self.order_ref_prefix,
+                        self.config.symbols,
+                        marks=dict(self.runner.feed.last),
                     )
                 except Exception:  # the summary is a courtesy; never fail a stop over it
                     log.exception("could not read the run summary from the database")
@@ -216,16 +220,15 @@ class Bot:
 # --- the simulated gateway for ``run --sim`` --------------------------------------------------
 
 
-def sim_start_time(now: datetime, calendar: TradingCalendar | ExchangeCalendar) -> datetime:
-    """Now if the real market is open, else half an hour into the latest regular session.
+def sim_start_time(now: datetime, calendar: ExchangeCalendar) -> datetime:
+    """Half an hour into the latest regular session that began by ``now``.
 
     The simulated clock starts there, so the market-hours rule stays on (as it will be
-    against a real account) and still lets a first run trade at three in the morning.
+    against a real account) and a first run trades at three in the morning too. Starting
+    at the session's open rather than at the real time gives every run the whole simulated
+    session (6 hours: 6 minutes at the default 60x); after its close, market orders are
+    refused as they would be live, unless RISK_ALLOW_OUTSIDE_RTH=true.
     """
-    if calendar.is_regular_hours(now):
-        return now
-    if not isinstance(calendar, ExchangeCalendar):
-        return now
     return calendar.latest_open(now) + SIM_OPEN_OFFSET
 
 

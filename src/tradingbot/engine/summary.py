@@ -10,6 +10,7 @@ because execution times are the broker's clock, which under ``--sim`` is simulat
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -76,9 +77,16 @@ class RunSummary:
 
 
 def summarize(
-    db: Database, started_at: datetime, prefix: str = "tb-", symbols: tuple[str, ...] = ()
+    db: Database,
+    started_at: datetime,
+    prefix: str = "tb-",
+    symbols: tuple[str, ...] = (),
+    marks: Mapping[str, Decimal] | None = None,
 ) -> RunSummary:
-    """This run's orders and fills, and the current positions in ``symbols`` (all if empty)."""
+    """This run's orders and fills, and the current positions in ``symbols`` (all if empty).
+
+    A position the mirror holds no market value for is valued at ``marks`` (the last prices
+    the bot saw), so the unrealized P&L is never silently zero."""
     orders = [
         o
         for o in queries.orders(db, limit=_MANY)
@@ -96,7 +104,7 @@ def summarize(
         book = bought if f["side"] in ("BUY", "BOT") else sold
         book[f["symbol"]] = book.get(f["symbol"], _ZERO) + f["quantity"]
     positions = [
-        _position(p)
+        _position(p, marks or {})
         for p in queries.positions(db, include_closed=True)
         if not symbols or p["symbol"] in symbols
     ]
@@ -121,15 +129,20 @@ def summarize(
     )
 
 
-def _position(row: dict[str, Any]) -> PositionLine:
+def _position(row: dict[str, Any], marks: Mapping[str, Decimal]) -> PositionLine:
+    price = row["market_price"]
     unrealized = row["unrealized_pnl"]
     if unrealized is None:
         unrealized = row["ib_unrealized_pnl"]
+    mark = marks.get(row["symbol"])
+    if unrealized is None and mark is not None and row["avg_cost"] is not None:
+        price = mark
+        unrealized = (mark - row["avg_cost"]) * row["quantity"]
     return PositionLine(
         symbol=row["symbol"],
         quantity=row["quantity"],
         avg_cost=row["avg_cost"],
-        market_price=row["market_price"],
+        market_price=price,
         unrealized_pnl=unrealized,
         realized_pnl=row["realized_pnl"],
     )

@@ -83,4 +83,4 @@ async def test_the_simulated_day_starts_inside_regular_hours() -> None:
     assert start == datetime(2024, 7, 5, 14, 0, tzinfo=UTC)  # Friday 09:30 ET + 30 min
     assert calendar.is_regular_hours(start)
     tuesday_noon_et = datetime(2024, 7, 2, 16, 0, tzinfo=UTC)
-    assert sim_start_time(tuesday_noon_et, calendar) == tuesday_noon_et
+    assert sim_start_time(tuesday_noon_et, calendar) == datetime(2024, 7, 2, 14, 0, tzinfo=UTC)
