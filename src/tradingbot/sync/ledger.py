@@ -133,6 +133,7 @@ class Ledger:
         self._new: list[NewExecution] = []
         self._new_fees: list[dict[str, object]] = []
         self._new_events: list[dict[str, object]] = []
+        self._dirty: dict[PositionKey, tuple[Holding, datetime]] = {}
         self._orders: dict[int, OrderRow] = {}
         self._perm_checked: set[int] = set()  # permIds looked up (found or not)
         self._accounts: set[str] | None = None
@@ -321,25 +322,35 @@ class Ledger:
         return {key for key, queue in self._pending.items() if queue}
 
     def _book(self, key: PositionKey, row: Execution, fee: Decimal) -> None:
-        pos = self.position_row(key, row.symbol)
+        dirty = self._dirty.get(key)
+        if dirty is None:
+            pos = self.position_row(key, row.symbol)
+            before = Holding(pos.quantity, pos.avg_cost, pos.realized_pnl)
+        else:
+            before = dirty[0]
         price = row.price
-        effect = apply_fill(
-            Holding(pos.quantity, pos.avg_cost, pos.realized_pnl),
-            OrderSide(row.side),
-            row.quantity,
-            price,
-            fee,
-        )
-        self.set_holding(pos, effect.after, row.time)
+        effect = apply_fill(before, OrderSide(row.side), row.quantity, price, fee)
+        # The row is written once per batch (write_holdings), not once per fill.
+        self._dirty[key] = (effect.after, row.time)
         if effect.kind in (LifecycleKind.OPEN, LifecycleKind.FLIP):
-            pos.opened_at = row.time
+            self.position_row(key, row.symbol).opened_at = row.time
         row.applied, row.realized_pnl = True, effect.realized
-        self.add_event(pos, effect.kind, effect.before, price, effect.realized, "fill", row)
+        self.add_event(
+            key, row.symbol, effect.kind, before, effect.after, price, effect.realized, "fill", row
+        )
         ib_realized = self._ib_realized.get(row.exec_id)
         if ib_realized is not None and abs(ib_realized - effect.realized) > PNL_TOLERANCE:
             log.warning(
                 "realized P&L of %s: ours %s, IB's %s", row.exec_id, effect.realized, ib_realized
             )
+
+    def write_holdings(self) -> None:
+        """Put the holdings booked in this batch onto their position rows."""
+        for key, (holding, when) in self._dirty.items():
+            pos = self._positions[key]
+            assert pos is not None
+            self.set_holding(pos, holding, when)
+        self._dirty.clear()
 
     def position_row(self, key: PositionKey, symbol: str) -> PositionRow:
         pos = self._positions.get(key)
@@ -370,9 +381,11 @@ class Ledger:
 
     def add_event(
         self,
-        pos: PositionRow,
+        key: PositionKey,
+        symbol: str,
         kind: LifecycleKind,
         before: Holding,
+        after: Holding,
         price: Decimal | None,
         realized: Decimal,
         source: str,
@@ -380,14 +393,14 @@ class Ledger:
     ) -> None:
         self._new_events.append(
             {
-                "account": pos.account,
-                "con_id": pos.con_id,
-                "symbol": pos.symbol,
+                "account": key[0],
+                "con_id": key[1],
+                "symbol": symbol,
                 "kind": kind.value,
                 "quantity_before": before.quantity,
-                "quantity_after": pos.quantity,
+                "quantity_after": after.quantity,
                 "avg_cost_before": before.avg_cost,
-                "avg_cost_after": pos.avg_cost,
+                "avg_cost_after": after.avg_cost,
                 "price": price,
                 "realized_pnl": realized,
                 "commission": self._fees.get(execution.exec_id, ZERO) if execution else ZERO,
@@ -398,7 +411,8 @@ class Ledger:
         )
 
     def finish(self) -> None:
-        """Write what this batch built up; call once, before the transaction commits."""
+        """Write what this batch built up; call before the transaction commits."""
+        self.write_holdings()
         self.repos.flush()  # orders and positions first: the rows below refer to them
         self.repos.insert_rows(ExecutionRow, [e.row() for e in self._new])
         self.repos.insert_rows(CommissionReportRow, self._new_fees)
@@ -411,6 +425,7 @@ class Ledger:
         because IB's position message can overtake the execution it reflects."""
         key = (position.account, position.con_id)
         self.load([key])
+        self.write_holdings()
         pos = self._positions.get(key)
         if pos is None:
             return

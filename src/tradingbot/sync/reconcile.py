@@ -142,6 +142,7 @@ def _reconcile_positions(
     report: SyncReport,
 ) -> None:
     theirs: dict[PositionKey, Position] = {(p.account, p.con_id): p for p in snap.positions}
+    ledger.write_holdings()
     ours = ledger.repos.positions_of(accounts)
     ledger.adopt(ours)
     waiting = ledger.pending_keys()
@@ -178,9 +179,9 @@ def _reconcile_positions(
         ledger.set_holding(pos, Holding(ib_qty, ib_avg, pos.realized_pnl), snap.taken_at)
         if ib_qty != 0 and prior.quantity == 0:
             pos.opened_at = snap.taken_at
-        ledger.add_event(
-            pos, LifecycleKind.ADJUST, prior, None, ZERO, "baseline" if baseline else "reconcile"
-        )
+        after = Holding(pos.quantity, pos.avg_cost, pos.realized_pnl)
+        source = "baseline" if baseline else "reconcile"
+        ledger.add_event(key, symbol, LifecycleKind.ADJUST, prior, after, None, ZERO, source)
         if ib is not None:
             ledger.record_position(ib)
 
