@@ -29,6 +29,7 @@ from rich.text import Text
 
 from tradingbot.domain import Fill, PnL, Position
 from tradingbot.engine.app import Bot
+from tradingbot.ports import Broker
 
 log = logging.getLogger("tradingbot.status")
 
@@ -52,7 +53,7 @@ class LiveView:
             raise RuntimeError("the live view needs a started bot")
         self.bot = bot
         self.runner = bot.runner
-        self.client = bot.client
+        self.client: Broker = bot.client
         self.console = console or Console(stderr=True)
         self.interactive = self.console.is_terminal if interactive is None else interactive
         self.refresh_s = refresh_s
