@@ -29,7 +29,7 @@ async def test_fuzzing_the_spec_finds_no_server_errors(tmp_path: Path) -> None:
             "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
             "response_schema_conformance",
             "--header", f"Authorization: Bearer {TOKEN}",
-            "--max-examples", "15",
+            "--max-examples", "40",
             "--seed", "7",
             "--generation-database", "none",
             "--request-timeout", "15",
