@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Generic, Literal, Protocol, TypeVar
 
+from tradingbot.api.coalesce import Coalescer
 from tradingbot.api.monitor import Monitor
 from tradingbot.domain import Fill, OrderSide, OrderStatus, OrderType, OrderUpdate, PnL, Position
 from tradingbot.engine.intents import TargetPosition
@@ -111,6 +112,7 @@ class BotContext:
         self.monitor = Monitor(self.broker.events, self.risk, order_ref_prefix=prefix)
         self.monitor.state = self.broker.connection_state
         self._lock = asyncio.Lock()  # control actions run one at a time
+        self.reads = Coalescer(max_age_s=0.5)
 
     def close(self) -> None:
         self.monitor.close()
@@ -157,17 +159,23 @@ class BotContext:
     # --- reads ---------------------------------------------------------------------------
     async def positions(self) -> Sourced[list[Position]]:
         if self.broker.is_connected:
-            found = await asyncio.wait_for(self.broker.get_positions(), self.timeout_s)
+            found = await self.reads.get("positions", self._ib_positions)
             return Sourced(found, "ib")
         rows = queries.positions(self.need_db())
         return Sourced([_position(r) for r in rows], "database")
 
     async def open_orders(self) -> Sourced[list[OrderUpdate]]:
         if self.broker.is_connected:
-            found = await asyncio.wait_for(self.broker.get_open_orders(), self.timeout_s)
+            found = await self.reads.get("orders", self._ib_open_orders)
             return Sourced([o for o in found if not o.status.is_done], "ib")
         rows = queries.orders(self.need_db(), open_only=True, limit=_MAX_OPEN_ORDERS)
         return Sourced([_order(r) for r in rows], "database")
+
+    async def _ib_positions(self) -> list[Position]:
+        return await asyncio.wait_for(self.broker.get_positions(), self.timeout_s)
+
+    async def _ib_open_orders(self) -> list[OrderUpdate]:
+        return await asyncio.wait_for(self.broker.get_open_orders(), self.timeout_s)
 
     def fills(self, limit: int) -> Sourced[list[Fill]]:
         """Newest first: the database's record when there is one (it outlives restarts),
@@ -221,8 +229,12 @@ class BotContext:
     async def cancel_all(self) -> list[CancelOutcome]:
         self.need_connection()
         async with self._lock:
+            self.reads.invalidate()
             orders = (await self.open_orders()).value
-            return list(await asyncio.gather(*(self._cancel(o) for o in orders)))
+            try:
+                return list(await asyncio.gather(*(self._cancel(o) for o in orders)))
+            finally:
+                self.reads.invalidate()
 
     async def _cancel(self, order: OrderUpdate) -> CancelOutcome:
         if not order.order_id or order.client_id != self.broker.client_id:
@@ -246,6 +258,7 @@ class BotContext:
         runner = self.need_runner()
         self.need_connection()
         async with self._lock:
+            self.reads.invalidate()
             held = {p.symbol: p.quantity for p in (await self.positions()).value}
             wanted = list(symbols) if symbols is not None else sorted(held)
             outcomes = []
@@ -263,6 +276,7 @@ class BotContext:
                         TargetPosition(symbol, Decimal(0), reason="operator flatten")
                     )
                     outcomes.append(_flatten_outcome(symbol, qty, decision))
+            self.reads.invalidate()
             return outcomes
 
 
