@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
-from tests.integration.api.conftest import Stack, running_bot, until
+from tests.integration.api.conftest import TOKEN, Stack, running_bot, until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -84,3 +85,23 @@ async def test_dashboard_shows_positions_updates_live_and_stops_entries(
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     assert errors == []
+
+
+@pytest.mark.timeout(90)
+async def test_dashboard_asks_for_the_token_when_one_is_required(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with running_bot(tmp_path, token=TOKEN, seed={"AAPL": Decimal(3)}) as bot:
+        page = await browser.new_page()
+        await page.goto(bot.server.url + "/")
+        await expect(page.locator("#auth")).to_be_visible()
+        await expect(page.locator("#error")).to_contain_text("API token")
+        await expect(page.locator("#positions tbody tr")).to_have_count(0)
+        await page.fill("#token", TOKEN)
+        await page.click("#btn-token")
+        await expect(page.locator("#auth")).to_be_hidden()
+        await expect(page.locator("#positions tbody tr")).to_have_count(1)
+        await expect(page.locator("#positions tbody tr td").nth(0)).to_have_text("AAPL")
+        await page.reload()  # the token is kept for the browser tab, not asked again
+        await expect(page.locator("#positions tbody tr")).to_have_count(1)
+        await expect(page.locator("#auth")).to_be_hidden()
