@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from tradingbot.errors import StorageError
 from tradingbot.storage.base import Base
 from tradingbot.storage.db import Database
-from tradingbot.storage.models import Account, AccountSnapshot
+from tradingbot.storage.models import Account, AccountSnapshot, ExecutionRow
 
 TABLES = {
     "accounts",
@@ -93,3 +93,32 @@ def test_sqlite_file_and_its_folder_are_created(tmp_path: Path) -> None:
 def test_unreachable_server_is_a_storage_error() -> None:
     with pytest.raises(StorageError, match="DATABASE_URL"):
         Database("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_upgrade_keeps_existing_rows(db_url: str) -> None:
+    """0001 -> 0002 on a database with data: the new column is filled from existing rows."""
+    database = Database(db_url, upgrade=False)
+    try:
+        database.upgrade("0001")
+        stamp = "2026-01-02 15:00:00" + ("" if database.dialect == "sqlite" else "+00")
+        with database.engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO accounts (code, currency, first_seen_at) VALUES (:c, 'USD', :t)"),
+                {"c": "DU1", "t": stamp},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO executions (exec_id, perm_id, order_id, client_id, order_ref,"
+                    " account, con_id, symbol, side, quantity, price, time, external, applied)"
+                    " VALUES ('e1', 1, 1, 9, 'tb-1', 'DU1', 265598, 'AAPL', 'BUY', 10, 190,"
+                    " :t, false, true)"
+                ),
+                {"t": stamp},
+            )
+        database.upgrade()
+        assert database.current_revision() == database.head_revision()
+        with database.transaction() as session:
+            row = session.scalars(select(ExecutionRow)).one()
+        assert row.received_at == row.time == datetime(2026, 1, 2, 15, 0, tzinfo=UTC)
+    finally:
+        database.close()

@@ -1,0 +1,49 @@
+"""``tradingbot sync`` as a user runs it: a separate process, over TCP to the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from tests.integration.sync.conftest import client_for
+from tradingbot.domain import OrderSide
+from tradingbot.sim import SimulatedGateway
+
+CLI = str(Path(sys.executable).with_name("tradingbot"))
+
+
+async def run(*args: str, env: dict[str, str], cwd: Path) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        CLI, *args, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_one_shot_sync_then_reports_without_gateway(
+    gateway: SimulatedGateway, db_url: str, tmp_path: Path
+) -> None:
+    async with client_for(gateway) as bot:
+        await bot.place_market_order(bot.create_contract("MSFT"), OrderSide.BUY, 7)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": db_url,
+        "IBKR_PORT": str(gateway.port),
+        "IBKR_CLIENT_ID": "9",
+        "TRADING_MODE": "paper",
+    }
+    summary = await run("sync", env=env, cwd=tmp_path)
+    assert "full sync" in summary
+    await gateway.stop()  # the reports need no gateway
+    [position] = json.loads(await run("positions", "-f", "json", env=env, cwd=tmp_path))
+    assert (position["symbol"], Decimal(position["quantity"])) == ("MSFT", Decimal(7))
+    [fill] = json.loads(await run("fills", "-f", "json", env=env, cwd=tmp_path))
+    [execution] = gateway.executions
+    assert fill["exec_id"] == execution.exec_id
+    assert Decimal(fill["price"]) == execution.price
+    assert fill["order_ref"].startswith("tb-")
