@@ -162,6 +162,38 @@ def order_from_fill(repos: Repositories, fill: Fill, prefix: str, now: datetime)
     return row
 
 
+def advance_order(repos: Repositories, order: OrderRow, fill: Fill, now: datetime) -> None:
+    """An execution is proof of progress even when its order status never reached us
+    (the order filled while we were down): the journal follows the cumulative quantity."""
+    if order.intent is None and not order.order_type and fill.cum_quantity > order.quantity:
+        order.quantity = order.filled = fill.cum_quantity  # known only from its fills
+        order.avg_fill_price = fill.avg_price or order.avg_fill_price
+        return
+    if order.status in DONE_STATUSES or fill.cum_quantity <= order.filled:
+        return
+    order.filled = fill.cum_quantity
+    order.remaining = max(order.quantity - order.filled, Decimal(0))
+    order.avg_fill_price = fill.avg_price or order.avg_fill_price
+    if order.remaining == 0:
+        order.status = OrderStatus.FILLED.value
+    order.updated_at = now
+    repos.add(
+        OrderStatusEvent(
+            order=order,
+            status=order.status,
+            filled=order.filled,
+            remaining=order.remaining,
+            avg_fill_price=order.avg_fill_price,
+            order_id=order.order_id,
+            perm_id=order.perm_id,
+            error_code=None,
+            error_text=None,
+            source="execution",
+            time=fill.time,
+        )
+    )
+
+
 class OrderJournal:
     """The runner's handle on the journal. Each call is one short transaction."""
 

@@ -15,106 +15,29 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from tradingbot.domain import CommissionReport, Fill, OrderSide, OrderStatus, PnL, Position
+from tradingbot.domain import CommissionReport, Fill, OrderSide, PnL, Position
 from tradingbot.storage.repositories import (
-    DONE_STATUSES,
     Account,
     CommissionReportRow,
     ExecutionRow,
     OrderRow,
-    OrderStatusEvent,
     PnLSnapshot,
     PositionEvent,
     PositionKey,
     PositionRow,
     Repositories,
 )
-from tradingbot.sync.journal import is_ours, order_from_fill
+from tradingbot.sync.executions import Execution, NewExecution, order_key
+from tradingbot.sync.journal import advance_order, is_ours, order_from_fill
 from tradingbot.sync.lifecycle import LifecycleKind
 from tradingbot.sync.pnl import ZERO, Holding, apply_fill, unrealized_pnl
 
 log = logging.getLogger(__name__)
 
 PNL_TOLERANCE = Decimal("0.01")
-
-
-@dataclass(slots=True)
-class NewExecution:
-    """An execution first seen in this batch. Written with one bulk insert at
-    :meth:`Ledger.finish`, already in its final state: building thousands of ORM objects
-    costs more than the database does."""
-
-    fill: Fill
-    order: OrderRow
-    received_at: datetime
-    external: bool
-    applied: bool = False
-    realized_pnl: Decimal | None = None
-
-    @property
-    def exec_id(self) -> str:
-        return self.fill.exec_id
-
-    @property
-    def time(self) -> datetime:
-        return self.fill.time
-
-    @property
-    def account(self) -> str:
-        return self.fill.account
-
-    @property
-    def con_id(self) -> int:
-        return self.fill.con_id
-
-    @property
-    def symbol(self) -> str:
-        return self.fill.symbol
-
-    @property
-    def side(self) -> str:
-        return self.fill.side.value
-
-    @property
-    def quantity(self) -> Decimal:
-        return self.fill.quantity
-
-    @property
-    def price(self) -> Decimal:
-        return self.fill.price
-
-    def row(self) -> dict[str, object]:
-        f = self.fill
-        return {
-            "exec_id": f.exec_id,
-            "order_pk": self.order.id,
-            "perm_id": f.perm_id,
-            "order_id": f.order_id,
-            "client_id": f.client_id,
-            "order_ref": f.order_ref,
-            "account": f.account,
-            "con_id": f.con_id,
-            "symbol": f.symbol,
-            "side": f.side.value,
-            "quantity": f.quantity,
-            "price": f.price,
-            "time": f.time,
-            "received_at": self.received_at,
-            "external": self.external,
-            "applied": self.applied,
-            "realized_pnl": self.realized_pnl,
-        }
-
-
-Execution = ExecutionRow | NewExecution
-
-
-def _order_key(row: Execution) -> tuple[datetime, str]:
-    return (row.time, row.exec_id)
 
 
 class Ledger:
@@ -216,7 +139,7 @@ class Ledger:
             key = (fill.account, fill.con_id)
             self.load([key])
             queue = self._pending[key]
-            bisect.insort(queue, row, key=_order_key)
+            bisect.insort(queue, row, key=order_key)
             self.book_ready(key)
         return True
 
@@ -231,39 +154,8 @@ class Ledger:
             order = order_from_fill(self.repos, fill, self.prefix, self.now)
         if fill.perm_id:
             self._orders[fill.perm_id] = order
-        self._advance_order(order, fill)
+        advance_order(self.repos, order, fill, self.now)
         return order
-
-    def _advance_order(self, order: OrderRow, fill: Fill) -> None:
-        """An execution is proof of progress even when its order status never reached us
-        (the order filled while we were down): the journal follows the cumulative quantity."""
-        if order.intent is None and not order.order_type and fill.cum_quantity > order.quantity:
-            order.quantity = order.filled = fill.cum_quantity  # known only from its fills
-            order.avg_fill_price = fill.avg_price or order.avg_fill_price
-            return
-        if order.status in DONE_STATUSES or fill.cum_quantity <= order.filled:
-            return
-        order.filled = fill.cum_quantity
-        order.remaining = max(order.quantity - order.filled, ZERO)
-        order.avg_fill_price = fill.avg_price or order.avg_fill_price
-        if order.remaining == 0:
-            order.status = OrderStatus.FILLED.value
-        order.updated_at = self.now
-        self.repos.add(
-            OrderStatusEvent(
-                order=order,
-                status=order.status,
-                filled=order.filled,
-                remaining=order.remaining,
-                avg_fill_price=order.avg_fill_price,
-                order_id=order.order_id,
-                perm_id=order.perm_id,
-                error_code=None,
-                error_text=None,
-                source="execution",
-                time=fill.time,
-            )
-        )
 
     def record_commission(self, report: CommissionReport) -> None:
         self._ib_realized[report.exec_id] = report.realized_pnl
