@@ -93,6 +93,8 @@ class BacktestResult:
     positions: dict[str, Decimal]
     risk_rejections: list[str]
     elapsed_s: float
+    replay_s: float = 0.0
+    """The replay loop alone, without start-up (connect, first sync, warm-up) and shutdown."""
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -101,7 +103,9 @@ class BacktestResult:
 
     @property
     def bars_per_s(self) -> float:
-        return self.bars / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """Replay speed: bars through the bot per second of the replay loop."""
+        seconds = self.replay_s or self.elapsed_s
+        return self.bars / seconds if seconds > 0 else 0.0
 
     @property
     def max_drawdown(self) -> tuple[Decimal, Decimal]:
@@ -392,11 +396,14 @@ async def run_backtest(settings: Settings, spec: BacktestSpec) -> BacktestResult
         curve: list[EquityPoint] = []
         marks: dict[str, Decimal] = {}
         bar_count = 0
+        replay_s = 0.0
         try:
             await lockstep.until_seen({s: Decimal(100) for s in first})
+            replay_started = time.perf_counter()
             index = {s: 0 for s in replay.live}
             quarter = timedelta(seconds=replay.bar_seconds / 4)
-            for moment in replay.times:
+            times = replay.times
+            for moment in times:
                 now_bars = {}
                 for s, bars in replay.live.items():
                     i = index[s]
@@ -405,7 +412,7 @@ async def run_backtest(settings: Settings, spec: BacktestSpec) -> BacktestResult
                         index[s] = i + 1
                 bar_count += len(now_bars)
                 for k in range(4):
-                    if moment == replay.times[0] and k == 0:
+                    if moment == times[0] and k == 0:
                         continue  # the first open was sent before the bot started
                     clock.time = moment + k * quarter
                     expected = {}
@@ -419,13 +426,16 @@ async def run_backtest(settings: Settings, spec: BacktestSpec) -> BacktestResult
                 for s, bar in now_bars.items():
                     marks[s] = bar.close
                 curve.append(EquityPoint(moment, starting + ledger.equity(marks)))
+            replay_s = time.perf_counter() - replay_started
             await bot.sync.wait_idle(_WAIT_S)
         finally:
             events.tick.disconnect(lockstep.on_tick)
             await bot.stop(cancel_open_orders=True)
     elapsed = time.perf_counter() - started
-    return _result(spec, params, symbols, replay, bar_count, starting, curve, marks, db_path,
-                   bot, elapsed)  # fmt: skip
+    result = _result(spec, params, symbols, replay, bar_count, starting, curve, marks, db_path,
+                     bot, elapsed)  # fmt: skip
+    result.replay_s = replay_s
+    return result
 
 
 def _fresh_database(folder: Path) -> Path:

@@ -26,7 +26,7 @@ def text_lines(result: BacktestResult) -> list[str]:
     return [
         f"backtest {result.strategy} ({params}) on {', '.join(result.symbols)}",
         f"period {result.start:%Y-%m-%d %H:%M} .. {result.end:%Y-%m-%d %H:%M} UTC, "
-        f"{result.bars} bars in {result.elapsed_s:.2f} s ({result.bars_per_s:,.0f} bars/s)",
+        f"{result.bars} bars in {result.elapsed_s:.2f} s (replay {result.bars_per_s:,.0f} bars/s)",
         f"fills: {len(result.trades)}; risk rejections: {len(result.risk_rejections)}",
         f"P&L: {_money(result.total_pnl)} (realized {_money(result.realized_pnl)}, unrealized "
         f"{_money(result.unrealized_pnl)}; commissions {_money(-result.commissions)})",
@@ -74,6 +74,7 @@ def write_report(result: BacktestResult, out_dir: Path) -> dict[str, Path]:
         "max_drawdown_pct": str(round(dd_pct, 4)),
         "risk_rejections": len(result.risk_rejections),
         "elapsed_s": round(result.elapsed_s, 3),
+        "replay_s": round(result.replay_s, 3),
         "bars_per_s": round(result.bars_per_s, 1),
     }
     files["summary"] = out_dir / "summary.json"

@@ -26,6 +26,7 @@ from tradingbot.domain import (
     ConnectionState,
     ContractRef,
     Fill,
+    OrderStatus,
     OrderUpdate,
     PnL,
     Position,
@@ -208,8 +209,9 @@ class Runner:
             await self.stop()
 
     async def stop(self, cancel_open_orders: bool | None = None) -> list[OrderUpdate]:
-        """Stop entries, stop data, finish the order in flight, cancel if asked, wait for the
-        working orders to settle. Returns the orders still working (also logged)."""
+        """Stop entries, stop data, finish the order in flight, then cancel (if asked) and wait
+        for the orders to settle, or, leaving them, wait until IB has acknowledged each one.
+        Returns the orders still working (also logged)."""
         cancel = self.config.cancel_on_stop if cancel_open_orders is None else cancel_open_orders
         self.entries_stopped = True
         self.running = self.feed.active = False
@@ -229,7 +231,9 @@ class Runner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if cancel:
             await self._cancel_open_orders()
-        await self.tracker.wait_idle(self.config.stop_timeout_s)
+            await self.tracker.wait_idle(self.config.stop_timeout_s)
+        else:  # orders left working on purpose: only wait until IB has acknowledged them all
+            await self._wait_acknowledged(self.config.stop_timeout_s)
         left = self.tracker.open_orders()
         for o in left:
             log.warning(
@@ -245,6 +249,18 @@ class Runner:
         self.risk.on_kill_switch.disconnect(self._on_kill_switch)
         log.info("runner stopped; %d order(s) left working", len(left))
         return left
+
+    async def _wait_acknowledged(self, timeout_s: float) -> None:
+        """Until every working order has an IB order id and left PendingSubmit (or timeout),
+        so an order left with IB is one the journal can name, never one still in flight."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while any(
+            not o.order_id or o.status is OrderStatus.PENDING_SUBMIT
+            for o in self.tracker.open_orders()
+        ):
+            if asyncio.get_running_loop().time() >= deadline:
+                return
+            await asyncio.sleep(0.02)
 
     async def _cancel_open_orders(self) -> None:
         for o in self.tracker.open_orders():

@@ -104,7 +104,7 @@ def test_the_report_states_pnl_drawdown_and_speed(tmp_path: Path) -> None:
     lines = text_lines(result(tmp_path))
     assert "P&L: +5.00 (realized +0.00, unrealized +5.00; commissions -1.00)" in lines
     assert "max drawdown: -15.00 (1.49% of the peak)" in lines
-    assert any("4 bars in 0.50 s (8 bars/s)" in line for line in lines)
+    assert any("4 bars in 0.50 s (replay 8 bars/s)" in line for line in lines)
     assert "open positions at the end: AAPL 10" in lines
 
 
