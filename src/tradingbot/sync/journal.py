@@ -45,11 +45,16 @@ def is_ours(order_ref: str, prefix: str) -> bool:
     return bool(order_ref) and order_ref.startswith(prefix)
 
 
-def find_order(repos: Repositories, perm_id: int, order_ref: str) -> OrderRow | None:
-    """permId is IB's lasting key; before IB assigns it only our ``order_ref`` identifies."""
+def find_order(
+    repos: Repositories, perm_id: int, order_ref: str, client_id: int = 0, order_id: int = 0
+) -> OrderRow | None:
+    """permId is IB's lasting key; before IB assigns it, our ``order_ref`` identifies the
+    order, and failing that the session's (client id, order id)."""
     row = repos.order_by_perm_id(perm_id) if perm_id else None
     if row is None and order_ref:
         row = repos.order_by_ref(order_ref)
+    if row is None and order_id:  # matches only rows IB has not given a permId yet
+        row = repos.order_by_ids(client_id, order_id)
     return row
 
 
@@ -86,7 +91,7 @@ def record_status(
     repos: Repositories, update: OrderUpdate, prefix: str, source: str, now: datetime
 ) -> bool:
     """Store one status report; False when it changed nothing (a duplicate or stale one)."""
-    row = find_order(repos, update.perm_id, update.order_ref)
+    row = find_order(repos, update.perm_id, update.order_ref, update.client_id, update.order_id)
     if row is None:
         row = OrderRow(
             order_ref=update.order_ref or None,

@@ -103,3 +103,12 @@ def test_unknown_refs_are_external_ours_by_prefix(db: Database) -> None:
     journal.record_status(update("tb-other-run", OrderStatus.SUBMITTED, perm_id=3))
     external = {o.perm_id: o.external for o in rows(db, OrderRow)}
     assert external == {1: True, 2: True, 3: False}
+
+
+def test_status_before_perm_id_is_matched_by_session_ids(db: Database) -> None:
+    """IB may report PendingSubmit before it assigns a permId; no order_ref either."""
+    journal = OrderJournal(db)
+    journal.record_status(replace(update("", OrderStatus.PENDING_SUBMIT), perm_id=0))
+    journal.record_status(update("", OrderStatus.SUBMITTED, perm_id=777))
+    [order] = rows(db, OrderRow)
+    assert (order.perm_id, order.status) == (777, "Submitted")
