@@ -12,8 +12,9 @@ Run: ``uv run python bench/bench_sync.py`` (``--backend postgresql`` for the ser
    event path (queue → batched transaction → executions, commission reports, average-cost
    booking, position events). Baseline: ``executemany`` of the same number of execution rows.
 3. Per-update cost: one fill + commission for one position, written in its own transaction,
-   when the database holds 100, 1,000 and 10,000 positions (median over 200 updates). The
-   ratio 10,000 / 100 shows whether the cost grows with the number of positions.
+   when the database holds 100, 1,000 and 10,000 positions (median over 200 updates each,
+   the three databases updated in turn). The ratio 10,000 / 100 shows whether the cost
+   grows with the number of positions; the 100-position database is its baseline.
 
 Targets: 10,000-position initial sync ≤ 2 s on SQLite; ingest ≥ 5,000 executions/s;
 per-update ratio 10,000 / 100 close to 1.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import os
 import sqlite3
@@ -178,30 +180,40 @@ async def bench_ingest(backend: str, executions: int, folder: Path) -> float:
     return executions / elapsed
 
 
-async def bench_per_update(backend: str, positions: int, folder: Path, updates: int) -> float:
-    """Median ms to write one fill + commission (one transaction) among ``positions``."""
-    broker = BookBroker(positions)
-    with database(backend, folder) as db:
-        service = PositionSyncService(broker, db, reconcile_interval_s=None)
-        await service.start()
-        seq = itertools.count()
-        timings: list[float] = []
-        target = broker.book[positions // 2]
+async def bench_per_update(
+    backend: str, sizes: list[int], folder: Path, updates: int
+) -> dict[int, float]:
+    """Median ms to write one fill + commission (one transaction) among ``n`` positions,
+    for each ``n`` in ``sizes``. The databases are updated in turn, round-robin, so a
+    change in machine load during the run affects every size alike."""
+    seq = itertools.count()
+    with contextlib.ExitStack() as stack:
+        services: dict[int, tuple[BookBroker, PositionSyncService]] = {}
+        for n in sizes:
+            broker = BookBroker(n)
+            db = stack.enter_context(database(backend, folder))
+            service = PositionSyncService(broker, db, reconcile_interval_s=None)
+            await service.start()
+            services[n] = (broker, service)
+        timings: dict[int, list[float]] = {n: [] for n in sizes}
         for _ in range(updates):
-            n = next(seq)
-            exec_id = f"upd.{n:08x}.01.01"
-            fill = Fill(
-                exec_id, 0, 0, 0, "", ACCOUNT, target.symbol, target.con_id,
-                OrderSide.BUY if n % 2 else OrderSide.SELL, Decimal(1), Decimal(13),
-                datetime.now(UTC),
-            )  # fmt: skip
-            start = time.perf_counter()
-            broker.events.fill.emit(fill)
-            broker.events.commission.emit(CommissionReport(exec_id, Decimal(1), "USD", None))
-            await service.wait_idle()
-            timings.append(time.perf_counter() - start)
-        await service.stop()
-    return statistics.median(timings) * 1000
+            for n, (broker, service) in services.items():
+                target = broker.book[n // 2]
+                i = next(seq)
+                exec_id = f"upd.{i:08x}.01.01"
+                fill = Fill(
+                    exec_id, 0, 0, 0, "", ACCOUNT, target.symbol, target.con_id,
+                    OrderSide.BUY if i % 2 else OrderSide.SELL, Decimal(1), Decimal(13),
+                    datetime.now(UTC),
+                )  # fmt: skip
+                start = time.perf_counter()
+                broker.events.fill.emit(fill)
+                broker.events.commission.emit(CommissionReport(exec_id, Decimal(1), "USD", None))
+                await service.wait_idle()
+                timings[n].append(time.perf_counter() - start)
+        for _, service in services.values():
+            await service.stop()
+    return {n: statistics.median(t) * 1000 for n, t in timings.items()}
 
 
 async def main() -> None:
@@ -232,11 +244,10 @@ async def main() -> None:
         base = executions / baseline_insert_s(executions, folder)
         verdict = "OK" if rate >= INGEST_TARGET_PER_S else "UNDER TARGET"
         print(f"   {rate:,.0f} executions/s ({verdict}); baseline executemany {base:,.0f} rows/s")
-        print(f"\n3. per-update cost, median of {args.updates}")
-        figures = {}
-        for n in [100, 1_000, 10_000]:
-            figures[n] = await bench_per_update(args.backend, n, folder, args.updates)
-            print(f"   {n:>6,} positions: {figures[n]:.3f} ms per update")
+        print(f"\n3. per-update cost, median of {args.updates} (sizes interleaved)")
+        figures = await bench_per_update(args.backend, [100, 1_000, 10_000], folder, args.updates)
+        for n, ms in figures.items():
+            print(f"   {n:>6,} positions: {ms:.3f} ms per update")
         print(f"   ratio 10,000 / 100 positions: {figures[10_000] / figures[100]:.2f}")
 
 
