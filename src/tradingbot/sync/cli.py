@@ -11,10 +11,12 @@ stopped. The report commands read only the database, so they work with no gatewa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
 import logging
+import signal
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -147,7 +149,10 @@ async def _sync(settings: Settings, follow: bool, interval_s: float) -> str:
         )
         if follow:
             typer.echo(summary + "; following (Ctrl-C to stop)")
-            await asyncio.Event().wait()
+            stop = asyncio.Event()
+            with contextlib.suppress(NotImplementedError):  # a service manager's SIGTERM
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            await stop.wait()
         await service.settle()
         return summary
     finally:

@@ -47,3 +47,35 @@ async def test_one_shot_sync_then_reports_without_gateway(
     assert fill["exec_id"] == execution.exec_id
     assert Decimal(fill["price"]) == execution.price
     assert fill["order_ref"].startswith("tb-")
+
+
+async def test_follow_mirrors_external_orders_and_stops_on_sigterm(
+    gateway: SimulatedGateway, db_url: str, tmp_path: Path
+) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": db_url,
+        "IBKR_PORT": str(gateway.port),
+        "IBKR_CLIENT_ID": "0",  # client 0 also hears of orders placed in TWS
+        "TRADING_MODE": "paper",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        CLI, "sync", "--follow", "--reconcile-interval", "0.5", env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    first = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+    assert b"following" in first
+    perm_id = await gateway.place_external_order("MSFT", "SELL", Decimal(2))
+
+    async def mirrored() -> list[dict[str, str]]:
+        while True:  # each look is a whole CLI run against the database
+            orders = json.loads(await run("orders", "-f", "json", env=env, cwd=tmp_path))
+            if any(o["perm_id"] == str(perm_id) for o in orders):
+                return list(orders)
+
+    [order] = await asyncio.wait_for(mirrored(), timeout=30)
+    assert (order["origin"], order["client_id"], order["status"]) == ("external", "0", "Filled")
+    proc.terminate()
+    await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 0
