@@ -85,7 +85,9 @@ class OrderService:
         self._events.order_status.emit(update)
 
     def _on_exec(self, trade: Any, ib_fill: Any) -> None:
-        self.deliver(mapping.fill(ib_fill))
+        fill = mapping.fill(ib_fill)
+        if _plausible(fill):
+            self.deliver(fill)
 
     def _on_commission(self, trade: Any, ib_fill: Any, report: Any) -> None:
         commission = mapping.commission(report)
@@ -170,7 +172,10 @@ class OrderService:
     async def executions(self, since: datetime | None, timeout_s: float) -> list[Fill]:
         """Today's executions (IB keeps one day) from ``since`` on, oldest first."""
         ib_fills = await asyncio.wait_for(self._ib.reqExecutionsAsync(ExecutionFilter()), timeout_s)
-        fills = sorted((mapping.fill(f) for f in ib_fills), key=lambda f: (f.time, f.exec_id))
+        fills = sorted(
+            (fill for fill in map(mapping.fill, ib_fills) if _plausible(fill)),
+            key=lambda f: (f.time, f.exec_id),
+        )
         if since is not None:
             fills = [f for f in fills if f.time >= since]
         return fills
@@ -226,3 +231,17 @@ class OrderService:
             return done(trade)
         finally:
             trade.statusEvent -= check
+
+
+def _plausible(fill: Fill) -> bool:
+    """An execution needs shares and a price above zero. ib_async parses "nan" and "inf" as
+    floats and the mapping turns them into 0, so a garbled execution would otherwise be
+    booked at a price of nothing; it is refused here, loudly, and never reaches the books."""
+    if fill.quantity > 0 and fill.price > 0:
+        return True
+    log.error(
+        "ignoring execution %s from the gateway: shares %s at price %s is not a fill "
+        "(garbled message?)",
+        fill.exec_id, fill.quantity, fill.price,
+    )  # fmt: skip
+    return False
