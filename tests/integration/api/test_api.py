@@ -334,3 +334,27 @@ async def test_openapi_published_and_dashboard_served(bot: Stack) -> None:
     script = await bot.get("/static/app.js")
     assert script.status_code == 200
     assert "/api/v1/overview" in script.text
+
+
+async def test_flatten_all_passes_a_tripped_kill_switch_because_exits_reduce_risk(
+    bot: Stack,
+) -> None:
+    trip = await bot.post("/api/v1/control/kill-switch/trip", json={"reason": "drill"})
+    assert trip.json()["tripped"] is True
+    unconfirmed = await bot.post("/api/v1/control/flatten", json={"all": True, "confirm": "yes"})
+    assert unconfirmed.status_code == 400
+    assert unconfirmed.json()["detail"] == 'to flatten ALL, send "confirm": "ALL"'
+    response = await bot.post("/api/v1/control/flatten", json={"all": True, "confirm": "ALL"})
+    assert response.status_code == 200
+    assert [(r["symbol"], r["result"]) for r in response.json()["results"]] == [
+        ("AAPL", "sent"),
+        ("MSFT", "sent"),
+    ]
+
+    async def flat() -> bool:
+        return (await bot.get("/api/v1/positions")).json()["positions"] == []
+
+    await until(flat, what="every position to be closed")
+    assert all(p.quantity == 0 for p in bot.gateway.book.positions(bot.gateway.accounts[0]))
+    again = await bot.post("/api/v1/control/flatten", json={"symbol": "AAPL", "confirm": "AAPL"})
+    assert again.json()["results"][0]["result"] == "nothing-to-do"
