@@ -96,25 +96,36 @@ def database(backend: str, folder: Path) -> Iterator[Database]:
         admin.dispose()
 
 
-def baseline_insert_s(rows: int, folder: Path) -> float:
-    """Bare sqlite3 executemany of ``rows`` position-sized rows in one transaction."""
+_BASELINE_TABLE = (
+    "CREATE TEMP TABLE p (id SERIAL PRIMARY KEY, account TEXT, con_id BIGINT, symbol TEXT,"
+    " quantity TEXT, avg_cost TEXT, realized TEXT, updated_at TEXT, UNIQUE (account, con_id))"
+)
+
+
+def baseline_insert_s(rows: int, folder: Path, backend: str = "sqlite") -> float:
+    """The bare driver's executemany of ``rows`` position-sized rows in one transaction."""
+    now = datetime.now(UTC).isoformat()
+    data = [(ACCOUNT, i, f"S{i}", "100.0000000000", "12.5000000000", "0", now) for i in range(rows)]
+    insert = "INSERT INTO p (account, con_id, symbol, quantity, avg_cost, realized, updated_at)"
+    if backend == "postgresql":
+        import psycopg
+
+        dsn = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn) as pg:
+            pg.execute(_BASELINE_TABLE)
+            pg.commit()
+            start = time.perf_counter()
+            with pg.cursor() as cur:
+                cur.executemany(insert + " VALUES (%s, %s, %s, %s, %s, %s, %s)", data)
+            pg.commit()
+            return time.perf_counter() - start
     conn = sqlite3.connect(folder / f"baseline-{uuid.uuid4().hex}.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(
-        "CREATE TABLE p (id INTEGER PRIMARY KEY, account TEXT, con_id INTEGER, symbol TEXT,"
-        " quantity TEXT, avg_cost TEXT, realized TEXT, updated_at TEXT,"
-        " UNIQUE (account, con_id))"
-    )
-    now = datetime.now(UTC).isoformat()
-    data = [(ACCOUNT, i, f"S{i}", "100.0000000000", "12.5000000000", "0", now) for i in range(rows)]
+    conn.execute(_BASELINE_TABLE.replace("TEMP ", "").replace("SERIAL", "INTEGER"))
     start = time.perf_counter()
     conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO p (account, con_id, symbol, quantity, avg_cost, realized, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        data,
-    )
+    conn.executemany(insert + " VALUES (?, ?, ?, ?, ?, ?, ?)", data)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
@@ -231,7 +242,7 @@ async def main() -> None:
         print("\n1. initial sync")
         for n in sizes:
             first, second = await bench_initial_sync(args.backend, n, folder)
-            base = baseline_insert_s(n, folder)
+            base = baseline_insert_s(n, folder, args.backend)
             verdict = ""
             if n == 10_000 and args.backend == "sqlite":
                 verdict = "  OK" if first <= INITIAL_SYNC_TARGET_S else "  OVER TARGET"
@@ -241,7 +252,7 @@ async def main() -> None:
             )
         print(f"\n2. ingest {executions:,} executions (fill + commission events)")
         rate = await bench_ingest(args.backend, executions, folder)
-        base = executions / baseline_insert_s(executions, folder)
+        base = executions / baseline_insert_s(executions, folder, args.backend)
         verdict = "OK" if rate >= INGEST_TARGET_PER_S else "UNDER TARGET"
         print(f"   {rate:,.0f} executions/s ({verdict}); baseline executemany {base:,.0f} rows/s")
         print(f"\n3. per-update cost, median of {args.updates} (sizes interleaved)")

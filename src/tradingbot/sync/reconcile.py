@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tradingbot.domain import AccountSummary, Fill, OrderStatus, OrderUpdate, PnL, Position
+from tradingbot.errors import TradingBotError
 from tradingbot.ports import Broker
 from tradingbot.storage.repositories import (
     AccountSnapshot,
@@ -74,7 +75,7 @@ async def take_snapshot(broker: Broker, timeout_s: float = 30.0) -> BrokerSnapsh
         positions = await broker.get_positions()
         open_orders = await broker.get_open_orders()
         summary = await broker.get_account_summary()
-        pnl = [await broker.get_pnl(account) for account in broker.accounts]
+        pnl = [p for account in broker.accounts if (p := await _pnl(broker, account))]
     return BrokerSnapshot(
         list(broker.accounts),
         summary,
@@ -85,6 +86,16 @@ async def take_snapshot(broker: Broker, timeout_s: float = 30.0) -> BrokerSnapsh
         taken_at,
         broker.client_id,
     )
+
+
+async def _pnl(broker: Broker, account: str) -> PnL | None:
+    """IB's P&L is only cross-checked, so a gateway that will not give it must not stop the
+    mirror (positions, orders and fills matter more)."""
+    try:
+        return await broker.get_pnl(account)
+    except (TradingBotError, TimeoutError) as exc:
+        log.warning("no P&L from IB for %s (%s); skipping the cross-check", account, exc)
+        return None
 
 
 def apply_snapshot(
