@@ -9,8 +9,10 @@ as ``Authorization: Bearer <token>``; tokens are compared in constant time and n
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
 from tradingbot.errors import ConfigError
@@ -42,15 +44,23 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
-def require_token(request: Request) -> None:
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="API_TOKEN, required when it is set (always when not on loopback)",
+)
+
+
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
     """FastAPI dependency: 401 unless the request carries the configured token."""
     expected: str | None = request.app.state.api_token
     if expected is None:
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, supplied = header.partition(" ")
-    if scheme.lower() == "bearer" and secrets.compare_digest(
-        supplied.strip().encode(), expected.encode()
+    if credentials is not None and secrets.compare_digest(
+        credentials.credentials.strip().encode(), expected.encode()
     ):
         return
     raise HTTPException(
