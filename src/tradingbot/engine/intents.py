@@ -64,6 +64,12 @@ class TargetPosition:
             )
         _check_prices("TargetPosition", self.order_type, self.limit_price, None)
 
+    def __str__(self) -> str:
+        """One line for logs and the live view: ``AAPL target 10 MKT (reason)``."""
+        price = f" {self.limit_price}" if self.limit_price is not None else ""
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.symbol} target {self.quantity} {self.order_type.value}{price}{why}"
+
 
 @dataclass(frozen=True, slots=True)
 class TradeIntent:
@@ -86,6 +92,14 @@ class TradeIntent:
             raise ValueError(f"TradeIntent.quantity must be positive, got {qty}")
         object.__setattr__(self, "quantity", qty)
         _check_prices("TradeIntent", self.order_type, self.limit_price, self.stop_price)
+
+    def __str__(self) -> str:
+        """One line for logs and the live view: ``BUY 5 AAPL LMT 189.50 (reason)``."""
+        prices = "".join(f" {p}" for p in (self.limit_price, self.stop_price) if p is not None)
+        why = f" ({self.reason})" if self.reason else ""
+        return (
+            f"{self.side.value} {self.quantity} {self.symbol} {self.order_type.value}{prices}{why}"
+        )
 
 
 OrderIntent = TargetPosition | TradeIntent
