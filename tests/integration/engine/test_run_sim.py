@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 from tests.integration.engine.conftest import until
+from tests.mocks.databases import db_url
 from tradingbot.engine.app import (
     DEFAULT_SYMBOLS,
     Bot,
@@ -21,15 +21,18 @@ from tradingbot.settings import load_settings
 from tradingbot.storage import queries
 from tradingbot.storage.db import Database
 
+__all__ = ["db_url"]  # the fixture, imported for pytest
+
 SPEED = 600.0  # a simulated minute every 0.1 s: many sma_cross bars in a few seconds
 
 
 async def test_run_sim_trades_both_symbols_and_the_database_matches_the_book(
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
+    """On SQLite (the default) and on PostgreSQL (DATABASE_URL)."""
     calendar = ExchangeCalendar("XNYS")
     start = sim_start_time(datetime.now(UTC), calendar)
-    url = f"sqlite:///{tmp_path / 'sim.db'}"
+    url = db_url
     async with simulated_gateway(speed=SPEED, start=start, tick_interval_s=0.02) as gw:
         settings = sim_settings(load_settings(_env_file=None, api_enabled=False), gw, url)
         bot = Bot(
