@@ -106,7 +106,7 @@ def baseline_insert_s(rows: int, folder: Path, backend: str = "sqlite") -> float
     """The bare driver's executemany of ``rows`` position-sized rows in one transaction."""
     now = datetime.now(UTC).isoformat()
     data = [(ACCOUNT, i, f"S{i}", "100.0000000000", "12.5000000000", "0", now) for i in range(rows)]
-    insert = "INSERT INTO p (account, con_id, symbol, quantity, avg_cost, realized, updated_at)"
+    cols = "account, con_id, symbol, quantity, avg_cost, realized, updated_at"
     if backend == "postgresql":
         import psycopg
 
@@ -116,7 +116,8 @@ def baseline_insert_s(rows: int, folder: Path, backend: str = "sqlite") -> float
             pg.commit()
             start = time.perf_counter()
             with pg.cursor() as cur:
-                cur.executemany(insert + " VALUES (%s, %s, %s, %s, %s, %s, %s)", data)
+                sql = "INSERT INTO p (" + cols + ") VALUES (%s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
+                cur.executemany(sql, data)
             pg.commit()
             return time.perf_counter() - start
     conn = sqlite3.connect(folder / f"baseline-{uuid.uuid4().hex}.db", isolation_level=None)
@@ -125,7 +126,8 @@ def baseline_insert_s(rows: int, folder: Path, backend: str = "sqlite") -> float
     conn.execute(_BASELINE_TABLE.replace("TEMP ", "").replace("SERIAL", "INTEGER"))
     start = time.perf_counter()
     conn.execute("BEGIN")
-    conn.executemany(insert + " VALUES (?, ?, ?, ?, ?, ?, ?)", data)
+    sql = "INSERT INTO p (" + cols + ") VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
+    conn.executemany(sql, data)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
