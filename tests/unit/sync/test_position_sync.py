@@ -22,7 +22,8 @@ from tests.unit.sync.helpers import (
     rows,
     state,
 )
-from tradingbot.domain import CommissionReport, Fill, OrderRequest, OrderSide, OrderUpdate
+from tradingbot.domain import CommissionReport, Fill, OrderRequest, OrderSide, OrderUpdate, PnL
+from tradingbot.errors import NotConnectedError
 from tradingbot.storage.db import Database
 from tradingbot.sync.journal import OrderJournal
 from tradingbot.sync.position_sync import PositionSyncService
@@ -282,3 +283,16 @@ async def test_late_commission_waits_then_is_forced_after_grace(
         assert await sync.settle(timeout_s=0.05) == 1
     assert events(db) == [("open", D(0), D(2), D(0))]
     assert position(db, "SPY").avg_cost == D(500)  # booked without a commission
+
+
+class _NoPnLBroker(MockIBKRClient):
+    async def get_pnl(self, account: str | None = None) -> PnL:
+        raise NotConnectedError("reqPnL timed out")
+
+
+async def test_sync_works_when_ib_gives_no_pnl(db: Database) -> None:
+    broker = _NoPnLBroker()
+    await broker.place_market_order(broker.create_contract("AAPL"), BUY, 1)
+    async with PositionSyncService(broker, db, reconcile_interval_s=None) as sync:
+        assert (await sync.reconcile()).differences == []
+    assert position(db, "AAPL").quantity == D(1)
