@@ -33,7 +33,7 @@ from tradingbot.domain import CommissionReport, Fill, MarketSnapshot, OrderSide
 from tradingbot.engine.app import Bot, BotOptions, sim_settings
 from tradingbot.engine.loader import load_strategy
 from tradingbot.engine.strategies.base import Strategy
-from tradingbot.errors import ConfigError
+from tradingbot.errors import ConfigError, TradingBotError
 from tradingbot.risk.calendar import ExchangeCalendar
 from tradingbot.settings import Settings
 from tradingbot.sim import SimulatedGateway
@@ -387,55 +387,85 @@ async def run_backtest(settings: Settings, spec: BacktestSpec) -> BacktestResult
         ledger = _Ledger(bot.order_ref_prefix)
         await bot.start()
         assert bot.client is not None
-        assert bot.sync is not None
         events = bot.client.events
         events.tick.connect(lockstep.on_tick)
         events.fill.connect(ledger.on_fill)
         events.commission.connect(ledger.on_commission)
         starting = gateway.book.cash(gateway.accounts[0])
-        curve: list[EquityPoint] = []
-        marks: dict[str, Decimal] = {}
-        bar_count = 0
-        replay_s = 0.0
+        drive = _Drive(gateway, bot, clock, walks, lockstep, ledger, starting)
         try:
             await lockstep.until_seen({s: Decimal(100) for s in first})
-            replay_started = time.perf_counter()
-            index = {s: 0 for s in replay.live}
-            quarter = timedelta(seconds=replay.bar_seconds / 4)
-            times = replay.times
-            for moment in times:
-                now_bars = {}
-                for s, bars in replay.live.items():
-                    i = index[s]
-                    if i < len(bars) and bars[i].start == moment:
-                        now_bars[s] = bars[i]
-                        index[s] = i + 1
-                bar_count += len(now_bars)
-                for k in range(4):
-                    if moment == times[0] and k == 0:
-                        continue  # the first open was sent before the bot started
-                    clock.time = moment + k * quarter
-                    expected = {}
-                    for s, bar in now_bars.items():
-                        walk = walks[s]
-                        walk.pending = int(_points(bar)[k] / walk.tick)
-                        expected[s] = Decimal(walk.volume + 100)
-                    gateway.market.step()
-                    await lockstep.until_seen(expected)
-                    await _settled(bot)
-                for s, bar in now_bars.items():
-                    marks[s] = bar.close
-                curve.append(EquityPoint(moment, starting + ledger.equity(marks)))
-            replay_s = time.perf_counter() - replay_started
-            await bot.sync.wait_idle(_WAIT_S)
+            await drive.replay(replay)
+        except TimeoutError as exc:
+            raise TradingBotError(
+                f"the replay stalled at {clock.time:%Y-%m-%d %H:%M}: the bot did not answer a "
+                f"quote within {_WAIT_S:g} s; see the log for the cause"
+            ) from exc
         finally:
             events.tick.disconnect(lockstep.on_tick)
             await bot.stop(cancel_open_orders=True)
     elapsed = time.perf_counter() - started
-    result = _result(spec, params, symbols, replay, bar_count, starting, curve, marks, db_path,
-                     bot, elapsed)  # fmt: skip
-    result.replay_s = replay_s
+    result = _result(spec, params, symbols, replay, drive.bars, starting, drive.curve,
+                     drive.marks, db_path, bot, elapsed)  # fmt: skip
+    result.replay_s = drive.replay_s
     return result
+
+
+class _Drive:
+    """Moves the clock and the prices bar by bar, waiting for the bot after every quote."""
+
+    def __init__(
+        self,
+        gateway: SimulatedGateway,
+        bot: Bot,
+        clock: ReplayClock,
+        walks: dict[str, ReplayWalk],
+        lockstep: _Lockstep,
+        ledger: _Ledger,
+        starting: Decimal,
+    ) -> None:
+        self.gateway, self.bot, self.clock, self.walks = gateway, bot, clock, walks
+        self.lockstep, self.ledger, self.starting = lockstep, ledger, starting
+        self.curve: list[EquityPoint] = []
+        self.marks: dict[str, Decimal] = {}
+        self.bars = 0
+        self.replay_s = 0.0
+
+    async def replay(self, replay: Replay) -> None:
+        started = time.perf_counter()
+        index = dict.fromkeys(replay.live, 0)
+        times = replay.times
+        for moment in times:
+            now_bars = {}
+            for symbol, bars in replay.live.items():
+                i = index[symbol]
+                if i < len(bars) and bars[i].start == moment:
+                    now_bars[symbol] = bars[i]
+                    index[symbol] = i + 1
+            self.bars += len(now_bars)
+            await self._bar(moment, now_bars, replay.bar_seconds, first=moment == times[0])
+            self.marks.update({s: bar.close for s, bar in now_bars.items()})
+            self.curve.append(EquityPoint(moment, self.starting + self.ledger.equity(self.marks)))
+        self.replay_s = time.perf_counter() - started
+        assert self.bot.sync is not None
+        await self.bot.sync.wait_idle(_WAIT_S)
+
+    async def _bar(
+        self, moment: datetime, bars: dict[str, SimBar], seconds: int, first: bool
+    ) -> None:
+        """The bar's four quotes, a quarter of the bar apart (the very first open was sent
+        before the bot started, as the quote it finds when it subscribes)."""
+        quarter = timedelta(seconds=seconds / 4)
+        for k in range(1 if first else 0, 4):
+            self.clock.time = moment + k * quarter
+            expected = {}
+            for symbol, bar in bars.items():
+                walk = self.walks[symbol]
+                walk.pending = int(_points(bar)[k] / walk.tick)
+                expected[symbol] = Decimal(walk.volume + 100)
+            self.gateway.market.step()
+            await self.lockstep.until_seen(expected)
+            await _settled(self.bot)
 
 
 def _fresh_database(folder: Path) -> Path:

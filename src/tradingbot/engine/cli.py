@@ -110,8 +110,8 @@ def run(
         str | None,
         typer.Option(
             "--sim-start",
-            help="--sim: simulated start (ISO 8601, UTC if no offset); default: now if the "
-            "market is open, else 30 minutes into the latest session.",
+            help="--sim: simulated start (ISO 8601, UTC if no offset); default: 30 minutes "
+            "into the latest NYSE session.",
         ),
     ] = None,
     db: Annotated[
@@ -160,6 +160,8 @@ def run(
     except TradingBotError as exc:
         log.error("run failed: %s", exc)
         raise fail(exc, exit_code(exc)) from exc
+    except KeyboardInterrupt:  # before the bot's own handlers were installed: nothing to settle
+        raise typer.Exit(130) from None
 
 
 def _parse_start(text: str) -> datetime:
