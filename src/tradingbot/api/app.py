@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tradingbot import __version__
 from tradingbot.api import control, routes
-from tradingbot.api.auth import require_token
+from tradingbot.api.auth import browser_guard, require_token
 from tradingbot.api.context import BotContext, NotFound, Unavailable
 from tradingbot.api.metrics import BotMetrics
 from tradingbot.api.schemas import ERROR_RESPONSES
@@ -77,7 +77,9 @@ async def _bot_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": message})
 
 
-def create_app(context: BotContext, *, token: str | None = None) -> FastAPI:
+def create_app(
+    context: BotContext, *, token: str | None = None, host: str = "127.0.0.1"
+) -> FastAPI:
     """The app for ``context``; ``token`` (when set) guards everything but health and the
     static dashboard shell (which holds no data and asks for the token itself)."""
     app = FastAPI(
@@ -90,6 +92,7 @@ def create_app(context: BotContext, *, token: str | None = None) -> FastAPI:
     metrics = BotMetrics(context)
     metrics.attach()
     app.state.metrics = metrics
+    app.middleware("http")(browser_guard(host))
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(TradingBotError, _bot_error)
     app.add_exception_handler(TimeoutError, _bot_error)

@@ -9,9 +9,12 @@ as ``Authorization: Bearer <token>``; tokens are compared in constant time and n
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
@@ -19,6 +22,7 @@ from tradingbot.errors import ConfigError
 from tradingbot.settings import is_loopback
 
 MIN_TOKEN_LENGTH = 16
+CallNext = Callable[[Request], Awaitable[Response]]
 
 
 def token_value(token: SecretStr | str | None) -> str | None:
@@ -68,3 +72,45 @@ def require_token(
         detail="missing or wrong API token: send 'Authorization: Bearer <API_TOKEN>'",
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _host_name(netloc: str) -> str:
+    """``[::1]:8080`` -> ``::1``; ``localhost:8080`` -> ``localhost``."""
+    if netloc.startswith("["):
+        return netloc[1 : netloc.find("]")].lower()
+    return netloc.rsplit(":", 1)[0].lower() if netloc.count(":") == 1 else netloc.lower()
+
+
+def browser_guard(bind_host: str) -> Callable[[Request, CallNext], Awaitable[Response]]:
+    """Middleware against the two ways a web page could reach a loopback API without a token.
+
+    DNS rebinding: a page on ``evil.example`` whose name later resolves to 127.0.0.1 — its
+    requests carry ``Host: evil.example``, so a loopback-bound API answers only loopback
+    names. Cross-site requests: a page cannot add an Authorization header without CORS
+    approval (never given), but it can send a plain POST; browsers mark those with an
+    ``Origin``, and a state-changing request whose origin is not this server is refused.
+    Clients that are not browsers (curl, scripts, Prometheus) send no ``Origin``.
+    """
+    allowed = LOOPBACK_NAMES | {bind_host.lower()} if is_loopback(bind_host) else None
+
+    async def guard(request: Request, call_next: CallNext) -> Response:
+        host = request.headers.get("host", "")
+        if allowed is not None and _host_name(host) not in allowed:
+            return JSONResponse(
+                {"detail": f"this API answers on {bind_host} only, not on host {host!r}"},
+                status_code=403,
+            )
+        origin = request.headers.get("origin")
+        cross_site = origin is not None and urlsplit(origin).netloc.lower() != host.lower()
+        if cross_site and request.method not in _SAFE_METHODS:
+            return JSONResponse(
+                {"detail": "cross-site request refused: use the dashboard on this server"},
+                status_code=403,
+            )
+        return await call_next(request)
+
+    return guard

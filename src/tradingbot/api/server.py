@@ -81,7 +81,7 @@ class ApiServer:
         self.token = token
         self.notifier = notifier
         self.start_timeout_s = start_timeout_s
-        self.app = create_app(context, token=token)
+        self.app = create_app(context, token=token, host=host)
         self.lag = LoopLagProbe(self.app.state.metrics)
         self._requested_port = port
         self._server: _EmbeddedServer | None = None

@@ -358,3 +358,23 @@ async def test_flatten_all_passes_a_tripped_kill_switch_because_exits_reduce_ris
     assert all(p.quantity == 0 for p in bot.gateway.book.positions(bot.gateway.accounts[0]))
     again = await bot.post("/api/v1/control/flatten", json={"symbol": "AAPL", "confirm": "AAPL"})
     assert again.json()["results"][0]["result"] == "nothing-to-do"
+
+
+async def test_web_pages_of_other_sites_cannot_drive_the_loopback_api(bot: Stack) -> None:
+    cross_site = await bot.post(
+        "/api/v1/control/orders/cancel-all", headers={"Origin": "http://evil.example"}
+    )
+    assert cross_site.status_code == 403
+    assert "cross-site" in cross_site.json()["detail"]
+    stop = await bot.post("/api/v1/control/entries/stop", headers={"Origin": "null"})
+    assert stop.status_code == 403
+    assert bot.runner.entries_stopped is False
+    rebound = await bot.get(
+        "/api/v1/positions", headers={"Host": f"evil.example:{bot.server.port}"}
+    )
+    assert rebound.status_code == 403
+    assert "127.0.0.1 only" in rebound.json()["detail"]
+    same_origin = await bot.post("/api/v1/control/entries/stop", headers={"Origin": bot.server.url})
+    assert same_origin.status_code == 200
+    by_name = await bot.get("/api/v1/health", headers={"Host": f"localhost:{bot.server.port}"})
+    assert by_name.status_code == 200

@@ -107,3 +107,12 @@ def test_monitor_keeps_notices_fills_and_connection_transitions() -> None:
         Fill("e2", 1, 2, 9, "", "DU1", "AAPL", 1, OrderSide.BUY, Decimal(1), Decimal(10), T)
     )
     assert len(monitor.fills) == 1
+
+
+def test_host_names_from_host_headers() -> None:
+    from tradingbot.api.auth import _host_name
+
+    assert _host_name("[::1]:8080") == "::1"
+    assert _host_name("LocalHost:8080") == "localhost"
+    assert _host_name("127.0.0.1") == "127.0.0.1"
+    assert _host_name("evil.example:80") == "evil.example"
