@@ -68,6 +68,9 @@ class PositionSyncService:
         self._attached = False
         self.last_report: SyncReport | None = None
         self.failed_batches = 0
+        self._lost_writes = 0  # writes that failed (events, or a catch-up that did not run)
+        self._repaired_upto = 0  # ... of which a later reconciliation has made good
+        self._repair: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[BrokerEvent | _Job] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_pnl: dict[tuple[str, int], tuple[Decimal | None, ...]] = {}
@@ -119,6 +122,7 @@ class PositionSyncService:
         if self._tasks:  # started: let the writer store what it already received
             with contextlib.suppress(TimeoutError):
                 await self.wait_idle(timeout_s=5.0)
+            await self._repair_before_stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -130,10 +134,11 @@ class PositionSyncService:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -213,9 +218,54 @@ class PositionSyncService:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("catch-up after reconnect failed; the periodic reconciliation retries")
+            log.exception("catch-up after reconnect failed; retrying shortly")
+            self._lost_write()
         else:
             self.caught_up.set()
+
+    # --- lost writes ------------------------------------------------------------------------
+    def _lost_write(self) -> None:
+        """Something IB told us is not in the database (it was down, or locked). Reconcile
+        soon, with backoff, instead of at the next periodic run: the database is caught up
+        seconds after it comes back, not a minute later, and before the bot stops."""
+        self._lost_writes += 1
+        if self._repair is None or self._repair.done():
+            self._repair = self._spawn(self._repair_lost_writes(), "sync-repair")
+
+    async def _repair_lost_writes(self) -> None:
+        delay_s = 0.5
+        while self._repaired_upto < self._lost_writes:
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 10.0)
+            if self.broker.is_connected:
+                await self._try_repair()
+
+    async def _try_repair(self) -> bool:
+        lost = self._lost_writes
+        try:
+            await self.reconcile()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("catching up lost writes failed (%s); retrying", exc)
+            return False
+        self._repaired_upto = lost
+        self.caught_up.set()
+        log.info("reconciliation caught up %d lost write(s)", lost)
+        return True
+
+    async def _repair_before_stop(self) -> None:
+        if self._repaired_upto >= self._lost_writes or not self.broker.is_connected:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.snapshot_timeout_s):
+                if await self._try_repair():
+                    return
+        log.error(
+            "stopping with %d write(s) not in the database; the next start's full sync "
+            "catches them up from IB",
+            self._lost_writes - self._repaired_upto,
+        )
 
     # --- the writer -----------------------------------------------------------------------
     def _enqueue(self, event: BrokerEvent) -> None:
@@ -282,6 +332,7 @@ class PositionSyncService:
         except Exception:  # one bad event must not stop the writer; reconcile catches up
             if len(events) == 1:
                 self.failed_batches += 1
+                self._lost_write()
                 log.exception("could not store %r; reconciliation will catch up", events[0])
                 return
             log.warning("a batch of %d events failed; retrying one by one", len(events))

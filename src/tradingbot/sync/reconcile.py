@@ -55,6 +55,9 @@ class BrokerSnapshot:
     pnl: list[PnL]
     taken_at: datetime
     client_id: int = 0
+    unsettled: frozenset[PositionKey] = frozenset()
+    """Positions that took a fill while the snapshot was being read: IB's position figure
+    may or may not include it, so they are not compared this time (the next sync will)."""
 
 
 @dataclass
@@ -71,11 +74,15 @@ async def take_snapshot(broker: Broker, timeout_s: float = 30.0) -> BrokerSnapsh
     """Everything a sync compares, fetched before any write so the transaction stays short."""
     async with asyncio.timeout(timeout_s):
         taken_at = datetime.now(UTC)
-        executions = await broker.get_executions()
+        earlier = await broker.get_executions()
         positions = await broker.get_positions()
+        # Asked again after the positions: every fill they reflect is in this list, and a
+        # fill that is here but not in ``earlier`` may or may not be in them.
+        executions = await broker.get_executions()
         open_orders = await broker.get_open_orders()
         summary = await broker.get_account_summary()
         pnl = [p for account in broker.accounts if (p := await _pnl(broker, account))]
+    seen = {f.exec_id for f in earlier}
     return BrokerSnapshot(
         list(broker.accounts),
         summary,
@@ -85,6 +92,7 @@ async def take_snapshot(broker: Broker, timeout_s: float = 30.0) -> BrokerSnapsh
         pnl,
         taken_at,
         broker.client_id,
+        frozenset((f.account, f.con_id) for f in executions if f.exec_id not in seen),
     )
 
 
@@ -158,8 +166,8 @@ def _reconcile_positions(
     ledger.adopt(ours)
     waiting = ledger.pending_keys()
     for key in theirs.keys() | {k for k, row in ours.items() if row.quantity != 0}:
-        if key in waiting:
-            continue  # IB's figure already includes a fill we have not booked yet
+        if key in waiting or key in snap.unsettled:
+            continue  # IB's figure includes (or may include) a fill not booked yet
         ib = theirs.get(key)
         row = ours.get(key)
         ib_qty = ib.quantity if ib else ZERO
