@@ -1,0 +1,146 @@
+"""The database mirror under the two faults the soak caught it failing:
+
+- a fill lands while a reconciliation reads its snapshot, and its live event arrives after
+  the snapshot is applied: the position must not be "corrected" to include the fill and
+  then have the fill booked on top (booked twice);
+- the database refuses writes for a while: what was lost must be caught up as soon as it
+  is back, and before the service stops, not at the next periodic reconciliation.
+
+The broker is the in-process ``MockIBKRClient`` (its events can be held back, as a slow
+socket would), the database a real SQLite file behind a switch that makes it fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from tests.mocks.mock_ibkr_client import MockIBKRClient
+from tradingbot.domain import OrderSide, Position
+from tradingbot.errors import StorageError
+from tradingbot.storage.db import Database
+from tradingbot.sync.position_sync import PositionSyncService
+
+T = TypeVar("T")
+
+
+class SlowSocketBroker(MockIBKRClient):
+    """Events can be held back; ``fill_during_positions`` makes a fill happen while the
+    positions request is answered, with its events still on their way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = False
+        self.held: list[Callable[[], None]] = []
+        self.fill_during_positions: tuple[str, OrderSide, int] | None = None
+
+    def _emit(self, emit: Callable[[T], None], value: T) -> None:
+        if self.holding:
+            self.held.append(lambda: emit(value))
+        else:
+            super()._emit(emit, value)
+
+    def release(self) -> None:
+        self.holding = False
+        held, self.held = self.held, []
+        for deliver in held:
+            deliver()
+
+    async def get_positions(self) -> list[Position]:
+        if self.fill_during_positions is not None:
+            symbol, side, quantity = self.fill_during_positions
+            self.fill_during_positions = None
+            self.holding = True
+            self.inject_fill(symbol, side, quantity)
+        return await super().get_positions()
+
+
+class SwitchableDatabase(Database):
+    """A real database that refuses every transaction while ``down`` is set."""
+
+    down = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        if self.down:
+            raise StorageError("database write failed and was rolled back: server closed")
+        with super().transaction() as session:
+            yield session
+
+
+def stored(db: Database) -> dict[str, Any]:
+    with db.engine.connect() as conn:
+        positions = {
+            r.symbol: Decimal(r.quantity)
+            for r in conn.execute(text("SELECT symbol, quantity FROM positions"))
+        }
+        executions = conn.execute(text("SELECT count(*) FROM executions")).scalar_one()
+        drift = conn.execute(
+            text("SELECT count(*) FROM reconciliation_diffs WHERE kind = 'position'")
+        ).scalar_one()
+    return {"positions": positions, "executions": executions, "drift": drift}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[SwitchableDatabase]:
+    database = SwitchableDatabase(f"sqlite:///{tmp_path / 'tb.db'}")
+    yield database
+    database.close()
+
+
+async def test_a_fill_during_the_snapshot_is_booked_once(db: SwitchableDatabase) -> None:
+    broker = SlowSocketBroker()
+    sync = PositionSyncService(broker, db, reconcile_interval_s=None)
+    await sync.start()
+    broker.inject_fill("AAPL", OrderSide.BUY, 100)
+    await sync.wait_idle()
+
+    broker.fill_during_positions = ("AAPL", OrderSide.BUY, 15)
+    report = await sync.reconcile()
+    broker.release()  # the fill's live events arrive after the snapshot was applied
+    await sync.wait_idle()
+    await sync.reconcile()
+    await sync.stop()
+
+    assert [d for d in report.differences if d["kind"] == "position"] == []
+    assert stored(db) == {"positions": {"AAPL": Decimal(115)}, "executions": 2, "drift": 0}
+
+
+async def test_writes_lost_while_the_database_is_down_are_caught_up_when_it_returns(
+    db: SwitchableDatabase,
+) -> None:
+    broker = SlowSocketBroker()
+    sync = PositionSyncService(broker, db, reconcile_interval_s=None)  # no periodic run
+    await sync.start()
+
+    db.down = True
+    broker.inject_fill("MSFT", OrderSide.BUY, 20)
+    broker.inject_fill("MSFT", OrderSide.SELL, 5)
+    await sync.wait_idle()
+    assert sync.failed_batches > 0
+    db.down = False
+
+    await sync.wait_until(lambda: stored(db)["executions"] == 2, timeout_s=15.0)
+    await sync.stop()
+    assert stored(db) == {"positions": {"MSFT": Decimal(15)}, "executions": 2, "drift": 0}
+
+
+async def test_stopping_catches_up_writes_lost_just_before(db: SwitchableDatabase) -> None:
+    broker = SlowSocketBroker()
+    sync = PositionSyncService(broker, db, reconcile_interval_s=None)
+    await sync.start()
+
+    db.down = True
+    broker.inject_fill("AAPL", OrderSide.BUY, 7)
+    await sync.wait_idle()
+    db.down = False
+    await sync.stop()  # at once: no time for the background retry
+
+    assert stored(db) == {"positions": {"AAPL": Decimal(7)}, "executions": 1, "drift": 0}
