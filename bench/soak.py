@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import shutil
@@ -331,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed-exact", type=int, default=None, help="replay one run's own seed")
     p.add_argument("--minutes", type=float, default=None, help="stop starting runs after this")
     p.add_argument("--run-seconds", type=float, default=10.0, help="fault window per run")
+    p.add_argument("--settle-seconds", type=float, default=4.0, help="quiet time before the stop")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each its own gateway)")
     p.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     p.add_argument("--faults", default=",".join(FAULTS), help="fault kinds to draw from")
@@ -348,12 +350,14 @@ def main(argv: list[str] | None = None) -> int:
         exact_seed=a.seed_exact,
         minutes=a.minutes,
         run_seconds=a.run_seconds,
+        settle_s=a.settle_seconds,
         jobs=max(1, a.jobs),
         db=a.db,
         kinds=kinds,
         log_dir=a.log_dir,
         verbose=a.verbose,
     )
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)  # the squatter's 326 is expected
     results = asyncio.run(soak(cfg))
     return 0 if results and all(r.verdict.ok for r in results) else 1
 
