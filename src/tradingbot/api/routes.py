@@ -6,7 +6,7 @@ refresh) and the single endpoints answer exactly the same thing.
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -40,7 +40,6 @@ from tradingbot.settings import mask_account
 
 MAX_FILLS = 500
 MAX_DAYS = 90
-_STARTED = time.monotonic()
 
 
 def get_context(request: Request) -> BotContext:
@@ -64,7 +63,7 @@ def health_of(ctx: BotContext) -> Health:
         status="ok" if state is ConnectionState.CONNECTED else "degraded",
         connection=state.value,
         version=__version__,
-        uptime_s=round(time.monotonic() - _STARTED, 3),
+        uptime_s=round((datetime.now(UTC) - ctx.started_at).total_seconds(), 3),
     )
 
 
