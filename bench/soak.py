@@ -36,6 +36,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script (python bench/soak.py): find the bench package
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bench.soak_checks import INVARIANTS, Limits, Verdict, Witness, check_run
 from bench.soak_faults import (
     FAULTS,
