@@ -12,7 +12,6 @@ leaves a connection or a database handle behind.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -197,17 +196,6 @@ class Bot:
                 except Exception:  # the summary is a courtesy; never fail a stop over it
                     log.exception("could not read the run summary from the database")
             self.db.close()
-
-    async def run(self, stop: asyncio.Event, duration_s: float | None = None) -> None:
-        """Start, then trade until ``stop`` is set or ``duration_s`` (wall seconds) passes."""
-        await self.start()
-        try:
-            try:
-                await asyncio.wait_for(stop.wait(), duration_s)
-            except TimeoutError:
-                log.info("run duration of %ss reached", duration_s)
-        finally:
-            await self.stop()
 
     async def __aenter__(self) -> Bot:
         await self.start()

@@ -38,6 +38,7 @@ from tradingbot.engine.loader import load_strategy, parse_params
 from tradingbot.engine.strategies.base import Strategy
 from tradingbot.errors import ConfigError, TradingBotError, UnknownSymbolError
 from tradingbot.logs import DEFAULT_LOG_FILE, setup_logging
+from tradingbot.risk.calendar import ExchangeCalendar
 from tradingbot.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def run(
     ] = False,
 ) -> None:
     """Run the trading bot: market data -> strategy -> risk -> orders, until stopped."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     interactive = console.is_terminal and not plain
     try:
         settings = load_settings()
@@ -197,8 +198,6 @@ async def _main(
         bot = Bot(settings, options, strategy=strategy)
         await _drive(bot, stop, duration_s, interactive, console)
         return
-    from tradingbot.risk.calendar import ExchangeCalendar
-
     calendar = ExchangeCalendar(settings.risk_market_calendar)
     start = sim.start or sim_start_time(datetime.now(UTC), calendar)
     async with simulated_gateway(speed=sim.speed, seed=sim.seed, start=start) as gw:
@@ -217,7 +216,32 @@ async def _main(
             f"{gw.market.now():%Y-%m-%d %H:%M} UTC at {sim.speed:g}x; database {url}",
             style="dim",
         )
+        _announce_session_end(console, calendar, gw.market.now(), sim.speed, settings)
         await _drive(bot, stop, duration_s, interactive, console)
+
+
+def _announce_session_end(
+    console: Console, calendar: ExchangeCalendar, now: datetime, speed: float, s: Settings
+) -> None:
+    """Say when the simulated session closes: after it, market orders meet the market-hours
+    rule, as they would live, and a person watching should know why trading stopped."""
+    if s.risk_allow_outside_rth:
+        return
+    close = calendar.session_close(now)
+    if close is None:
+        console.print(
+            "the simulated clock is outside regular hours: market orders will be refused "
+            "(RISK_ALLOW_OUTSIDE_RTH=true allows them)",
+            style="yellow",
+        )
+        return
+    real_s = (close - now).total_seconds() / speed
+    console.print(
+        f"the simulated session closes at {close:%H:%M} UTC, in about {real_s / 60:.0f} real "
+        "minute(s); after that market orders are refused by the market-hours rule "
+        "(RISK_ALLOW_OUTSIDE_RTH=true allows them)",
+        style="dim",
+    )
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

@@ -95,3 +95,11 @@ class ExchangeCalendar:
         raise CalendarRangeError(
             f"calendar {self.name} has no session in the {max_days_back} days before {now}"
         )
+
+    def session_close(self, now: datetime) -> datetime | None:
+        """The close of the regular session ``now`` lies in; None outside regular hours."""
+        if not self.is_regular_hours(now):
+            return None
+        cal = self._load()
+        session = self._session(now.astimezone(cal.tz).date())
+        return None if session is None else session[1]

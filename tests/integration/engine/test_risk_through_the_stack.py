@@ -39,11 +39,8 @@ async def bot_on(
             clock=gw.market.now,
             calendar=ExchangeCalendar("XNYS"),
         )
-        await bot.start()
-        try:
+        async with bot:
             yield bot, gw
-        finally:
-            await bot.stop()
 
 
 async def send(bot: Bot, intent: OrderIntent) -> RiskDecision:

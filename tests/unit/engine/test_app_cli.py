@@ -91,3 +91,10 @@ def test_sim_time_starts_half_an_hour_into_the_latest_session() -> None:
 def test_latest_open_outside_the_calendar_is_an_error() -> None:
     with pytest.raises(CalendarRangeError, match="update the exchange-calendars package"):
         ExchangeCalendar("XNYS").latest_open(datetime(1900, 1, 1, tzinfo=UTC))
+
+
+def test_session_close_is_known_inside_regular_hours_only() -> None:
+    nyse = ExchangeCalendar("XNYS")
+    early_close_day = datetime(2024, 7, 3, 15, 0, tzinfo=UTC)  # closes at 13:00 New York
+    assert nyse.session_close(early_close_day) == datetime(2024, 7, 3, 17, 0, tzinfo=UTC)
+    assert nyse.session_close(datetime(2024, 7, 6, 15, 0, tzinfo=UTC)) is None
