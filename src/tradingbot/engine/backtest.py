@@ -13,7 +13,9 @@ It runs as fast as the machine allows, in lockstep: the next quote is sent only 
 bot has received the last one and every order it led to has been answered, so results do
 not depend on the machine's speed. A bar's signal therefore trades on the next bar's open
 quote (a market buy pays the ask, one tick above it; a sell gets the bid, one tick below).
-The last bar ends the replay; signals on it are not traded.
+The last bar ends the replay; signals on it are not traded. Every risk rule applies as
+configured except the market-hours rule, which is switched off: the bars themselves say
+when the market traded (and daily bars carry midnight times that no session contains).
 """
 
 from __future__ import annotations
