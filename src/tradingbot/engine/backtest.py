@@ -483,7 +483,8 @@ async def _settled(bot: Bot) -> None:
     """Every intent handled and every order sent has been answered (filled or resting)."""
     runner = bot.runner
     assert runner is not None
-    await asyncio.wait_for(runner.idle(), _WAIT_S)
+    async with asyncio.timeout(_WAIT_S):
+        await runner.idle()
     deadline = time.monotonic() + _WAIT_S
     while any(o.order_id == 0 or o.status.value == "PendingSubmit"
               for o in runner.tracker.open_orders()):  # fmt: skip
