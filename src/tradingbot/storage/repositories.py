@@ -83,22 +83,34 @@ class Repositories:
         self.session.flush()
 
     def insert_rows(self, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
-        """Bulk insert plain dicts (all with the same keys) through the driver's executemany.
+        """Bulk insert plain dicts (all with the same keys), in this transaction.
 
-        The statement is compiled once and each column's bind processor (our exact-decimal
-        and UTC types included) is applied directly: for a hundred thousand rows that is
-        several times faster than SQLAlchemy's per-row parameter handling."""
+        Each column's bind processor (our exact-decimal and UTC types included) is applied
+        directly, then the rows go to the driver in one go: ``COPY`` on PostgreSQL,
+        ``executemany`` of a statement compiled once on SQLite. For a hundred thousand rows
+        that is several times faster than SQLAlchemy's per-row parameter handling."""
         if not rows:
             return
         conn = self.session.connection()
-        sql, names, processors = _compiled_insert(model.__table__, tuple(rows[0]), conn.dialect)
-        params: list[Any] = []
-        for row in rows:
-            values = [p(row[n]) if p else row[n] for n, p in zip(names, processors, strict=True)]
-            params.append(
-                tuple(values) if conn.dialect.positional else dict(zip(names, values, strict=True))
-            )
-        conn.exec_driver_sql(sql, params)
+        table: Table = model.__table__
+        sql, names, processors = _compiled_insert(table, tuple(rows[0]), conn.dialect)
+        values = [
+            tuple(p(row[n]) if p else row[n] for n, p in zip(names, processors, strict=True))
+            for row in rows
+        ]
+        if conn.dialect.name == "postgresql":
+            quote = conn.dialect.identifier_preparer
+            columns = ", ".join(quote.quote(n) for n in names)
+            copy_sql = f"COPY {quote.format_table(table)} ({columns}) FROM STDIN"
+            driver: Any = conn.connection.driver_connection
+            with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for value in values:
+                    copy.write_row(value)
+            return
+        if conn.dialect.positional:
+            conn.exec_driver_sql(sql, values)
+        else:
+            conn.exec_driver_sql(sql, [dict(zip(names, v, strict=True)) for v in values])
 
     # --- accounts -----------------------------------------------------------------------
     def account(self, code: str) -> Account | None:
