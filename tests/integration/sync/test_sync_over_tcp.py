@@ -4,6 +4,7 @@ gateway, on SQLite and PostgreSQL. The simulator's book is the ground truth."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -129,12 +130,14 @@ async def test_crash_mid_sync_then_rerun_converges(gateway: SimulatedGateway, db
     async with client_for(gateway) as client:  # the bot trades while the mirror is down
         await fill_at(client, gateway, BUY, 100, "190")
         await fill_at(client, gateway, SELL, 30, "200")
-    crashed = []
+    crashed: list[int] = []
 
-    def power_cut(conn: object, cursor: object, statement: str, *_: object) -> None:
-        # the orders known only from these fills are already written in this transaction
-        if statement.startswith("INSERT INTO executions"):
-            crashed.append(statement)
+    def power_cut(conn: object, cursor: Any, statement: str, *_: object) -> None:
+        """The sync's last write, its run record: everything before it is in the open
+        transaction (counted here, on the same cursor) and must vanish with it."""
+        if statement.startswith("INSERT INTO sync_runs"):
+            cursor.execute("SELECT count(*) FROM executions")
+            crashed.append(cursor.fetchone()[0])
             raise RuntimeError("power cut")
 
     before = state(db)
@@ -146,6 +149,7 @@ async def test_crash_mid_sync_then_rerun_converges(gateway: SimulatedGateway, db
     finally:
         event.remove(db.engine, "before_cursor_execute", power_cut)
     assert len(crashed) == 1
+    assert crashed[0] > 0  # fills were written, then rolled back
     assert state(db) == before  # the crashed sync left nothing behind
     for _ in range(2):
         async with mirror(gateway, db) as sync:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -154,12 +155,14 @@ async def test_crash_mid_sync_rolls_back_and_rerun_converges(
     broker.set_position("SPY", 10, "500")
     await trade(broker, BUY, 100, "190")
     await trade(broker, SELL, 30, "200")
-    crashed = []
+    crashed: list[int] = []
 
-    def power_cut(conn: object, cursor: object, statement: str, *_: object) -> None:
-        # executions and commissions are already written in this transaction by now
-        if statement.startswith("INSERT INTO position_events"):
-            crashed.append(statement)
+    def power_cut(conn: object, cursor: Any, statement: str, *_: object) -> None:
+        """The sync's last write, its run record: everything before it is in the open
+        transaction (counted here, on the same cursor) and must vanish with it."""
+        if statement.startswith("INSERT INTO sync_runs"):
+            cursor.execute("SELECT count(*) FROM executions")
+            crashed.append(cursor.fetchone()[0])
             raise RuntimeError("power cut")
 
     before = state(db)
@@ -170,6 +173,7 @@ async def test_crash_mid_sync_rolls_back_and_rerun_converges(
     finally:
         event.remove(db.engine, "before_cursor_execute", power_cut)
     assert len(crashed) == 1
+    assert crashed[0] > 0  # fills were written, then rolled back
     assert state(db) == before  # nothing half-written
     for _ in range(2):
         async with PositionSyncService(broker, db, reconcile_interval_s=None):
