@@ -173,6 +173,9 @@ async def test_orders_limit_rest_cancel_market_fill_with_events(gateway: Simulat
         )
         executions = await client.get_executions()
         assert [e.exec_id for e in executions] == [fill.exec_id]
+        # a repeat request still carries the commission IB reported for the execution
+        [again] = await client.get_executions()
+        assert again.commission == Decimal("1.00")
         assert await client.get_executions(since=datetime.now(UTC) + timedelta(minutes=1)) == []
         with pytest.raises(OrderError, match="not known"):
             await client.cancel_order(987654)

@@ -172,6 +172,10 @@ class OrderService:
     async def executions(self, since: datetime | None, timeout_s: float) -> list[Fill]:
         """Today's executions (IB keeps one day) from ``since`` on, oldest first."""
         ib_fills = await asyncio.wait_for(self._ib.reqExecutionsAsync(ExecutionFilter()), timeout_s)
+        # ib_async answers a repeat request with fresh copies whose commission is empty; the
+        # copy it saw first (wrapper.fills) carries the commission report.
+        known = self._ib.wrapper.fills
+        ib_fills = [known.get(f.execution.execId, f) for f in ib_fills]
         fills = sorted(
             (fill for fill in map(mapping.fill, ib_fills) if _plausible(fill)),
             key=lambda f: (f.time, f.exec_id),
