@@ -10,6 +10,7 @@ waits for the first figures; later calls read the live values.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from tradingbot.brokers.ibkr import mapping
@@ -30,8 +31,12 @@ class AccountService:
         portfolio = {(p.account, p.contract.conId): p for p in self._ib.portfolio()}
         result = []
         for item in raw:
+            fresh = mapping.position(item)
             rich = portfolio.get((item.account, item.contract.conId))
-            result.append(mapping.portfolio_position(rich) if rich else mapping.position(item))
+            if rich is not None:
+                result.append(_enriched(fresh, mapping.portfolio_position(rich)))
+            else:
+                result.append(fresh)
         return [p for p in result if p.quantity != 0]
 
     async def summary(self, account: str, timeout_s: float) -> AccountSummary:
@@ -53,3 +58,16 @@ class AccountService:
             finally:
                 self._ib.pnlEvent -= first
         return mapping.pnl(self._pnl[account])
+
+
+def _enriched(fresh: Position, portfolio: Position) -> Position:
+    """The quantity and cost just asked for, with the portfolio stream's marks.
+
+    The portfolio stream is updated when IB gets round to it (TWS: every few minutes), so
+    right after a fill it can still show the old quantity; taking the quantity from it made
+    a reconciliation "correct" a position that was right. Its P&L figures belong to the
+    quantity it shows, so they are kept only when that quantity is still the current one.
+    """
+    if portfolio.quantity == fresh.quantity:
+        return replace(portfolio, avg_cost=fresh.avg_cost)
+    return replace(fresh, market_price=portfolio.market_price)
