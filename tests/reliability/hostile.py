@@ -122,6 +122,8 @@ class HostileGateway:
         self.links: list[Link] = []
         self.injected: list[str] = []
         self._armed: str | None = None
+        self._drop_on: tuple[int, int] | None = None  # (message id, occurrence)
+        self.requests: dict[int, int] = {}  # message id -> how many the clients sent
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> HostileGateway:
@@ -151,6 +153,13 @@ class HostileGateway:
             raise ValueError(f"kind: one of {KINDS}, got {kind!r}")
         self._armed = kind
 
+    def drop_on_request(self, msg_id: int, occurrence: int = 1) -> None:
+        """Cut the connection (both ways, at once) when a client sends its ``occurrence``-th
+        request with message id ``msg_id``, counted over all connections from now on; the
+        request never reaches the gateway."""
+        self.requests.clear()
+        self._drop_on = (msg_id, occurrence)
+
     def attack(self, kind: str) -> None:
         """Misbehave now on the connection being served."""
         self._attack(self.live, kind)
@@ -170,12 +179,29 @@ class HostileGateway:
     async def _pipe_raw(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: Link
     ) -> None:
-        """Client to gateway: bytes as they come (the handshake prefix is not framed)."""
-        with contextlib.suppress(ConnectionError, OSError):
-            while data := await reader.read(65536):
-                writer.write(data)
+        """Client to gateway, frame by frame after the raw ``API\\0`` prefix."""
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, OSError):
+            writer.write(await reader.readexactly(4))  # API\0, not framed
+            while True:
+                head = await reader.readexactly(4)
+                body = await reader.readexactly(struct.unpack(">I", head)[0])
+                if self._cut(body):
+                    break
+                writer.write(head + body)
                 await writer.drain()
         link.close()
+
+    def _cut(self, body: bytes) -> bool:
+        msg = body.split(b"\0", 1)[0]
+        if not msg.isdigit():
+            return False  # the version string of the handshake
+        msg_id = int(msg)
+        self.requests[msg_id] = self.requests.get(msg_id, 0) + 1
+        if self._drop_on is not None and self._drop_on == (msg_id, self.requests[msg_id]):
+            self._drop_on = None
+            self.injected.append(f"drop on request {msg_id}")
+            return True
+        return False
 
     async def _pipe_frames(
         self, reader: asyncio.StreamReader, link: Link, armed: str | None
