@@ -26,7 +26,7 @@ from tradingbot.engine.loader import load_strategy
 from tradingbot.engine.runner import Runner, RunnerConfig, utc_now
 from tradingbot.engine.strategies.base import Strategy
 from tradingbot.engine.summary import RunSummary, summarize
-from tradingbot.errors import ConfigError, TradingBotError
+from tradingbot.errors import BrokerConnectionError, ConfigError, TradingBotError
 from tradingbot.risk.calendar import ExchangeCalendar, TradingCalendar
 from tradingbot.risk.manager import RiskManager
 from tradingbot.settings import Settings
@@ -83,6 +83,12 @@ def parse_symbols(text: str) -> tuple[str, ...]:
     return tuple(symbols)
 
 
+_START_ATTEMPTS = 5
+# What a gateway dropping the connection mid-request raises (ib_async's ConnectionError,
+# our NotConnectedError, a request that timed out because the answer never came).
+_LOST_WHILE_STARTING = (ConnectionError, TimeoutError, BrokerConnectionError)
+
+
 class Bot:
     """One strategy trading through IB with risk checks, a journal and a database mirror.
 
@@ -135,23 +141,7 @@ class Bot:
             await self.manager.start()
             self.client = await self.manager.get_client(timeout_s=settings.ibkr_connect_timeout_s)
             settings.check_account(self.client.accounts)
-            self.sync = PositionSyncService(
-                self.client,
-                self.db,
-                order_ref_prefix=self.order_ref_prefix,
-                reconcile_interval_s=self.options.reconcile_interval_s,
-            )
-            await self.sync.start()
-            self.runner = Runner(
-                self.client,
-                self.strategy,
-                self.risk,
-                OrderJournal(self.db, self.order_ref_prefix),
-                self.config,
-                clock=self.clock,
-                wait_reconciled=self.manager.wait_reconciled,
-            )
-            await self.runner.start()
+            await self._start_trading(self.manager, self.db, self.risk)
         except BaseException:
             await self._close()
             raise
@@ -162,6 +152,44 @@ class Bot:
             ",".join(self.config.symbols),
             self.db.dialect,
         )
+
+    async def _start_trading(self, manager: IBKRManager, db: Database, risk: RiskManager) -> None:
+        """The mirror, then the runner. A connection lost while they load (the gateway
+        restarting just as the bot starts) is waited out like any later drop: both are
+        built again on the reconnected client, a few times, instead of ending the run."""
+        wait_s = self.settings.ibkr_connect_timeout_s + self.settings.ibkr_reconnect_max_delay_s
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            self.client = await manager.get_client(timeout_s=wait_s)
+            self.sync = PositionSyncService(
+                self.client,
+                db,
+                order_ref_prefix=self.order_ref_prefix,
+                reconcile_interval_s=self.options.reconcile_interval_s,
+            )
+            self.runner = None
+            try:
+                await self.sync.start()
+                self.runner = Runner(
+                    self.client,
+                    self.strategy,
+                    risk,
+                    OrderJournal(db, self.order_ref_prefix),
+                    self.config,
+                    clock=self.clock,
+                    wait_reconciled=manager.wait_reconciled,
+                )
+                await self.runner.start()
+                return
+            except _LOST_WHILE_STARTING as exc:
+                if attempt == _START_ATTEMPTS:
+                    raise
+                log.warning(
+                    "connection lost while starting (%s: %s); starting again once reconnected",
+                    type(exc).__name__, exc,
+                )  # fmt: skip
+                if self.runner is not None:
+                    await self.runner.stop(cancel_open_orders=False)
+                await self.sync.stop()
 
     async def stop(self, cancel_open_orders: bool | None = None) -> list[OrderUpdate]:
         """Stop entries and data, cancel if configured, let the mirror catch up, disconnect.
