@@ -160,6 +160,15 @@ class Repositories:
     def execution(self, exec_id: str) -> ExecutionRow | None:
         return self.session.get(ExecutionRow, exec_id)
 
+    def keys_received_since(self, accounts: Collection[str], since: datetime) -> set[PositionKey]:
+        """Positions that took an execution we stored after ``since``."""
+        stmt = (
+            select(ExecutionRow.account, ExecutionRow.con_id)
+            .where(ExecutionRow.account.in_(list(accounts)), ExecutionRow.received_at > since)
+            .distinct()
+        )
+        return {(account, con_id) for account, con_id in self.session.execute(stmt)}
+
     def pending_executions(
         self, account: str | None = None, con_id: int | None = None
     ) -> list[ExecutionRow]:

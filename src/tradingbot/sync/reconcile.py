@@ -76,12 +76,12 @@ async def take_snapshot(broker: Broker, timeout_s: float = 30.0) -> BrokerSnapsh
         taken_at = datetime.now(UTC)
         earlier = await broker.get_executions()
         positions = await broker.get_positions()
-        # Asked again after the positions: every fill they reflect is in this list, and a
-        # fill that is here but not in ``earlier`` may or may not be in them.
-        executions = await broker.get_executions()
         open_orders = await broker.get_open_orders()
         summary = await broker.get_account_summary()
         pnl = [p for account in broker.accounts if (p := await _pnl(broker, account))]
+        # Asked again last: every fill the positions reflect is in this list, and a fill
+        # here but not in ``earlier`` may or may not be in them.
+        executions = await broker.get_executions()
     seen = {f.exec_id for f in earlier}
     return BrokerSnapshot(
         list(broker.accounts),
@@ -165,9 +165,11 @@ def _reconcile_positions(
     ours = ledger.repos.positions_of(accounts)
     ledger.adopt(ours)
     waiting = ledger.pending_keys()
+    # A live fill stored after the snapshot began is in our figure and perhaps not in IB's.
+    waiting |= ledger.repos.keys_received_since(accounts, snap.taken_at)
     for key in theirs.keys() | {k for k, row in ours.items() if row.quantity != 0}:
         if key in waiting or key in snap.unsettled:
-            continue  # IB's figure includes (or may include) a fill not booked yet
+            continue  # one side has (or may have) a fill the other has not seen yet
         ib = theirs.get(key)
         row = ours.get(key)
         ib_qty = ib.quantity if ib else ZERO
