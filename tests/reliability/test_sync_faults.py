@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tests.mocks.mock_ibkr_client import MockIBKRClient
-from tradingbot.domain import OrderSide, Position
+from tradingbot.domain import Fill, OrderSide, Position
 from tradingbot.errors import StorageError
 from tradingbot.storage.db import Database
 from tradingbot.sync.position_sync import PositionSyncService
@@ -40,6 +41,8 @@ class SlowSocketBroker(MockIBKRClient):
         self.holding = False
         self.held: list[Callable[[], None]] = []
         self.fill_during_positions: tuple[str, OrderSide, int] | None = None
+        self.executions_calls = 0
+        self.fill_after_executions_call: tuple[int, str, OrderSide, int] | None = None
 
     def _emit(self, emit: Callable[[T], None], value: T) -> None:
         if self.holding:
@@ -52,6 +55,15 @@ class SlowSocketBroker(MockIBKRClient):
         held, self.held = self.held, []
         for deliver in held:
             deliver()
+
+    async def get_executions(self, since: datetime | None = None) -> list[Fill]:
+        answer = await super().get_executions(since)
+        self.executions_calls += 1
+        armed = self.fill_after_executions_call
+        if armed is not None and armed[0] == self.executions_calls:
+            self.fill_after_executions_call = None
+            self.inject_fill(armed[1], armed[2], armed[3])  # its events go out at once
+        return answer
 
     async def get_positions(self) -> list[Position]:
         if self.fill_during_positions is not None:
@@ -111,6 +123,28 @@ async def test_a_fill_during_the_snapshot_is_booked_once(db: SwitchableDatabase)
 
     assert [d for d in report.differences if d["kind"] == "position"] == []
     assert stored(db) == {"positions": {"AAPL": Decimal(115)}, "executions": 2, "drift": 0}
+
+
+async def test_a_fill_stored_before_the_snapshot_is_applied_is_not_undone(
+    db: SwitchableDatabase,
+) -> None:
+    """The fill comes after IB answered every request of the snapshot, and its live event
+    is written before the snapshot is: our figure is ahead of IB's, and right."""
+    broker = SlowSocketBroker()
+    sync = PositionSyncService(broker, db, reconcile_interval_s=None)
+    await sync.start()
+    broker.inject_fill("MSFT", OrderSide.BUY, 50)
+    await sync.wait_idle()
+
+    # The snapshot asks for executions twice; the fill lands right after the second answer.
+    broker.fill_after_executions_call = (broker.executions_calls + 2, "MSFT", OrderSide.SELL, 20)
+    report = await sync.reconcile()
+    await sync.wait_idle()
+    await sync.reconcile()
+    await sync.stop()
+
+    assert [d for d in report.differences if d["kind"] == "position"] == []
+    assert stored(db) == {"positions": {"MSFT": Decimal(30)}, "executions": 2, "drift": 0}
 
 
 async def test_writes_lost_while_the_database_is_down_are_caught_up_when_it_returns(
