@@ -55,13 +55,13 @@ def test_intents_refuse_floats_whatever_their_value(value: float) -> None:
 @given(st.integers(max_value=0))
 def test_a_trade_of_no_or_negative_shares_is_refused(quantity: int) -> None:
     with pytest.raises(ValueError, match=r"TradeIntent\.quantity must be positive"):
-        TradeIntent("AAPL", OrderSide.SELL, quantity)
+        TradeIntent("AAPL", OrderSide.SELL, Decimal(quantity))
 
 
 @given(st.decimals(allow_nan=False, allow_infinity=False, max_value=0))
 def test_a_limit_price_must_be_positive(price: Decimal) -> None:
     with pytest.raises(ValueError, match=r"limit_price must be positive"):
-        TradeIntent("AAPL", OrderSide.BUY, 1, OrderType.LIMIT, limit_price=price)
+        TradeIntent("AAPL", OrderSide.BUY, Decimal(1), OrderType.LIMIT, limit_price=price)
 
 
 @given(

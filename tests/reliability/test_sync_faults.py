@@ -93,8 +93,8 @@ def stored(db: Database) -> dict[str, Any]:
             r.symbol: Decimal(r.quantity)
             for r in conn.execute(text("SELECT symbol, quantity FROM positions"))
         }
-        executions = conn.execute(text("SELECT count(*) FROM executions")).scalar_one()
-        drift = conn.execute(
+        executions: int = conn.execute(text("SELECT count(*) FROM executions")).scalar_one()
+        drift: int = conn.execute(
             text("SELECT count(*) FROM reconciliation_diffs WHERE kind = 'position'")
         ).scalar_one()
     return {"positions": positions, "executions": executions, "drift": drift}
