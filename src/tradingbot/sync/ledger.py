@@ -119,6 +119,11 @@ class Ledger:
         if fill.exec_id not in self._checked:
             self.prefetch([fill], [])
         if fill.exec_id in self._known:
+            if fill.commission is not None and fill.exec_id not in self._fees:
+                # Stored earlier without its commission, whose report was then lost (a write
+                # that failed): IB's list of executions carries it, so book with it now.
+                report = CommissionReport(fill.exec_id, fill.commission, "USD", fill.realized_pnl)
+                self.record_commission(report)
             return False
         self._known.add(fill.exec_id)
         self.ensure_account(fill.account)
