@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tests.mocks.mock_ibkr_client import MockIBKRClient
-from tradingbot.domain import Fill, OrderSide, Position
+from tradingbot.domain import CommissionReport, Fill, OrderSide, Position
 from tradingbot.errors import StorageError
 from tradingbot.storage.db import Database
 from tradingbot.sync.position_sync import PositionSyncService
@@ -39,22 +39,28 @@ class SlowSocketBroker(MockIBKRClient):
     def __init__(self) -> None:
         super().__init__()
         self.holding = False
-        self.held: list[Callable[[], None]] = []
+        self.held: list[tuple[Callable[[Any], None], object]] = []
         self.fill_during_positions: tuple[str, OrderSide, int] | None = None
         self.executions_calls = 0
         self.fill_after_executions_call: tuple[int, str, OrderSide, int] | None = None
 
     def _emit(self, emit: Callable[[T], None], value: T) -> None:
         if self.holding:
-            self.held.append(lambda: emit(value))
+            self.held.append((emit, value))
         else:
             super()._emit(emit, value)
 
-    def release(self) -> None:
-        self.holding = False
-        held, self.held = self.held, []
-        for deliver in held:
-            deliver()
+    def release(self, only: type | None = None) -> None:
+        """Deliver the held events (only those of type ``only``, if given), in order."""
+        if only is None:
+            self.holding = False
+        keep = []
+        for emit, value in self.held:
+            if only is None or isinstance(value, only):
+                emit(value)
+            else:
+                keep.append((emit, value))
+        self.held = keep
 
     async def get_executions(self, since: datetime | None = None) -> list[Fill]:
         answer = await super().get_executions(since)
@@ -178,3 +184,31 @@ async def test_stopping_catches_up_writes_lost_just_before(db: SwitchableDatabas
     await sync.stop()  # at once: no time for the background retry
 
     assert stored(db) == {"positions": {"AAPL": Decimal(7)}, "executions": 1, "drift": 0}
+
+
+async def test_a_fill_whose_commission_write_was_lost_is_booked_with_ibs_commission(
+    db: SwitchableDatabase,
+) -> None:
+    """The fill is stored, its commission report is not (the database failed just then):
+    the catch-up must take the commission from IB's executions and book the fill."""
+    broker = SlowSocketBroker()
+    sync = PositionSyncService(broker, db, reconcile_interval_s=None)
+    await sync.start()
+
+    broker.holding = True
+    broker.inject_fill("AAPL", OrderSide.BUY, 40)
+    broker.release(only=Fill)
+    await sync.wait_idle()
+    db.down = True
+    broker.release(only=CommissionReport)
+    await sync.wait_idle()
+    db.down = False
+    broker.release()
+
+    await sync.wait_until(lambda: stored(db)["positions"].get("AAPL") == Decimal(40), 15.0)
+    await sync.stop()
+    truth = (await broker.get_positions())[0]
+    with db.engine.connect() as conn:
+        avg_cost = Decimal(conn.execute(text("SELECT avg_cost FROM positions")).scalar_one())
+    assert abs(avg_cost - truth.avg_cost) < Decimal("0.0001")
+    assert stored(db)["drift"] == 0
