@@ -41,10 +41,15 @@ PNL_TOLERANCE = Decimal("0.01")
 
 
 class Ledger:
-    def __init__(self, repos: Repositories, prefix: str, now: datetime) -> None:
+    def __init__(
+        self, repos: Repositories, prefix: str, now: datetime, *, hold_booking: bool = False
+    ) -> None:
         self.repos = repos
         self.prefix = prefix
         self.now = now
+        self.hold_booking = hold_booking
+        """Store fills but leave them pending: older fills are missing (a lost write), and
+        the average cost depends on the order, so the catch-up books them all in time order."""
         self.new_executions = 0
         self._positions: dict[PositionKey, PositionRow | None] = {}
         self._pending: dict[PositionKey, list[Execution]] = {}
@@ -145,7 +150,8 @@ class Ledger:
             self.load([key])
             queue = self._pending[key]
             bisect.insort(queue, row, key=order_key)
-            self.book_ready(key)
+            if not self.hold_booking:
+                self.book_ready(key)
         return True
 
     def _order_for(self, fill: Fill) -> OrderRow:
@@ -167,7 +173,7 @@ class Ledger:
         if not self._store_fee(report):
             return
         row = self._rows.get(report.exec_id) or self.repos.execution(report.exec_id)
-        if row is not None and not row.applied:
+        if row is not None and not row.applied and not self.hold_booking:
             key = (row.account, row.con_id)
             self.load([key])
             self.book_ready(key)

@@ -340,8 +340,11 @@ class PositionSyncService:
                 self._write_events([event])
 
     def _apply(self, events: Sequence[BrokerEvent]) -> None:
+        # While lost writes wait for their catch-up, new fills are stored but not booked:
+        # booked now, they would go onto the position before older fills still missing.
+        hold = self._repaired_upto < self._lost_writes
         with unit_of_work(self.db) as repos:
-            ledger = Ledger(repos, self.prefix, datetime.now(UTC))
+            ledger = Ledger(repos, self.prefix, datetime.now(UTC), hold_booking=hold)
             ledger.prefetch(
                 (e for e in events if isinstance(e, Fill)),
                 [e for e in events if isinstance(e, CommissionReport)],
