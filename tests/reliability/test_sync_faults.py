@@ -212,3 +212,29 @@ async def test_a_fill_whose_commission_write_was_lost_is_booked_with_ibs_commiss
         avg_cost = Decimal(conn.execute(text("SELECT avg_cost FROM positions")).scalar_one())
     assert abs(avg_cost - truth.avg_cost) < Decimal("0.0001")
     assert stored(db)["drift"] == 0
+
+
+async def test_fills_after_a_lost_one_are_booked_after_it(db: SwitchableDatabase) -> None:
+    """The average cost depends on the order of the fills: a fill lost to the database must
+    be booked before the later fills that arrive while it waits for its catch-up."""
+    broker = SlowSocketBroker()
+    sync = PositionSyncService(broker, db, reconcile_interval_s=None)
+    await sync.start()
+    broker.inject_fill("AAPL", OrderSide.BUY, 100, "100")
+    await sync.wait_idle()
+
+    db.down = True
+    broker.inject_fill("AAPL", OrderSide.BUY, 100, "120")  # lost
+    await sync.wait_idle()
+    db.down = False
+    broker.inject_fill("AAPL", OrderSide.SELL, 100, "130")  # arrives before the catch-up
+
+    await sync.wait_until(lambda: stored(db)["executions"] == 3, 15.0)
+    await sync.wait_until(lambda: stored(db)["positions"].get("AAPL") == Decimal(100), 15.0)
+    await sync.stop()
+    truth = await broker.get_pnl()
+    with db.engine.connect() as conn:
+        realized = Decimal(conn.execute(text("SELECT realized_pnl FROM positions")).scalar_one())
+    assert truth.realized is not None
+    assert abs(realized - truth.realized) < Decimal("0.01")
+    assert stored(db)["drift"] == 0
