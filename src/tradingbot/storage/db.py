@@ -19,9 +19,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, create_engine, event, insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -30,6 +30,10 @@ from tradingbot.errors import StorageError
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class DuplicateRowError(StorageError):
+    """An insert broke a unique constraint; the message names the constraint or column."""
 
 
 def _is_memory(url: URL) -> bool:
@@ -88,6 +92,11 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    text = str(exc.orig).lower()
+    return "unique" in text or "duplicate key" in text
+
+
 class Database:
     """The bot's database. Open it once per process and share it."""
 
@@ -95,6 +104,7 @@ class Database:
         try:
             self.engine = create_db_engine(url, echo=echo)
             self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+            self._inserts: dict[type[Any], Insert] = {}
             if upgrade:
                 self.upgrade()
         except SQLAlchemyError as exc:
@@ -129,6 +139,22 @@ class Database:
             raise StorageError(f"database write failed and was rolled back: {exc}") from exc
         finally:
             session.close()
+
+    def insert_one(self, model: type[Any], values: dict[str, Any]) -> None:
+        """One row in its own transaction by a single Core INSERT: no session, no unit of
+        work, no lookup first (a hot-path write). ``DuplicateRowError`` on a unique clash."""
+        stmt = self._inserts.get(model)
+        if stmt is None:
+            stmt = self._inserts[model] = insert(model.__table__)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt, values)
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise DuplicateRowError(f"database write refused: {exc.orig}") from exc
+            raise StorageError(f"database write failed and was rolled back: {exc}") from exc
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database write failed and was rolled back: {exc}") from exc
 
     def close(self) -> None:
         self.engine.dispose()

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from tradingbot.domain import Fill, OrderRequest, OrderStatus, OrderUpdate
-from tradingbot.storage.db import Database
+from tradingbot.storage.db import Database, DuplicateRowError
 from tradingbot.storage.repositories import (
     DONE_STATUSES,
     OrderRow,
@@ -218,31 +218,36 @@ class OrderJournal:
             raise ValueError("an order must carry an order_ref to be journaled")
         now = datetime.now(UTC)
         status = OrderStatus.PENDING_SUBMIT if risk_result.accepted else OrderStatus.REJECTED
-        with unit_of_work(self._db) as repos:
-            if repos.order_by_ref(order_ref) is not None:
-                raise ValueError(f"order_ref {order_ref!r} is already journaled; use a new one")
-            repos.add(
-                OrderRow(
-                    order_ref=order_ref,
-                    symbol=request.contract.symbol,
-                    con_id=request.contract.con_id or None,
-                    side=request.side.value,
-                    order_type=request.order_type.value,
-                    quantity=request.quantity,
-                    limit_price=request.limit_price,
-                    stop_price=request.stop_price,
-                    tif=request.tif.value,
-                    status=status.value,
-                    filled=Decimal(0),
-                    remaining=request.quantity,
-                    external=False,
-                    intent=_intent_json(request),
-                    risk_accepted=risk_result.accepted,
-                    risk_result=str(risk_result),
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+        values = {
+            "order_ref": order_ref,
+            "symbol": request.contract.symbol,
+            "con_id": request.contract.con_id or None,
+            "side": request.side.value,
+            "order_type": request.order_type.value,
+            "quantity": request.quantity,
+            "limit_price": request.limit_price,
+            "stop_price": request.stop_price,
+            "tif": request.tif.value,
+            "status": status.value,
+            "filled": Decimal(0),
+            "remaining": request.quantity,
+            "external": False,
+            "intent": _intent_json(request),
+            "risk_accepted": risk_result.accepted,
+            "risk_result": str(risk_result),
+            "created_at": now,
+            "updated_at": now,
+        }
+        # One INSERT in its own transaction (this runs between the decision and the send):
+        # the unique constraint on order_ref refuses a reused ref, no lookup needed first.
+        try:
+            self._db.insert_one(OrderRow, values)
+        except DuplicateRowError as exc:
+            if "order_ref" not in str(exc):
+                raise
+            raise ValueError(
+                f"order_ref {order_ref!r} is already journaled; use a new one"
+            ) from None
 
     def record_status(self, update: OrderUpdate, source: str = "runner") -> bool:
         """Store a status change; False if it was already known."""
