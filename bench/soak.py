@@ -151,6 +151,8 @@ async def one_run(cfg: SoakConfig, index: int, seed: int, log_dir: Path) -> RunR
             verdict, notes = await _trade_with_faults(
                 cfg, seed, rng, plan, workdir, db_url, log_path
             )
+            if not verdict.ok and db_url.startswith("sqlite"):  # keep the evidence
+                shutil.copy(workdir / "bot.db", log_path.with_suffix(".db"))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result = RunResult(
