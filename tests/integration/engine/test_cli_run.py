@@ -65,7 +65,9 @@ def wait_for_rows(
         if db_path.exists():
             db = Database(f"sqlite:///{db_path}", upgrade=False)
             try:
-                if db.current_revision() is not None and ready(query(db)):
+                # the bot migrates on start: read only once every migration is in
+                migrated = db.current_revision() == db.head_revision()
+                if migrated and ready(query(db)):
                     return time.monotonic() - started
             finally:
                 db.close()
