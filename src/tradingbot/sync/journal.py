@@ -87,6 +87,29 @@ def _status_key(row: OrderRow) -> tuple[object, ...]:
     )
 
 
+def status_event(
+    row: OrderRow,
+    source: str,
+    time: datetime,
+    error_code: int | None = None,
+    error_text: str | None = None,
+) -> OrderStatusEvent:
+    """One line of an order's history, copied from its row as it stands now."""
+    return OrderStatusEvent(
+        order=row,
+        status=row.status,
+        filled=row.filled,
+        remaining=row.remaining,
+        avg_fill_price=row.avg_fill_price,
+        order_id=row.order_id,
+        perm_id=row.perm_id,
+        error_code=error_code,
+        error_text=error_text,
+        source=source,
+        time=time,
+    )
+
+
 def record_status(
     repos: Repositories, update: OrderUpdate, prefix: str, source: str, now: datetime
 ) -> bool:
@@ -124,21 +147,7 @@ def record_status(
     if before == _status_key(row):
         return False
     row.updated_at = now
-    repos.add(
-        OrderStatusEvent(
-            order=row,
-            status=row.status,
-            filled=row.filled,
-            remaining=row.remaining,
-            avg_fill_price=row.avg_fill_price,
-            order_id=row.order_id,
-            perm_id=row.perm_id,
-            error_code=update.error_code,
-            error_text=update.error_text or None,
-            source=source,
-            time=update.time,
-        )
-    )
+    repos.add(status_event(row, source, update.time, update.error_code, update.error_text or None))
     return True
 
 
@@ -182,21 +191,7 @@ def advance_order(repos: Repositories, order: OrderRow, fill: Fill, now: datetim
     if order.remaining == 0:
         order.status = OrderStatus.FILLED.value
     order.updated_at = now
-    repos.add(
-        OrderStatusEvent(
-            order=order,
-            status=order.status,
-            filled=order.filled,
-            remaining=order.remaining,
-            avg_fill_price=order.avg_fill_price,
-            order_id=order.order_id,
-            perm_id=order.perm_id,
-            error_code=None,
-            error_text=None,
-            source="execution",
-            time=fill.time,
-        )
-    )
+    repos.add(status_event(order, "execution", fill.time))
 
 
 class OrderJournal:
@@ -263,18 +258,4 @@ class OrderJournal:
                 raise ValueError(f"order_ref {order_ref!r} was never journaled")
             row.status, row.error_code, row.error_text = OrderStatus.REJECTED.value, code, text
             row.updated_at = now
-            repos.add(
-                OrderStatusEvent(
-                    order=row,
-                    status=row.status,
-                    filled=row.filled,
-                    remaining=row.remaining,
-                    avg_fill_price=None,
-                    order_id=row.order_id,
-                    perm_id=row.perm_id,
-                    error_code=code,
-                    error_text=text,
-                    source="runner",
-                    time=now,
-                )
-            )
+            repos.add(status_event(row, "runner", now, code, text))

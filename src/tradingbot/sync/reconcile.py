@@ -31,11 +31,10 @@ from tradingbot.errors import TradingBotError
 from tradingbot.ports import Broker
 from tradingbot.storage.repositories import (
     AccountSnapshot,
-    OrderStatusEvent,
     PositionKey,
     Repositories,
 )
-from tradingbot.sync.journal import record_status
+from tradingbot.sync.journal import record_status, status_event
 from tradingbot.sync.ledger import PNL_TOLERANCE, Ledger
 from tradingbot.sync.lifecycle import LifecycleKind
 from tradingbot.sync.pnl import ZERO, Holding
@@ -232,21 +231,7 @@ def _reconcile_orders(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) 
         )
         row.status, row.filled = status.value, Decimal(executed)
         row.remaining, row.updated_at = row.quantity - row.filled, ledger.now
-        repos.add(
-            OrderStatusEvent(
-                order=row,
-                status=row.status,
-                filled=row.filled,
-                remaining=row.remaining,
-                avg_fill_price=row.avg_fill_price,
-                order_id=row.order_id,
-                perm_id=row.perm_id,
-                error_code=None,
-                error_text="no longer open at IB",
-                source="reconcile",
-                time=ledger.now,
-            )
-        )
+        repos.add(status_event(row, "reconcile", ledger.now, error_text="no longer open at IB"))
 
 
 def _snapshot_figures(ledger: Ledger, snap: BrokerSnapshot, adopted: set[str]) -> None:
