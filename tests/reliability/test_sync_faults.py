@@ -12,6 +12,8 @@ socket would), the database a real SQLite file behind a switch that makes it fai
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -238,3 +240,40 @@ async def test_fills_after_a_lost_one_are_booked_after_it(db: SwitchableDatabase
     assert truth.realized is not None
     assert abs(realized - truth.realized) < Decimal("0.01")
     assert stored(db)["drift"] == 0
+
+
+class MissedCancelBroker(MockIBKRClient):
+    """The catch-up after a reconnect is reading its snapshot when the bot stops, and the
+    answer lands just as the cancellation does: ``asyncio.wait_for`` (Python 3.11) then
+    returns the answer and drops the cancellation, so the catch-up goes on to queue its
+    job for a writer that has already been cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_snapshot = asyncio.Event()
+        self.answer = asyncio.Event()
+        self.armed = False
+
+    async def get_executions(self, since: datetime | None = None) -> list[Fill]:
+        if self.armed:
+            self.armed = False
+            self.in_snapshot.set()
+            with contextlib.suppress(asyncio.CancelledError):  # the lost cancellation
+                await self.answer.wait()
+        return await super().get_executions(since)
+
+
+async def test_stop_during_the_catch_up_after_a_reconnect_returns(
+    db: SwitchableDatabase,
+) -> None:
+    broker = MissedCancelBroker()
+    sync = PositionSyncService(broker, db, reconcile_interval_s=None)
+    await sync.start()
+    broker.armed = True
+    await broker.disconnect()
+    await broker.connect()  # reconnected: the catch-up starts reading its snapshot
+    async with asyncio.timeout(10.0):
+        await broker.in_snapshot.wait()
+    async with asyncio.timeout(15.0):
+        await sync.stop()
+    assert not sync._tasks

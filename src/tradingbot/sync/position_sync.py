@@ -123,9 +123,7 @@ class PositionSyncService:
             with contextlib.suppress(TimeoutError):
                 await self.wait_idle(timeout_s=5.0)
             await self._repair_before_stop()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel_tasks()
 
     async def __aenter__(self) -> PositionSyncService:
         await self.start()
@@ -133,6 +131,32 @@ class PositionSyncService:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    async def _cancel_tasks(self, timeout_s: float = 5.0) -> None:
+        """Cancel every task and wait for them, at most ``timeout_s``.
+
+        A task can miss its cancellation (on Python 3.11 ``asyncio.wait_for`` drops it when
+        the answer lands at the same moment) and go on to wait for a job that the cancelled
+        writer will never run: such jobs are cancelled, and the tasks cancelled again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while tasks := [t for t in self._tasks if not t.done()]:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.error("%d sync task(s) did not stop; leaving them", len(tasks))
+                return
+            for task in tasks:
+                task.cancel()
+            self._cancel_queued_jobs()
+            await asyncio.wait(tasks, timeout=min(0.5, remaining))
+
+    def _cancel_queued_jobs(self) -> None:
+        """Once the writer is cancelled, nobody runs the queued jobs: release their waiters."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            self._queue.task_done()
+            if isinstance(item, _Job):
+                item.done.cancel()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -181,8 +205,8 @@ class PositionSyncService:
 
     async def wait_idle(self, timeout_s: float = 5.0) -> None:
         """Wait until every event received so far is written (for tests and shutdown)."""
-        await self.broker.events.drain()
         async with asyncio.timeout(timeout_s):
+            await self.broker.events.drain()
             await self._queue.join()
 
     async def wait_until(self, predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
