@@ -52,6 +52,7 @@ from tradingbot.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 _REFUSED_MAX_DELAY_S = 0.5
 _FAST_RETRY_WINDOW_S = 600.0
+_STOP_TIMEOUT_S = 5.0  # stop() waits at most this for each of its steps
 _MAX_IN_USE_RETRIES = 10  # consecutive 326s before the id is taken to be someone else's
 # Failures a later attempt can cure: the gateway is down, restarting, slow or stalled.
 _TRANSIENT = (BrokerConnectionError, TimeoutError, OSError)
@@ -158,14 +159,22 @@ class IBKRManager:
     async def stop(self) -> None:
         self._stopping = True
         task, self._task = self._task, None
-        for pending in [task, *self._tasks]:
-            if pending is not None and not pending.done():  # a failed one was logged already
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending
+        # Cancel again until done, within a bound: a reconnect can miss one cancellation
+        # (wait_for on Python 3.11 drops it when the answer lands at the same moment).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _STOP_TIMEOUT_S
+        while pending := [t for t in [task, *self._tasks] if t is not None and not t.done()]:
+            if loop.time() >= deadline:
+                log.error("%d IBKR manager task(s) did not stop; leaving them", len(pending))
+                break
+            for t in pending:
+                t.cancel()
+            await asyncio.wait(pending, timeout=min(0.5, deadline - loop.time()))
         self._ready.clear()
         self.reconciled.clear()
-        await self.client.disconnect()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_STOP_TIMEOUT_S):
+                await self.client.disconnect()
         self.client.set_connection_state(ConnectionState.STOPPED)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
