@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Order, Stock, StopOrder, Trade
 
+from tests.integration.sim.orders_support import AAPL, ACCT, SPY, until
 from tradingbot.sim.server import SimulatedGateway
 
-ACCT = "DU1234567"
 START_CASH = Decimal("1000000")
-AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
-SPY = Stock("SPY", "SMART", "USD", conId=756733)
-
-
-async def until(ib: IB, predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Wait until ``predicate`` holds, re-checking after every message batch ib_async handles."""
-
-    async def wait() -> None:
-        while not predicate():
-            await ib.updateEvent
-
-    await asyncio.wait_for(wait(), timeout_s)
 
 
 @pytest.fixture

@@ -7,24 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import pytest
-from ib_async import IB, ExecutionFilter, LimitOrder, MarketOrder, Stock
+from ib_async import IB, ExecutionFilter, LimitOrder, MarketOrder
 
+from tests.integration.sim.orders_support import AAPL, ACCT, SPY, until
 from tradingbot.sim.server import SimulatedGateway
 from tradingbot.sim.session import Session
-
-ACCT = "DU1234567"
-AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
-SPY = Stock("SPY", "SMART", "USD", conId=756733)
-
-
-async def until(ib: IB, predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Wait until ``predicate`` holds, re-checking after every message batch ib_async handles."""
-
-    async def wait() -> None:
-        while not predicate():
-            await ib.updateEvent
-
-    await asyncio.wait_for(wait(), timeout_s)
 
 
 @pytest.fixture
