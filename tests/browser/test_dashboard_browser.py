@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
-from tests.integration.api.conftest import TOKEN, Stack, running_bot, until
+from tests.integration.api.conftest import TOKEN, Stack, running_bot
+from tests.polling import until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

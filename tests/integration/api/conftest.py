@@ -8,9 +8,7 @@ a real strategy's do (tick -> strategy -> risk -> journal -> broker).
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -55,24 +53,6 @@ class Scripted(Strategy[StrategyParams]):
         mine = [i for i in self.queued if i.symbol == snapshot.symbol]
         self.queued = [i for i in self.queued if i.symbol != snapshot.symbol]
         return mine
-
-
-async def until(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
-    timeout_s: float = 10.0,
-    what: str = "condition",
-) -> None:
-    """Poll ``check`` until true; fail with ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @dataclass

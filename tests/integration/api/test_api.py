@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.api.conftest import TOKEN, Stack, running_bot, until
+from tests.integration.api.conftest import TOKEN, Stack, running_bot
+from tests.polling import until
 from tradingbot.api.context import BotContext
 from tradingbot.api.server import ApiServer
 from tradingbot.domain import OrderSide, OrderType

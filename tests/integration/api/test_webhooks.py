@@ -7,8 +7,9 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-from tests.integration.api.conftest import running_bot, until
+from tests.integration.api.conftest import running_bot
 from tests.integration.api.receiver import Receiver
+from tests.polling import until
 from tradingbot.api.monitor import BotEvent
 from tradingbot.domain import OrderSide
 from tradingbot.engine.intents import TradeIntent

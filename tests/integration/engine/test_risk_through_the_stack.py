@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from tests.integration.engine.conftest import sim_bot_settings, until
+from tests.integration.engine.conftest import sim_bot_settings
 from tests.integration.engine.strats import Scripted
+from tests.polling import until
 from tradingbot.domain import OrderSide, OrderStatus, OrderType
 from tradingbot.engine.app import Bot, BotOptions, simulated_gateway
 from tradingbot.engine.intents import OrderIntent, TargetPosition, TradeIntent

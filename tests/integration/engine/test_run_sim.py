@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tests.integration.engine.conftest import until
 from tests.mocks.databases import db_url
+from tests.polling import until
 from tradingbot.engine.app import (
     DEFAULT_SYMBOLS,
     Bot,
