@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
+from tradingbot.brokers.ibkr.validation import checked_request
 from tradingbot.domain import (
     AccountSummary,
     Bar,
@@ -264,10 +265,8 @@ class MockIBKRClient:
 
     async def place_order(self, request: OrderRequest) -> OrderUpdate:
         self._require_connection()
-        if request.quantity <= 0:
-            raise InvalidOrderError(f"quantity must be positive, got {request.quantity}")
-        if request.order_type is OrderType.LIMIT and request.limit_price is None:
-            raise InvalidOrderError("a limit order needs limit_price")
+        # the real client's own checks, so the fake refuses (and fills in) exactly what it does
+        request = await checked_request(request, self.qualify_contract)
         if request.order_type not in (OrderType.MARKET, OrderType.LIMIT):
             raise InvalidOrderError(f"the mock handles MKT and LMT, not {request.order_type}")
         contract = self._qualify(request.contract)
