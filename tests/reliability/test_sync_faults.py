@@ -242,6 +242,35 @@ async def test_fills_after_a_lost_one_are_booked_after_it(db: SwitchableDatabase
     assert stored(db)["drift"] == 0
 
 
+async def test_every_lost_fill_is_booked_before_the_fills_that_waited_for_them(
+    db: SwitchableDatabase,
+) -> None:
+    """The catch-up stores several lost fills: all of them go onto the position before the
+    later fills that were stored while waiting, not one lost fill, then those, then the rest."""
+    broker = SlowSocketBroker()
+    sync = PositionSyncService(broker, db, reconcile_interval_s=None)
+    await sync.start()
+    broker.inject_fill("AAPL", OrderSide.BUY, 100, "100")
+    await sync.wait_idle()
+
+    db.down = True
+    broker.inject_fill("AAPL", OrderSide.BUY, 100, "120")  # lost
+    broker.inject_fill("AAPL", OrderSide.BUY, 100, "140")  # lost
+    await sync.wait_idle()
+    db.down = False
+    broker.inject_fill("AAPL", OrderSide.SELL, 100, "150")  # arrives before the catch-up
+
+    await sync.wait_until(lambda: stored(db)["executions"] == 4, 15.0)
+    await sync.wait_until(lambda: stored(db)["positions"].get("AAPL") == Decimal(200), 15.0)
+    await sync.stop()
+    truth = await broker.get_pnl()
+    with db.engine.connect() as conn:
+        realized = Decimal(conn.execute(text("SELECT realized_pnl FROM positions")).scalar_one())
+    assert truth.realized is not None
+    assert abs(realized - truth.realized) < Decimal("0.01")
+    assert stored(db)["drift"] == 0
+
+
 class MissedCancelBroker(MockIBKRClient):
     """The catch-up after a reconnect is reading its snapshot when the bot stops, and the
     answer lands just as the cancellation does: ``asyncio.wait_for`` (Python 3.11) then

@@ -120,9 +120,13 @@ def apply_snapshot(
     adopted = set(report.accounts_adopted)
     fills = sorted(snap.executions, key=lambda f: (f.time, f.exec_id))
     ledger.prefetch(fills, [])
+    # Store every caught-up fill before booking any: booked one at a time, the first would
+    # take along the later fills that waited for it, ahead of the other caught-up ones.
+    held, ledger.hold_booking = ledger.hold_booking, True
     for fill in fills:
         if ledger.record_fill(fill, book=fill.account not in adopted):
             report.executions_new += 1
+    ledger.hold_booking = held
     ledger.book_all(force_before=ledger.now - timedelta(seconds=commission_grace_s))
     _reconcile_positions(ledger, snap, accounts, adopted, report)
     ledger.finish()  # the queries below count executions and events written above
