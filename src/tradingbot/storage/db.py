@@ -10,6 +10,7 @@ this file, so ``tradingbot db upgrade`` works from any working directory.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from tradingbot.errors import StorageError
+from tradingbot.storage.hot_insert import HotInserter
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,11 @@ class Database:
             self.engine = create_db_engine(url, echo=echo)
             self._sessions = sessionmaker(self.engine, expire_on_commit=False)
             self._inserts: dict[type[Any], Insert] = {}
+            self._hot = (
+                HotInserter(self.engine)
+                if self.dialect == "sqlite" and not _is_memory(self.engine.url)
+                else None
+            )
             if upgrade:
                 self.upgrade()
         except SQLAlchemyError as exc:
@@ -143,6 +150,16 @@ class Database:
     def insert_one(self, model: type[Any], values: dict[str, Any]) -> None:
         """One row in its own transaction by a single Core INSERT: no session, no unit of
         work, no lookup first (a hot-path write). ``DuplicateRowError`` on a unique clash."""
+        if self._hot is not None:
+            try:
+                if self._hot.insert(model.__table__, values):
+                    return
+            except sqlite3.IntegrityError as exc:
+                if "unique" in str(exc).lower():
+                    raise DuplicateRowError(f"database write refused: {exc}") from exc
+                raise StorageError(f"database write failed and was rolled back: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StorageError(f"database write failed and was rolled back: {exc}") from exc
         stmt = self._inserts.get(model)
         if stmt is None:
             stmt = self._inserts[model] = insert(model.__table__)
@@ -157,4 +174,6 @@ class Database:
             raise StorageError(f"database write failed and was rolled back: {exc}") from exc
 
     def close(self) -> None:
+        if self._hot is not None:
+            self._hot.close()
         self.engine.dispose()
