@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from tradingbot.sim import SimulatedGateway
 from tradingbot.sim.book import BookPosition
@@ -127,6 +128,9 @@ def check_run(
     try:
         with engine.connect() as conn:
             db = _read_db(conn, account)
+    except SQLAlchemyError as exc:  # the bot never got as far as its schema
+        verdict.add("process", [*process_problems, f"the bot's database is unreadable: {exc}"])
+        return verdict
     finally:
         engine.dispose()
     book = {p.symbol: p for p in gw.book.positions(account)}
