@@ -5,6 +5,7 @@
 times faster than the wall clock) and trades against it over TCP, into its own SQLite file.
 Ctrl-C or SIGTERM stops gracefully: no new entries, open orders cancelled (unless
 ``--leave-orders``), the database brought up to date, then a summary read back from it.
+A third Ctrl-C exits at once (see :mod:`tradingbot.engine.stop_signals`).
 
 Exit codes: 0 done, 1 runtime failure (connection, broker), 2 bad input or configuration.
 """
@@ -15,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import signal
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +35,7 @@ from tradingbot.engine.app import (
     simulated_gateway,
 )
 from tradingbot.engine.loader import load_strategy, parse_params
+from tradingbot.engine.stop_signals import StopSignals
 from tradingbot.engine.strategies.base import Strategy
 from tradingbot.errors import ConfigError, TradingBotError, UnknownSymbolError
 from tradingbot.logs import DEFAULT_LOG_FILE, setup_logging
@@ -193,7 +194,7 @@ async def _main(
     sim: _SimJob | None,
 ) -> None:
     stop = asyncio.Event()
-    _install_signal_handlers(stop)
+    StopSignals(stop).install()
     if sim is None:
         bot = Bot(settings, options, strategy=strategy)
         await _drive(bot, stop, duration_s, interactive, console)
@@ -242,21 +243,6 @@ def _announce_session_end(
         "(RISK_ALLOW_OUTSIDE_RTH=true allows them)",
         style="dim",
     )
-
-
-def _install_signal_handlers(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-
-    def request_stop(name: str) -> None:
-        if stop.is_set():
-            log.warning("%s again: already stopping (orders are being settled)", name)
-            return
-        log.warning("%s received: stopping (no new entries, settling open orders)", name)
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, request_stop, sig.name)
 
 
 async def _drive(
