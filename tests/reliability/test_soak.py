@@ -16,11 +16,6 @@ from bench.soak import SoakConfig, soak
 from bench.soak_faults import FAULTS
 
 RUNS = int(os.environ.get("TRADINGBOT_SOAK_RUNS", "20"))
-# Two faults still break an invariant now and then in the long soak and are left out here
-# until fixed, so that CI fails on regressions rather than on known bugs: "db-lost" (a few
-# runs in a hundred end with realized P&L off after the catch-up) and "stall" (a SIGTERM
-# right as the bot reconnects after a stall can leave the stop hanging).
-CI_FAULTS = tuple(k for k in FAULTS if k not in ("db-lost", "stall"))
 SEED = int(os.environ.get("TRADINGBOT_SOAK_SEED", "1"))
 
 
@@ -34,7 +29,7 @@ async def test_short_soak_keeps_every_invariant(capsys: pytest.CaptureFixture[st
         faults_per_run=(2, 3),
         settle_s=2.5,
         jobs=3,
-        kinds=CI_FAULTS,
+        kinds=FAULTS,
     )
     lines: list[str] = []
     results = await soak(cfg, out=lines.append)
