@@ -303,7 +303,17 @@ class PositionSyncService:
 
     async def _consume(self) -> None:
         while True:
-            batch = [await self._queue.get()]
+            first = await self._queue.get()
+            try:
+                # Yield once: an order that the same socket data woke goes out before this
+                # batch's transaction, not a millisecond after it.
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                self._queue.task_done()
+                if isinstance(first, _Job):
+                    first.done.cancel()
+                raise
+            batch = [first]
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
