@@ -22,7 +22,8 @@ class HotInserter:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._raw: Any = None  # the pool's connection record, held until close()
+        self._raw: Any = None  # a connection detached from the pool, held until close()
+        self._driver: Any = None
         self._statements: dict[tuple[str, tuple[str, ...]], _Statement] = {}
 
     def insert(self, table: Table, values: Mapping[str, Any]) -> bool:
@@ -52,8 +53,14 @@ class HotInserter:
 
     def _connection(self) -> Any:
         if self._raw is None:
-            self._raw = self._engine.raw_connection()  # the engine's pragmas apply to it
-        return self._raw.driver_connection
+            raw = self._engine.raw_connection()  # the engine's pragmas apply to it
+            driver = raw.driver_connection
+            raw.detach()  # its own, never handed to anyone else by the pool
+            # A commit that crosses the WAL's size limit checkpoints it, with an fsync that
+            # takes milliseconds; the mirror's connections do that, never the order path.
+            driver.execute("PRAGMA wal_autocheckpoint=0")
+            self._raw, self._driver = raw, driver
+        return self._driver
 
     def close(self) -> None:
         if self._raw is not None:
