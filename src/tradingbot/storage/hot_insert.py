@@ -55,6 +55,7 @@ class HotInserter:
         if self._raw is None:
             raw = self._engine.raw_connection()  # the engine's pragmas apply to it
             driver = raw.driver_connection
+            assert driver is not None  # a freshly checked-out connection has one
             raw.detach()  # its own, never handed to anyone else by the pool
             # A commit that crosses the WAL's size limit checkpoints it, with an fsync that
             # takes milliseconds; the mirror's connections do that, never the order path.
