@@ -35,15 +35,12 @@ class HotInserter:
             if any(c.default is not None and c.key not in values for c in table.columns):
                 return False
             statement = self._statements[key] = _Statement(table, tuple(values), self._engine)
-        cursor = self._connection()
+        parameters = statement.parameters(values)  # a bad value fails before any write
+        connection = self._connection()
         try:
-            cursor.execute("BEGIN")
-            try:
-                cursor.execute(statement.sql, statement.parameters(values))
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+            # In autocommit mode one statement is one transaction: committed when it returns,
+            # rolled back if it fails, with no BEGIN and COMMIT round trips through the driver.
+            connection.execute(statement.sql, parameters)
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error:
