@@ -30,6 +30,7 @@ from tradingbot.storage.repositories import unit_of_work
 from tradingbot.sync.journal import DEFAULT_ORDER_REF_PREFIX, record_status
 from tradingbot.sync.ledger import Ledger
 from tradingbot.sync.reconcile import BrokerSnapshot, SyncReport, apply_snapshot, take_snapshot
+from tradingbot.tasks import cancel_until_done
 
 log = logging.getLogger(__name__)
 
@@ -133,22 +134,14 @@ class PositionSyncService:
         await self.stop()
 
     async def _cancel_tasks(self, timeout_s: float = 5.0) -> None:
-        """Cancel every task and wait for them, at most ``timeout_s``.
-
-        A task can miss its cancellation (on Python 3.11 ``asyncio.wait_for`` drops it when
-        the answer lands at the same moment) and go on to wait for a job that the cancelled
-        writer will never run: such jobs are cancelled, and the tasks cancelled again."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while tasks := [t for t in self._tasks if not t.done()]:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                log.error("%d sync task(s) did not stop; leaving them", len(tasks))
-                return
-            for task in tasks:
-                task.cancel()
-            self._cancel_queued_jobs()
-            await asyncio.wait(tasks, timeout=min(0.5, remaining))
+        """Cancel every task and wait for them, at most ``timeout_s``. A task that missed
+        its cancellation may wait for a job the cancelled writer will never run: queued jobs
+        are cancelled after every round (see :mod:`tradingbot.tasks`)."""
+        left = await cancel_until_done(
+            lambda: list(self._tasks), timeout_s, each_round=self._cancel_queued_jobs
+        )
+        if left:
+            log.error("%d sync task(s) did not stop; leaving them", len(left))
 
     def _cancel_queued_jobs(self) -> None:
         """Once the writer is cancelled, nobody runs the queued jobs: release their waiters."""

@@ -48,6 +48,7 @@ from tradingbot.errors import (
 )
 from tradingbot.events import BrokerEvents
 from tradingbot.settings import Settings, load_settings
+from tradingbot.tasks import cancel_until_done
 
 log = logging.getLogger(__name__)
 _REFUSED_MAX_DELAY_S = 0.5
@@ -159,17 +160,9 @@ class IBKRManager:
     async def stop(self) -> None:
         self._stopping = True
         task, self._task = self._task, None
-        # Cancel again until done, within a bound: a reconnect can miss one cancellation
-        # (wait_for on Python 3.11 drops it when the answer lands at the same moment).
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _STOP_TIMEOUT_S
-        while pending := [t for t in [task, *self._tasks] if t is not None and not t.done()]:
-            if loop.time() >= deadline:
-                log.error("%d IBKR manager task(s) did not stop; leaving them", len(pending))
-                break
-            for t in pending:
-                t.cancel()
-            await asyncio.wait(pending, timeout=min(0.5, deadline - loop.time()))
+        left = await cancel_until_done(lambda: [task, *self._tasks], _STOP_TIMEOUT_S)
+        if left:
+            log.error("%d IBKR manager task(s) did not stop; leaving them", len(left))
         self._ready.clear()
         self.reconciled.clear()
         with contextlib.suppress(TimeoutError):
