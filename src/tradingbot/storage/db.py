@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, Insert, create_engine, event, insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -94,9 +94,16 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def _is_unique_violation(exc: IntegrityError) -> bool:
-    text = str(exc.orig).lower()
-    return "unique" in text or "duplicate key" in text
+def _write_error(exc: Exception) -> StorageError:
+    """What a failed write raises: ``DuplicateRowError`` when a unique constraint refused
+    the row (SQLite's or PostgreSQL's wording), ``StorageError`` otherwise."""
+    driver = exc.orig if isinstance(exc, DBAPIError) else exc
+    text = str(driver).lower()
+    if isinstance(exc, IntegrityError | sqlite3.IntegrityError) and (
+        "unique" in text or "duplicate key" in text
+    ):
+        return DuplicateRowError(f"database write refused: {driver}")
+    return StorageError(f"database write failed and was rolled back: {exc}")
 
 
 class Database:
@@ -150,28 +157,19 @@ class Database:
     def insert_one(self, model: type[Any], values: dict[str, Any]) -> None:
         """One row in its own transaction by a single Core INSERT: no session, no unit of
         work, no lookup first (a hot-path write). ``DuplicateRowError`` on a unique clash."""
-        if self._hot is not None:
-            try:
-                if self._hot.insert(model.__table__, values):
-                    return
-            except sqlite3.IntegrityError as exc:
-                if "unique" in str(exc).lower():
-                    raise DuplicateRowError(f"database write refused: {exc}") from exc
-                raise StorageError(f"database write failed and was rolled back: {exc}") from exc
-            except sqlite3.Error as exc:
-                raise StorageError(f"database write failed and was rolled back: {exc}") from exc
+        try:
+            if self._hot is not None and self._hot.insert(model.__table__, values):
+                return
+        except sqlite3.Error as exc:
+            raise _write_error(exc) from exc
         stmt = self._inserts.get(model)
         if stmt is None:
             stmt = self._inserts[model] = insert(model.__table__)
         try:
             with self.engine.begin() as conn:
                 conn.execute(stmt, values)
-        except IntegrityError as exc:
-            if _is_unique_violation(exc):
-                raise DuplicateRowError(f"database write refused: {exc.orig}") from exc
-            raise StorageError(f"database write failed and was rolled back: {exc}") from exc
         except SQLAlchemyError as exc:
-            raise StorageError(f"database write failed and was rolled back: {exc}") from exc
+            raise _write_error(exc) from exc
 
     def close(self) -> None:
         if self._hot is not None:
