@@ -22,8 +22,9 @@ class HotInserter:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._raw: Any = None  # a connection detached from the pool, held until close()
-        self._driver: Any = None
+        # Detached from the pool and held until close(): dropping it would close the
+        # connection, and the pool never hands it to anyone else.
+        self._raw: Any = None
         self._statements: dict[tuple[str, tuple[str, ...]], _Statement] = {}
 
     def insert(self, table: Table, values: Mapping[str, Any]) -> bool:
@@ -41,24 +42,21 @@ class HotInserter:
             # In autocommit mode one statement is one transaction: committed when it returns,
             # rolled back if it fails, with no BEGIN and COMMIT round trips through the driver.
             connection.execute(statement.sql, parameters)
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error:
-            self.close()  # a broken connection is reopened by the next write
+        except sqlite3.Error as exc:
+            if not isinstance(exc, sqlite3.IntegrityError):
+                self.close()  # a broken or locked connection is reopened by the next write
             raise
         return True
 
     def _connection(self) -> Any:
         if self._raw is None:
-            raw = self._engine.raw_connection()  # the engine's pragmas apply to it
-            driver = raw.driver_connection
-            assert driver is not None  # a freshly checked-out connection has one
-            raw.detach()  # its own, never handed to anyone else by the pool
+            raw: Any = self._engine.raw_connection()  # the engine's pragmas apply to it
+            raw.detach()
             # A commit that crosses the WAL's size limit checkpoints it, with an fsync that
             # takes milliseconds; the mirror's connections do that, never the order path.
-            driver.execute("PRAGMA wal_autocheckpoint=0")
-            self._raw, self._driver = raw, driver
-        return self._driver
+            raw.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+            self._raw = raw
+        return self._raw.dbapi_connection
 
     def close(self) -> None:
         if self._raw is not None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import insert, text
 
 from tradingbot.storage.db import Database, DuplicateRowError
+from tradingbot.storage.hot_insert import HotInserter
 from tradingbot.storage.repositories import OrderRow
 
 
@@ -54,11 +55,23 @@ def db(tmp_path: Path) -> Any:
 
 
 def test_a_hot_insert_stores_the_same_row_as_core(db: Database) -> None:
-    db.insert_one(OrderRow, order_values("hot"))
+    hot = HotInserter(db.engine)
+    assert hot.insert(OrderRow.__table__, order_values("hot"))  # taken, not left to Core
+    hot.close()
     with db.engine.begin() as conn:
         conn.execute(insert(OrderRow.__table__), order_values("core"))
     assert stored(db, "hot") == stored(db, "core")
     assert stored(db, "hot")["limit_price"] == "187.1234567890"  # quantized, as text
+
+
+def test_the_hot_connection_leaves_wal_checkpoints_to_the_others(db: Database) -> None:
+    """Its commits must never pay for a checkpoint's fsync (the order path's p99)."""
+    hot = HotInserter(db.engine)
+    hot.insert(OrderRow.__table__, order_values("one"))
+    assert hot._connection().execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 1000
+    hot.close()
 
 
 def test_a_reused_unique_value_is_a_duplicate_row_error_and_writes_nothing(db: Database) -> None:
