@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
@@ -219,6 +220,16 @@ class Ledger:
         pending = self.repos.pending_executions()
         self.load({(r.account, r.con_id) for r in pending})
         return sum(self.book_ready(k, force_before=force_before) for k in list(self._pending))
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Store fills without booking them inside the block (they are booked afterwards,
+        together, in time order: the average cost depends on the order)."""
+        held, self.hold_booking = self.hold_booking, True
+        try:
+            yield
+        finally:
+            self.hold_booking = held
 
     def pending_keys(self) -> set[PositionKey]:
         """Positions with fills still waiting for their commission report."""

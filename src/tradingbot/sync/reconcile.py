@@ -122,11 +122,10 @@ def apply_snapshot(
     ledger.prefetch(fills, [])
     # Store every caught-up fill before booking any: booked one at a time, the first would
     # take along the later fills that waited for it, ahead of the other caught-up ones.
-    held, ledger.hold_booking = ledger.hold_booking, True
-    for fill in fills:
-        if ledger.record_fill(fill, book=fill.account not in adopted):
-            report.executions_new += 1
-    ledger.hold_booking = held
+    with ledger.holding():
+        for fill in fills:
+            if ledger.record_fill(fill, book=fill.account not in adopted):
+                report.executions_new += 1
     ledger.book_all(force_before=ledger.now - timedelta(seconds=commission_grace_s))
     _reconcile_positions(ledger, snap, accounts, adopted, report)
     ledger.finish()  # the queries below count executions and events written above
