@@ -216,37 +216,13 @@ async def test_a_fill_whose_commission_write_was_lost_is_booked_with_ibs_commiss
     assert stored(db)["drift"] == 0
 
 
-async def test_fills_after_a_lost_one_are_booked_after_it(db: SwitchableDatabase) -> None:
-    """The average cost depends on the order of the fills: a fill lost to the database must
-    be booked before the later fills that arrive while it waits for its catch-up."""
-    broker = SlowSocketBroker()
-    sync = PositionSyncService(broker, db, reconcile_interval_s=None)
-    await sync.start()
-    broker.inject_fill("AAPL", OrderSide.BUY, 100, "100")
-    await sync.wait_idle()
-
-    db.down = True
-    broker.inject_fill("AAPL", OrderSide.BUY, 100, "120")  # lost
-    await sync.wait_idle()
-    db.down = False
-    broker.inject_fill("AAPL", OrderSide.SELL, 100, "130")  # arrives before the catch-up
-
-    await sync.wait_until(lambda: stored(db)["executions"] == 3, 15.0)
-    await sync.wait_until(lambda: stored(db)["positions"].get("AAPL") == Decimal(100), 15.0)
-    await sync.stop()
-    truth = await broker.get_pnl()
-    with db.engine.connect() as conn:
-        realized = Decimal(conn.execute(text("SELECT realized_pnl FROM positions")).scalar_one())
-    assert truth.realized is not None
-    assert abs(realized - truth.realized) < Decimal("0.01")
-    assert stored(db)["drift"] == 0
-
-
-async def test_every_lost_fill_is_booked_before_the_fills_that_waited_for_them(
-    db: SwitchableDatabase,
+@pytest.mark.parametrize("lost_prices", [["120"], ["120", "140"]], ids=["one", "several"])
+async def test_lost_fills_are_booked_before_the_fills_that_waited_for_them(
+    db: SwitchableDatabase, lost_prices: list[str]
 ) -> None:
-    """The catch-up stores several lost fills: all of them go onto the position before the
-    later fills that were stored while waiting, not one lost fill, then those, then the rest."""
+    """The average cost depends on the order of the fills: every fill lost to the database
+    goes onto the position before the later fills stored while the catch-up was pending —
+    not one lost fill, then those, then the other lost ones."""
     broker = SlowSocketBroker()
     sync = PositionSyncService(broker, db, reconcile_interval_s=None)
     await sync.start()
@@ -254,14 +230,15 @@ async def test_every_lost_fill_is_booked_before_the_fills_that_waited_for_them(
     await sync.wait_idle()
 
     db.down = True
-    broker.inject_fill("AAPL", OrderSide.BUY, 100, "120")  # lost
-    broker.inject_fill("AAPL", OrderSide.BUY, 100, "140")  # lost
+    for price in lost_prices:
+        broker.inject_fill("AAPL", OrderSide.BUY, 100, price)
     await sync.wait_idle()
     db.down = False
     broker.inject_fill("AAPL", OrderSide.SELL, 100, "150")  # arrives before the catch-up
 
-    await sync.wait_until(lambda: stored(db)["executions"] == 4, 15.0)
-    await sync.wait_until(lambda: stored(db)["positions"].get("AAPL") == Decimal(200), 15.0)
+    executions, position = 2 + len(lost_prices), Decimal(100 * len(lost_prices))
+    await sync.wait_until(lambda: stored(db)["executions"] == executions, 15.0)
+    await sync.wait_until(lambda: stored(db)["positions"].get("AAPL") == position, 15.0)
     await sync.stop()
     truth = await broker.get_pnl()
     with db.engine.connect() as conn:
