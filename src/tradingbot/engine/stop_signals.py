@@ -15,7 +15,7 @@ import os
 import signal
 from collections.abc import Callable
 
-log = logging.getLogger("tradingbot.engine.cli")
+log = logging.getLogger(__name__)
 
 FORCE_AFTER = 3
 EXIT_CODE = 130  # the shell's code for "ended by Ctrl-C"
