@@ -45,6 +45,7 @@ class SlowSocketBroker(MockIBKRClient):
         self.fill_during_positions: tuple[str, OrderSide, int] | None = None
         self.executions_calls = 0
         self.fill_after_executions_call: tuple[int, str, OrderSide, int] | None = None
+        self.fill_soon_after_executions_call: tuple[int, str, OrderSide, int] | None = None
 
     def _emit(self, emit: Callable[[T], None], value: T) -> None:
         if self.holding:
@@ -71,6 +72,12 @@ class SlowSocketBroker(MockIBKRClient):
         if armed is not None and armed[0] == self.executions_calls:
             self.fill_after_executions_call = None
             self.inject_fill(armed[1], armed[2], armed[3])  # its events go out at once
+        soon = self.fill_soon_after_executions_call
+        if soon is not None and soon[0] == self.executions_calls:
+            self.fill_soon_after_executions_call = None
+            # Its events go out on the next turn of the loop: just after the caller (the
+            # snapshot of a sync) has queued its job for the writer.
+            asyncio.get_running_loop().call_soon(self.inject_fill, *soon[1:])
         return answer
 
     async def get_positions(self) -> list[Position]:
@@ -246,6 +253,32 @@ async def test_lost_fills_are_booked_before_the_fills_that_waited_for_them(
     assert truth.realized is not None
     assert abs(realized - truth.realized) < Decimal("0.01")
     assert stored(db)["drift"] == 0
+
+
+async def test_a_fill_queued_right_behind_the_catch_up_is_booked(db: SwitchableDatabase) -> None:
+    """The catch-up that repairs a lost write is applied by the writer; a fill whose events
+    are queued right behind it must be booked then, not held for a catch-up already done."""
+    broker = SlowSocketBroker()
+    sync = PositionSyncService(broker, db, reconcile_interval_s=None)
+    await sync.start()
+    db.down = True
+    broker.inject_fill("AAPL", OrderSide.BUY, 100, "100")  # lost
+    await sync.wait_idle()
+    db.down = False
+    # The repair's snapshot asks for executions twice; the fill lands after the second.
+    broker.fill_soon_after_executions_call = (
+        broker.executions_calls + 2,
+        "AAPL",
+        OrderSide.BUY,
+        50,
+    )
+
+    await sync.wait_until(lambda: stored(db)["executions"] == 2, 15.0)
+    await sync.wait_until(lambda: stored(db)["positions"].get("AAPL") == Decimal(150), 15.0)
+    await sync.stop()
+    with db.engine.connect() as conn:
+        unbooked = conn.execute(text("SELECT count(*) FROM executions WHERE applied = 0"))
+        assert unbooked.scalar_one() == 0
 
 
 class MissedCancelBroker(MockIBKRClient):

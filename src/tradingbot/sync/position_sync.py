@@ -43,6 +43,8 @@ class _Job:
     kind: str
     done: asyncio.Future[SyncReport]
     grace_s: float
+    covers_lost: int = 0
+    """Lost writes counted before the snapshot was read: applying it catches them all up."""
 
 
 class PositionSyncService:
@@ -165,9 +167,10 @@ class PositionSyncService:
     # --- syncs ----------------------------------------------------------------------------
     async def sync_once(self, kind: str = "full") -> SyncReport:
         """Fetch a snapshot from IB and apply it in one transaction (after queued events)."""
+        lost = self._lost_writes
         snapshot = await take_snapshot(self.broker, self.snapshot_timeout_s)
         done: asyncio.Future[SyncReport] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(snapshot, kind, done, self.commission_grace_s))
+        self._queue.put_nowait(_Job(snapshot, kind, done, self.commission_grace_s, lost))
         report = await done
         self.last_report = report
         if report.differences:
@@ -266,7 +269,6 @@ class PositionSyncService:
         except Exception as exc:
             log.warning("catching up lost writes failed (%s); retrying", exc)
             return False
-        self._repaired_upto = lost
         self.caught_up.set()
         log.info("reconciliation caught up %d lost write(s)", lost)
         return True
@@ -335,6 +337,9 @@ class PositionSyncService:
             if not job.done.done():
                 job.done.set_exception(exc)
             return
+        # Marked here, in the writer, so that the events queued right behind this job are
+        # booked as they come rather than held for a catch-up that has already happened.
+        self._repaired_upto = max(self._repaired_upto, job.covers_lost)
         if not job.done.done():
             job.done.set_result(report)
 
