@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -110,7 +111,8 @@ class Runner:
         self._reconciled = asyncio.Event()
         self._deferred: dict[str, TargetPosition] = {}
         self._refs = itertools.count(1)
-        self._run_id = clock().strftime("%y%m%d%H%M%S")
+        # Unique per run even for two runs in one (simulated) second: refs are never reused.
+        self._run_id = f"{clock().strftime('%y%m%d%H%M%S')}{secrets.token_hex(2)}"
         self._mode: TradingMode = "live"
 
     @property
