@@ -11,9 +11,9 @@ Run: ``uv run python bench/bench_bot.py`` (``--orders``, ``--ticks``, ``--gatewa
    The gateway process is pinned to a core of its own and the bench to the others
    (:func:`pin_apart`, where the platform allows).
    The bot path is the real one — ib_async decode, IBKRClient's snapshot, StrategyFeed, a
-   strategy that answers every quote with an order, the runner's queue, all eleven risk
-   rules, the SQLite order journal (written before sending, by design),
-   IBKRClient.place_order. Baseline in the same run, same gateway: a bare ib_async script
+   strategy that answers every quote with an order, the runner, all eleven risk rules,
+   the SQLite order journal (written before sending, by design),
+   IBKRClient.send_order. Baseline in the same run, same gateway: a bare ib_async script
    whose ticker handler calls ``placeOrder`` at once. Each sample waits for the previous
    order to fill, so samples never queue behind each other, and samples are paced at 30 ms:
    ib_async holds back requests beyond 45 a second (IB's message-rate limit), which would

@@ -7,7 +7,8 @@ and so never import ib_async.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -29,9 +30,19 @@ from tradingbot.domain import (
 from tradingbot.events import BrokerEvents
 
 
+@dataclass(frozen=True, slots=True)
+class SentOrder:
+    """An order already on the wire; ``acknowledged()`` waits for the broker's answer (and
+    raises ``BrokerRejectedError`` on a refusal), as ``place_order`` does."""
+
+    order_ref: str
+    order_id: int
+    acknowledged: Callable[[], Awaitable[OrderUpdate]]
+
+
 @runtime_checkable
 class Broker(Protocol):
-    """What the bot needs from a broker connection. All methods are async-only."""
+    """What the bot needs from a broker connection. Async, except :meth:`send_order`."""
 
     events: BrokerEvents
 
@@ -74,6 +85,11 @@ class Broker(Protocol):
     ) -> list[Bar]: ...
 
     async def place_order(self, request: OrderRequest) -> OrderUpdate: ...
+
+    def send_order(self, request: OrderRequest) -> SentOrder:
+        """``place_order`` without the wait, for a contract already qualified: the order is
+        validated and on the wire when this returns."""
+        ...
 
     async def place_market_order(
         self,

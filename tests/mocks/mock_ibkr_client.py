@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-from tradingbot.brokers.ibkr.validation import checked_request
+from tradingbot.brokers.ibkr.validation import checked_for, checked_request
 from tradingbot.domain import (
     AccountSummary,
     Bar,
@@ -41,6 +41,7 @@ from tradingbot.domain import (
 )
 from tradingbot.errors import InvalidOrderError, NotConnectedError, UnknownSymbolError
 from tradingbot.events import BrokerEvents
+from tradingbot.ports import SentOrder
 from tradingbot.sim.universe import UNIVERSE, by_con_id, lookup
 
 T = TypeVar("T")
@@ -266,7 +267,18 @@ class MockIBKRClient:
     async def place_order(self, request: OrderRequest) -> OrderUpdate:
         self._require_connection()
         # the real client's own checks, so the fake refuses (and fills in) exactly what it does
-        request = await checked_request(request, self.qualify_contract)
+        return self._place(await checked_request(request, self.qualify_contract))
+
+    def send_order(self, request: OrderRequest) -> SentOrder:
+        self._require_connection()
+        update = self._place(checked_for(request, self._qualify(request.contract)))
+
+        async def acknowledged() -> OrderUpdate:
+            return update
+
+        return SentOrder(update.order_ref, update.order_id, acknowledged)
+
+    def _place(self, request: OrderRequest) -> OrderUpdate:
         if request.order_type not in (OrderType.MARKET, OrderType.LIMIT):
             raise InvalidOrderError(f"the mock handles MKT and LMT, not {request.order_type}")
         contract = self._qualify(request.contract)

@@ -1,7 +1,7 @@
 """Market data to strategy: ticks become bars, bars (and ticks, if wanted) become intents.
 
 Kept apart from the runner because it is the hot path — every tick passes here — and has
-no awaits: intents are handed to ``emit`` (the runner's order queue) and sent elsewhere.
+no awaits: intents are handed to ``emit`` (the runner, which decides and sends on the spot).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The runner: market data -> strategy -> risk -> journal -> broker, and back as events.
 
-One worker task sends orders one at a time, so every order is sized against the book as
-the previous one left it. Order of duties for each intent: build the order, check it with
-the :class:`~tradingbot.risk.RiskManager` (there is no other path to ``place_order``),
-journal the intent with the decision, then send. Statuses and fills come back through the
-broker's events and are journalled as they arrive.
+An intent is handled where it is made, in the tick's own callback, with no await until the
+order is on the wire: build the order, check it with the :class:`~tradingbot.risk.RiskManager`
+(there is no other path to the broker), journal the intent with the decision, send. Each
+order is therefore sized against the book exactly as the previous one left it, and a tick's
+reaction never waits for a turn of the event loop. IB's acknowledgement is awaited by a task
+of its own; statuses and fills come back through the broker's events and are journalled as
+they arrive.
 
 While the connection is down and until reconciliation after a reconnect is done, nothing
 is sent: the latest target per symbol is kept and applied once the book is known again.
@@ -40,7 +42,7 @@ from tradingbot.engine.reconcile import reconcile_book
 from tradingbot.engine.strategies.base import Strategy
 from tradingbot.engine.tracker import OrderTracker
 from tradingbot.errors import BrokerRejectedError, ConfigError, TradingBotError
-from tradingbot.ports import Broker
+from tradingbot.ports import Broker, SentOrder
 from tradingbot.risk.base import RiskContext, RiskDecision, TradingMode
 from tradingbot.risk.checks.daily_loss import KillSwitchTrip
 from tradingbot.risk.manager import RiskManager
@@ -104,10 +106,9 @@ class Runner:
         self.running = False
         self.daily_pnl = Decimal(0)
         self._contracts: dict[str, ContractRef] = {}
-        self._queue: asyncio.Queue[OrderIntent | None] = asyncio.Queue()
-        self.feed = StrategyFeed(strategy, self.symbols, self, self._queue.put_nowait, clock)
+        self.feed = StrategyFeed(strategy, self.symbols, self, self._on_intent, clock)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._worker: asyncio.Task[None] | None = None
+        self._acks: set[asyncio.Task[None]] = set()  # orders sent, IB's answer awaited
         self._reconciled = asyncio.Event()
         self._deferred: dict[str, TargetPosition] = {}
         self._refs = itertools.count(1)
@@ -157,7 +158,6 @@ class Runner:
             await self._seed_price(symbol)
         self.running = self.feed.active = True
         self._reconciled.set()
-        self._worker = self._spawn(self._work(), "runner-orders")
         self._spawn(self._flush_loop(), "runner-bar-flush")
         for symbol in self.symbols:
             await self.broker.subscribe_market_data(self._contracts[symbol], self.feed.on_tick)
@@ -222,12 +222,10 @@ class Runner:
                 await self.broker.unsubscribe_market_data(contract)
             except TradingBotError as exc:
                 log.warning("unsubscribing %s failed: %s", symbol, exc)
-        if self._worker is not None:
-            self._queue.put_nowait(None)
-            try:
-                await asyncio.wait_for(asyncio.shield(self._worker), self.config.stop_timeout_s)
-            except TimeoutError:
-                log.error("the order worker did not finish in time; cancelling it")
+        if self._acks:  # orders in flight: let IB answer them before anything is cancelled
+            _, late = await asyncio.wait(set(self._acks), timeout=self.config.stop_timeout_s)
+            if late:
+                log.error("%d order(s) not acknowledged in time; no longer waiting", len(late))
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -295,47 +293,52 @@ class Runner:
             self.feed.flush(self._clock())
 
     # --- intents -> risk -> journal -> broker --------------------------------------------
-    async def _work(self) -> None:
-        while True:
-            intent = await self._queue.get()
-            try:
-                if intent is None:
-                    return
-                await self.submit(intent)
-            except Exception:
-                log.exception("submitting %s failed", intent)
-            finally:
-                self._queue.task_done()
+    def _on_intent(self, intent: OrderIntent) -> None:
+        """From the feed (and from reconciliation and the kill switch): sent right here."""
+        try:
+            self._send(intent)
+        except Exception:
+            log.exception("submitting %s failed", intent)
 
     async def idle(self) -> None:
-        """Wait until every queued intent has been handled (tests and backtests use it)."""
-        await self._queue.join()
+        """Wait until IB has answered every order sent (tests and backtests use it)."""
+        while self._acks:
+            await asyncio.wait(set(self._acks))
 
     async def submit(self, intent: OrderIntent) -> RiskDecision | None:
-        """One intent through risk, journal and broker; None when nothing needed sending."""
+        """One intent through risk, journal and broker, then IB's acknowledgement; None when
+        nothing needed sending."""
+        decision, ack = self._send(intent)
+        if ack is not None:
+            await asyncio.wait({ack})
+        return decision
+
+    def _send(self, intent: OrderIntent) -> tuple[RiskDecision | None, asyncio.Task[None] | None]:
+        """Decide and send with no await in between; returns the decision and the task
+        awaiting IB's answer (None when nothing was sent)."""
         symbol = intent.symbol
         if not self._reconciled.is_set():
             if isinstance(intent, TargetPosition):
                 self._deferred[symbol] = intent
             log.warning("not sending %s: waiting for reconciliation after a reconnect", intent)
-            return None
+            return None, None
         contract = self._contracts.get(symbol)
         if contract is None:
             log.error("intent for %s, which this runner does not trade; ignored", symbol)
-            return None
+            return None, None
         ref = f"{self.config.order_ref_prefix}-{self._run_id}-{next(self._refs)}"
         request = intent_to_request(
             intent, contract, self.tracker.position(symbol), self.tracker.pending(symbol), ref
         )
         if request is None:
-            return None
+            return None, None
         now = self._clock()
         ctx = RiskContext(
             request=request,
             now=now,
             last_price=self.feed.last.get(symbol),
             positions=self.tracker.positions(),
-            marks=dict(self.feed.last),
+            marks=self.feed.last,
             open_orders=self.tracker.open_orders(),
             daily_pnl=self.daily_pnl,
             mode=self._mode,
@@ -352,20 +355,38 @@ class Runner:
         self.journal.record_intent(ref, request, decision)
         if not decision.accepted:
             self.rejections.append((now, decision))
-            return decision
+            return decision, None
         account = self.broker.accounts[0] if self.broker.accounts else ""
         self.tracker.expect(request, account, self.broker.client_id, now)
         try:
-            update = await self.broker.place_order(request)
+            sent = self.broker.send_order(request)
         except TradingBotError as exc:
-            code = exc.code if isinstance(exc, BrokerRejectedError) else 0
-            log.error("order %s was not placed: %s", ref, exc)
-            self.tracker.fail(ref, str(exc), self._clock(), code or None)
-            self.journal.record_send_failure(ref, code, str(exc))
-            return decision
+            self._not_placed(ref, exc)
+            return decision, None
+        ack = asyncio.get_running_loop().create_task(self._acknowledged(sent), name=f"ack-{ref}")
+        self._acks.add(ack)
+        ack.add_done_callback(self._ack_done)
+        return decision, ack
+
+    async def _acknowledged(self, sent: SentOrder) -> None:
+        try:
+            update = await sent.acknowledged()
+        except TradingBotError as exc:
+            self._not_placed(sent.order_ref, exc)
+            return
         if self.tracker.on_status(update):
             self.journal.record_status(update)
-        return decision
+
+    def _ack_done(self, task: asyncio.Task[None]) -> None:
+        self._acks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("order %s failed", task.get_name(), exc_info=task.exception())
+
+    def _not_placed(self, ref: str, exc: TradingBotError) -> None:
+        code = exc.code if isinstance(exc, BrokerRejectedError) else 0
+        log.error("order %s was not placed: %s", ref, exc)
+        self.tracker.fail(ref, str(exc), self._clock(), code or None)
+        self.journal.record_send_failure(ref, code, str(exc))
 
     # --- broker events ------------------------------------------------------------------
     def _journal_status(self, update: OrderUpdate) -> None:
@@ -406,7 +427,7 @@ class Runner:
         deferred, self._deferred = self._deferred, {}
         log.info("reconciled after reconnect; %d deferred target(s) resumed", len(deferred))
         for intent in deferred.values():
-            self._queue.put_nowait(intent)
+            self._on_intent(intent)
 
     async def _on_kill_switch(self, trip: KillSwitchTrip) -> None:
         self.rejections.append(
@@ -421,4 +442,4 @@ class Runner:
         await self.tracker.wait_idle(self.config.stop_timeout_s)
         for symbol, qty in self.tracker.positions().items():
             if qty and symbol in self._contracts:
-                self._queue.put_nowait(TargetPosition(symbol, Decimal(0), reason="kill switch"))
+                self._on_intent(TargetPosition(symbol, Decimal(0), reason="kill switch"))

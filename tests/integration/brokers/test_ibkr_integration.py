@@ -28,6 +28,7 @@ from tradingbot.errors import (
     UnknownSymbolError,
 )
 from tradingbot.sim import Session, SimulatedGateway
+from tradingbot.sim.protocol import In
 from tradingbot.sim.session import Handler
 
 
@@ -366,3 +367,33 @@ async def test_stop_order_through_place_order(gateway: SimulatedGateway) -> None
         done = await client.cancel_order(order.order_id)
         assert done.status is OrderStatus.CANCELLED
         assert (await client.wait_for_order(order.order_id, 1.0)).status is OrderStatus.CANCELLED
+
+
+async def test_send_order_is_on_the_wire_when_it_returns(gateway: SimulatedGateway) -> None:
+    """The order path's send: no await before the wire, IB's answer awaited separately."""
+    arrived: list[int] = []
+    inner = gateway.handler(In.PLACE_ORDER)
+    assert inner is not None
+
+    async def counted(session: Session, fields: list[str]) -> None:
+        arrived.append(len(arrived))
+        await inner(session, fields)
+
+    gateway.register(In.PLACE_ORDER, counted)
+    async with IBKRClient(settings=settings_for(gateway)) as client:
+        contract = client.create_contract("AAPL")
+        request = OrderRequest(contract, OrderSide.BUY, Decimal(2), order_ref="sent-1")
+        with pytest.raises(OrderError, match="not qualified"):
+            client.send_order(request)  # nothing known yet: it would have to wait for IB
+        qualified = await client.qualify_contract(contract)
+        with pytest.raises(InvalidOrderError, match="whole number"):
+            client.send_order(OrderRequest(qualified, OrderSide.BUY, Decimal("0.5")))
+        assert arrived == []
+        sent = client.send_order(
+            OrderRequest(qualified, OrderSide.BUY, Decimal(2), order_ref="sent-1")
+        )
+        assert (sent.order_ref, client.order_refs["sent-1"]) == ("sent-1", sent.order_id)
+        update = await sent.acknowledged()
+        assert arrived == [0]  # one placeOrder, and only the valid one
+        assert update.order_ref == "sent-1"
+        assert update.status in (OrderStatus.SUBMITTED, OrderStatus.FILLED)

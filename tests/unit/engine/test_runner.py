@@ -3,16 +3,18 @@ journal, statuses are journalled once each, and stop leaves nothing unseen."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
 
 from tests.mocks.mock_ibkr_client import MockIBKRClient
 from tests.unit.engine.conftest import Clock, RiskFactory
-from tradingbot.domain import OrderSide, OrderStatus, OrderType
-from tradingbot.engine.intents import TargetPosition, TradeIntent
+from tradingbot.domain import MarketSnapshot, OrderSide, OrderStatus, OrderType
+from tradingbot.engine.intents import OrderIntent, TargetPosition, TradeIntent
 from tradingbot.engine.journal import MemoryJournal
 from tradingbot.engine.runner import Runner, RunnerConfig, mode_of
+from tradingbot.engine.strategies.base import StrategyView
 from tradingbot.engine.strategies.buy_and_hold import BuyAndHold, BuyAndHoldParams
 from tradingbot.engine.strategies.sma_cross import SmaCross, SmaCrossParams
 from tradingbot.errors import ConfigError
@@ -235,4 +237,36 @@ async def test_a_quiet_bar_is_closed_by_the_flush(
     runner.feed.flush(clock.advance(30))  # the minute is over: the bar closes, the strategy buys
     await runner.idle()
     assert [(r.side, r.quantity) for r in broker.placed] == [(OrderSide.BUY, D(10))]
+    await runner.stop()
+
+
+class _BuyOnTick(BuyAndHold):
+    """Buys 3 on the first tick it sees."""
+
+    wants_ticks = True
+
+    def __init__(self) -> None:
+        super().__init__(BuyAndHoldParams(quantity=D(3)))
+        self.fired = False
+
+    def on_tick(self, snapshot: MarketSnapshot, view: StrategyView) -> Sequence[OrderIntent]:
+        if self.fired:
+            return ()
+        self.fired = True
+        return (TradeIntent(snapshot.symbol, OrderSide.BUY, D(3)),)
+
+
+async def test_a_tick_s_intent_is_journalled_and_sent_before_the_tick_callback_returns(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    journal = MemoryJournal()
+    runner = await started(broker, clock, make_risk, strategy=_BuyOnTick(), journal=journal)
+    sent_before = len(broker.placed)
+    broker.set_price("AAPL", 191)  # synchronous: no await, so no event-loop turn
+    assert [(r.side, r.quantity) for r in broker.placed[sent_before:]] == [(OrderSide.BUY, D(3))]
+    assert [ref for ref, _, d in journal.intents if d.accepted][-1:] == [
+        broker.placed[-1].order_ref
+    ]
+    await runner.idle()  # IB's answer: the order is known filled
+    assert runner.position("AAPL") == D(3)
     await runner.stop()

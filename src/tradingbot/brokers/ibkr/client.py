@@ -16,6 +16,7 @@ streams and the set of delivered fills carry over.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ from tradingbot.domain import (
 )
 from tradingbot.errors import ConfigError, NotConnectedError, OrderError
 from tradingbot.events import BrokerEvents
+from tradingbot.ports import SentOrder
 from tradingbot.settings import Settings, load_settings, mask_account, mask_accounts
 
 if TYPE_CHECKING:
@@ -352,11 +354,32 @@ class IBKRClient:
     async def place_order(self, request: OrderRequest) -> OrderUpdate:
         """Validate, qualify, send with an order ref; raise ``BrokerRejectedError`` on reject."""
         checked = await validation.checked_request(request, self.qualify_contract)
+        return await self._send(checked).acknowledged()
+
+    def send_order(self, request: OrderRequest) -> SentOrder:
+        """:meth:`place_order` without waiting for anything: validated and on the wire when
+        it returns. The order path uses it to send from the tick's own callback, with no
+        event-loop turn in between. The contract must have been qualified by this client
+        (``qualify_contract``); await ``acknowledged()`` for IB's answer."""
+        contract = self._contracts.cached(request.contract)
+        if contract is None:
+            raise OrderError(
+                f"{request.contract.symbol} is not qualified in this session; "
+                "await qualify_contract() first, or use place_order()"
+            )
+        return self._send(validation.checked_for(request, contract))
+
+    def _send(self, checked: OrderRequest) -> SentOrder:
         self._require_connection()
         if self.readonly:
             raise OrderError("this client is read-only (IBKR_READONLY); orders are not sent")
         ib_contract = self._contracts.ib_contract(checked.contract)
-        return await self._orders.place(checked, ib_contract, self.account, self._timeout_s)
+        trade = self._orders.send(checked, ib_contract, self.account)
+        return SentOrder(
+            checked.order_ref,
+            int(trade.order.orderId),
+            functools.partial(self._orders.acknowledged, trade, self._timeout_s),
+        )
 
     async def place_market_order(
         self,

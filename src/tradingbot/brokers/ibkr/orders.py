@@ -117,6 +117,10 @@ class OrderService:
         self, request: OrderRequest, ib_contract: Any, account: str, timeout_s: float
     ) -> OrderUpdate:
         """Send an already validated order; returns once IB acknowledged (or rejected) it."""
+        return await self.acknowledged(self.send(request, ib_contract, account), timeout_s)
+
+    def send(self, request: OrderRequest, ib_contract: Any, account: str) -> Any:
+        """Put an already validated order on the wire now; returns its ib_async Trade."""
         order = Order(
             action=request.side.value,
             totalQuantity=float(request.quantity),
@@ -137,12 +141,16 @@ class OrderService:
             order.orderId, request.side.value, request.quantity, request.contract.symbol,
             request.order_type.value, request.order_ref,
         )  # fmt: skip
+        return trade
+
+    async def acknowledged(self, trade: Any, timeout_s: float) -> OrderUpdate:
+        """The order's state once IB has answered; ``BrokerRejectedError`` if it refused."""
         acked = await self._wait(trade, lambda t: t.orderStatus.status not in _UNACKED, timeout_s)
         update = mapping.order_update(trade)
         if update.status is OrderStatus.REJECTED:
             raise BrokerRejectedError(update.error_code or 0, update.error_text)
         if not acked:
-            log.warning("order %d not acknowledged within %.1f s", order.orderId, timeout_s)
+            log.warning("order %d not acknowledged within %.1f s", trade.order.orderId, timeout_s)
         return update
 
     async def cancel(self, order_id: int, timeout_s: float) -> OrderUpdate:

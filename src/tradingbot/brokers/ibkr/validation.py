@@ -117,6 +117,13 @@ async def checked_request(
 
     Shape first (no network), then the tick grid, which needs the qualified contract.
     """
+    checked_for(request, None)
+    return checked_for(request, await qualify(request.contract))
+
+
+def checked_for(request: OrderRequest, contract: ContractRef | None) -> OrderRequest:
+    """:func:`checked_request` with the contract already qualified (no await: the order path
+    sends from the tick's own callback); ``None`` checks the shape only."""
     from tradingbot.brokers.ibkr.orders import new_order_ref
 
     side = validate_side(request.side)
@@ -135,7 +142,8 @@ async def checked_request(
     for name, value in (("limit_price", limit), ("stop_price", stop)):
         if value is not None and value <= 0:
             raise InvalidOrderError(f"{name} must be greater than zero, got {value}")
-    contract = await qualify(request.contract)
+    if contract is None:
+        return request
     if limit is not None:
         limit = validate_price(limit, min_tick=contract.min_tick)
     if stop is not None:
