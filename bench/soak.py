@@ -267,10 +267,21 @@ def _row(r: RunResult) -> str:
     )
 
 
-def _failure(r: RunResult) -> str:
-    lines = [
-        f"  run {r.index} FAILED — replay: python -m bench.soak --runs 1 --seed-exact {r.seed}"
+def replay_command(cfg: SoakConfig, seed: int) -> str:
+    """The command that runs one failed run again: its seed draws the same faults only
+    with the same fault window, fault count range and fault kinds."""
+    low, high = cfg.faults_per_run
+    parts = [
+        f"python -m bench.soak --seed-exact {seed} --run-seconds {cfg.run_seconds:g}",
+        f"--settle-seconds {cfg.settle_s:g} --faults-per-run {low},{high} --db {cfg.db}",
     ]
+    if tuple(cfg.kinds) != tuple(FAULTS):
+        parts.append(f"--faults {','.join(cfg.kinds)}")
+    return " ".join(parts)
+
+
+def _failure(r: RunResult, cfg: SoakConfig) -> str:
+    lines = [f"  run {r.index} FAILED — replay: {replay_command(cfg, r.seed)}"]
     for name, problems in r.verdict.violations.items():
         for p in problems[:10]:
             lines.append(f"    {name}: {p}")
@@ -322,7 +333,7 @@ async def soak(cfg: SoakConfig, out: Callable[[str], None] = print) -> list[RunR
             results.append(result)
             out(_row(result))
             if not result.verdict.ok:
-                out(_failure(result))
+                out(_failure(result, cfg))
 
     await asyncio.gather(*(worker() for _ in range(cfg.jobs)))
     results.sort(key=lambda r: r.index)
@@ -330,7 +341,7 @@ async def soak(cfg: SoakConfig, out: Callable[[str], None] = print) -> list[RunR
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def config_from_args(argv: list[str] | None = None) -> SoakConfig:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=None, help="number of runs (default 20)")
     p.add_argument("--seed", type=int, default=1, help="base seed of the run seeds")
@@ -341,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each its own gateway)")
     p.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     p.add_argument("--faults", default=",".join(FAULTS), help="fault kinds to draw from")
+    p.add_argument(
+        "--faults-per-run", default="3,6", help="MIN,MAX faults drawn for each run (default 3,6)"
+    )
     p.add_argument("--log-dir", type=Path, default=None)
     p.add_argument("-v", "--verbose", action="store_true", help="keep every run's log")
     a = p.parse_args(argv)
@@ -348,13 +362,20 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(kinds) - set(FAULTS)
     if unknown:
         p.error(f"--faults: unknown {sorted(unknown)}; known: {', '.join(FAULTS)}")
+    try:
+        low, high = (int(n) for n in a.faults_per_run.split(","))
+    except ValueError:
+        p.error(f"--faults-per-run: expected MIN,MAX such as 3,6, got {a.faults_per_run!r}")
+    if not 1 <= low <= high:
+        p.error(f"--faults-per-run: need 1 <= MIN <= MAX, got {low},{high}")
     runs = a.runs if a.runs is not None else (None if a.minutes else 20)
-    cfg = SoakConfig(
+    return SoakConfig(
         runs=1 if a.seed_exact is not None else runs,
         seed=a.seed,
         exact_seed=a.seed_exact,
         minutes=a.minutes,
         run_seconds=a.run_seconds,
+        faults_per_run=(low, high),
         settle_s=a.settle_seconds,
         jobs=max(1, a.jobs),
         db=a.db,
@@ -362,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=a.log_dir,
         verbose=a.verbose,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = config_from_args(argv)
     logging.getLogger("ib_async").setLevel(logging.CRITICAL)  # the squatter's 326 is expected
     results = asyncio.run(soak(cfg))
     return 0 if results and all(r.verdict.ok for r in results) else 1
