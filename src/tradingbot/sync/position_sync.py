@@ -226,6 +226,11 @@ class PositionSyncService:
     def _on_connection_state(self, state: ConnectionState) -> None:
         """After a reconnect, catch up what happened while the link was down."""
         if state is ConnectionState.DISCONNECTED:
+            if not self._was_disconnected:
+                # Counted as a lost write: fills made while the link is down reach us only
+                # with the catch-up, so fills streamed after the reconnect are held until it
+                # is applied, then booked with them in time order (avg cost is path-bound).
+                self._lost_writes += 1
             self._was_disconnected = True
             self.caught_up.clear()
         elif state is ConnectionState.CONNECTED and self._was_disconnected:
