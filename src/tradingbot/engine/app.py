@@ -119,6 +119,7 @@ class Bot:
         self.sync: PositionSyncService | None = None
         self.risk: RiskManager | None = None
         self.runner: Runner | None = None
+        self.journal: OrderJournal | None = None
         self.started_at: datetime | None = None
         self.left_working: list[OrderUpdate] = []
         self.summary: RunSummary | None = None
@@ -137,11 +138,12 @@ class Bot:
         try:
             self.db = Database(settings.effective_database_url)
             self.risk = RiskManager.from_settings(settings, self.calendar)
+            self.journal = OrderJournal(self.db, self.order_ref_prefix, write_ahead=True)
             self.manager = IBKRManager(settings=settings)
             await self.manager.start()
             self.client = await self.manager.get_client(timeout_s=settings.ibkr_connect_timeout_s)
             settings.check_account(self.client.accounts)
-            await self._start_trading(self.manager, self.db, self.risk)
+            await self._start_trading(self.manager, self.db, self.risk, self.journal)
         except BaseException:
             await self._close()
             raise
@@ -153,7 +155,9 @@ class Bot:
             self.db.dialect,
         )
 
-    async def _start_trading(self, manager: IBKRManager, db: Database, risk: RiskManager) -> None:
+    async def _start_trading(
+        self, manager: IBKRManager, db: Database, risk: RiskManager, journal: OrderJournal
+    ) -> None:
         """The mirror, then the runner. A connection lost while they load (the gateway
         restarting just as the bot starts) is waited out like any later drop: both are
         built again on the reconnected client, a few times, instead of ending the run."""
@@ -173,7 +177,7 @@ class Bot:
                     self.client,
                     self.strategy,
                     risk,
-                    OrderJournal(db, self.order_ref_prefix),
+                    journal,
                     self.config,
                     clock=self.clock,
                     wait_reconciled=manager.wait_reconciled,
@@ -211,6 +215,8 @@ class Bot:
                 log.warning("stopping the database mirror: %s", exc)
         if self.manager is not None:
             await self.manager.stop()
+        if self.journal is not None:
+            self.journal.close()
         if self.db is not None:
             if self.started_at is not None and self.runner is not None:
                 try:

@@ -131,6 +131,15 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def file_path(self) -> Path | None:
+        """The SQLite database's file; None in memory and on a server."""
+        url = self.engine.url
+        if self.dialect != "sqlite" or _is_memory(url):
+            return None
+        assert url.database is not None
+        return Path(url.database).expanduser()
+
     def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` (idempotent; runs in one transaction)."""
         command.upgrade(alembic_config(self.engine), revision)

@@ -12,15 +12,19 @@ else (TWS, another API client, a human) is recorded as external, never confused 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from tradingbot.domain import Fill, OrderRequest, OrderStatus, OrderUpdate
+from tradingbot.errors import StorageError
+from tradingbot.storage import intent_log
 from tradingbot.storage.db import Database, DuplicateRowError
+from tradingbot.storage.intent_log import IntentLog
 from tradingbot.storage.repositories import (
     DONE_STATUSES,
     OrderRow,
@@ -58,21 +62,47 @@ def find_order(
     return row
 
 
-def _intent_json(request: OrderRequest) -> str:
-    return json.dumps(
-        {
-            "symbol": request.contract.symbol,
-            "con_id": request.contract.con_id,
-            "side": request.side.value,
-            "quantity": str(request.quantity),
-            "order_type": request.order_type.value,
-            "limit_price": None if request.limit_price is None else str(request.limit_price),
-            "stop_price": None if request.stop_price is None else str(request.stop_price),
-            "tif": request.tif.value,
-            "outside_rth": request.outside_rth,
-        },
-        sort_keys=True,
-    )
+def _intent(request: OrderRequest) -> dict[str, Any]:
+    return {
+        "symbol": request.contract.symbol,
+        "con_id": request.contract.con_id,
+        "side": request.side.value,
+        "quantity": str(request.quantity),
+        "order_type": request.order_type.value,
+        "limit_price": None if request.limit_price is None else str(request.limit_price),
+        "stop_price": None if request.stop_price is None else str(request.stop_price),
+        "tif": request.tif.value,
+        "outside_rth": request.outside_rth,
+    }
+
+
+def _row_values(entry: dict[str, Any]) -> dict[str, Any]:
+    """The orders row of a journal entry (as :meth:`OrderJournal.record_intent` makes it)."""
+    intent = entry["intent"]
+    quantity = Decimal(intent["quantity"])
+    accepted = bool(entry["risk_accepted"])
+    at = datetime.fromisoformat(entry["at"])
+    status = OrderStatus.PENDING_SUBMIT if accepted else OrderStatus.REJECTED
+    return {
+        "order_ref": entry["order_ref"],
+        "symbol": intent["symbol"],
+        "con_id": intent["con_id"] or None,
+        "side": intent["side"],
+        "order_type": intent["order_type"],
+        "quantity": quantity,
+        "limit_price": None if intent["limit_price"] is None else Decimal(intent["limit_price"]),
+        "stop_price": None if intent["stop_price"] is None else Decimal(intent["stop_price"]),
+        "tif": intent["tif"],
+        "status": status.value,
+        "filled": Decimal(0),
+        "remaining": quantity,
+        "external": False,
+        "intent": json.dumps(intent, sort_keys=True),
+        "risk_accepted": accepted,
+        "risk_result": entry["risk_result"],
+        "created_at": at,
+        "updated_at": at,
+    }
 
 
 def _status_key(row: OrderRow) -> tuple[object, ...]:
@@ -195,11 +225,42 @@ def advance_order(repos: Repositories, order: OrderRow, fill: Fill, now: datetim
 
 
 class OrderJournal:
-    """The runner's handle on the journal. Each call is one short transaction."""
+    """The runner's handle on the journal. Each call is one short transaction.
 
-    def __init__(self, db: Database, order_ref_prefix: str = DEFAULT_ORDER_REF_PREFIX) -> None:
+    With ``write_ahead`` (a SQLite file on a platform with file locks) an intent is appended
+    to an :class:`~tradingbot.storage.intent_log.IntentLog` and written to the database once
+    the running event loop gets its next turn, which is after the order has been sent: the
+    record exists before the order leaves, and the send does not wait for an INSERT.
+    Anything that reads the journal back (a status, a send failure, ``close``) writes pending
+    intents first. Order refs must then be unique by construction (the runner's are): a
+    reused one is only found at that later write, and is logged rather than raised.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        order_ref_prefix: str = DEFAULT_ORDER_REF_PREFIX,
+        *,
+        write_ahead: bool = False,
+    ) -> None:
         self._db = db
         self.prefix = order_ref_prefix
+        self._log: IntentLog | None = None
+        self._unwritten: dict[str, dict[str, Any]] = {}  # order_ref -> entry
+        self._write_scheduled = False
+        database_file = db.file_path
+        if write_ahead and database_file is not None and intent_log.supported():
+            self._log = IntentLog(intent_log.folder_for(database_file))
+            self._replay_orphans()
+
+    @property
+    def writes_ahead(self) -> bool:
+        return self._log is not None
+
+    @property
+    def unwritten(self) -> int:
+        """Intents in the log, not yet in the database."""
+        return len(self._unwritten)
 
     def new_order_ref(self) -> str:
         """A fresh ``orderRef``: our prefix plus a random part, unique across restarts."""
@@ -211,28 +272,23 @@ class OrderJournal:
         """Journal an order before it is sent (or the risk manager's refusal to send it)."""
         if not order_ref:
             raise ValueError("an order must carry an order_ref to be journaled")
-        now = datetime.now(UTC)
-        status = OrderStatus.PENDING_SUBMIT if risk_result.accepted else OrderStatus.REJECTED
-        values = {
+        entry = {
             "order_ref": order_ref,
-            "symbol": request.contract.symbol,
-            "con_id": request.contract.con_id or None,
-            "side": request.side.value,
-            "order_type": request.order_type.value,
-            "quantity": request.quantity,
-            "limit_price": request.limit_price,
-            "stop_price": request.stop_price,
-            "tif": request.tif.value,
-            "status": status.value,
-            "filled": Decimal(0),
-            "remaining": request.quantity,
-            "external": False,
-            "intent": _intent_json(request),
+            "intent": _intent(request),
             "risk_accepted": risk_result.accepted,
             "risk_result": str(risk_result),
-            "created_at": now,
-            "updated_at": now,
+            "at": datetime.now(UTC).isoformat(),
         }
+        if self._log is None or not risk_result.accepted:  # a refusal sends nothing to wait for
+            self._insert(_row_values(entry))
+            return
+        if order_ref in self._unwritten:
+            raise ValueError(f"order_ref {order_ref!r} is already journaled; use a new one")
+        self._log.append(entry)  # raises OSError (disk full): nothing is sent
+        self._unwritten[order_ref] = entry
+        self._schedule_write()
+
+    def _insert(self, values: dict[str, Any]) -> None:
         # One INSERT in its own transaction (this runs between the decision and the send):
         # the unique constraint on order_ref refuses a reused ref, no lookup needed first.
         try:
@@ -241,16 +297,96 @@ class OrderJournal:
             if "order_ref" not in str(exc):
                 raise
             raise ValueError(
-                f"order_ref {order_ref!r} is already journaled; use a new one"
+                f"order_ref {values['order_ref']!r} is already journaled; use a new one"
             ) from None
+
+    def _schedule_write(self) -> None:
+        if self._write_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop, so no order in flight to wait for
+            self.write_pending()
+            return
+        self._write_scheduled = True
+        loop.call_soon(self._write_soon)
+
+    def _write_soon(self) -> None:
+        self._write_scheduled = False
+        try:
+            self.write_pending()
+        except StorageError as exc:  # kept in the log and retried by the next journal call
+            log.error("journal rows wait in %s: %s", self._log and self._log.path, exc)
+
+    def write_pending(self) -> None:
+        """Write the logged intents into the database, oldest first; the log is emptied
+        once all are in. Raises ``StorageError`` if the database refuses (they stay logged)."""
+        while self._unwritten:
+            ref, entry = next(iter(self._unwritten.items()))
+            self._write_logged(_row_values(entry))
+            del self._unwritten[ref]
+        if self._log is not None:
+            self._log.clear()
+
+    def _write_logged(self, values: dict[str, Any]) -> None:
+        """Insert a logged intent; if a status got its row in first, add the intent to it."""
+        try:
+            self._db.insert_one(OrderRow, values)
+            return
+        except DuplicateRowError as exc:
+            if "order_ref" not in str(exc):
+                raise
+        with unit_of_work(self._db) as repos:
+            row = repos.order_by_ref(values["order_ref"])
+            if row is None:
+                raise StorageError(f"order_ref {values['order_ref']!r} vanished while written")
+            if row.intent is not None:
+                log.error(
+                    "order_ref %s was used twice; the journal keeps the first intent",
+                    values["order_ref"],
+                )
+                return
+            row.intent, row.risk_accepted = values["intent"], values["risk_accepted"]
+            row.risk_result, row.external = values["risk_result"], False
+            row.con_id = row.con_id or values["con_id"]
+            row.tif = row.tif or values["tif"]
+
+    def _replay_orphans(self) -> None:
+        """Intents logged by journals that ended before writing them (a crash, a kill)."""
+        assert self._log is not None
+        with self._log.orphans() as orphans:
+            for path, rows in orphans:
+                for row in rows:
+                    self._write_logged(_row_values(row))
+                if rows:
+                    log.warning("wrote %d journal row(s) left in %s", len(rows), path)
+
+    def close(self) -> None:
+        """Write what is pending and release the log (kept, for the next start, if the
+        database still refuses)."""
+        if self._log is None:
+            return
+        try:
+            self.write_pending()
+        except StorageError as exc:
+            log.error("journal rows left in %s for the next start: %s", self._log.path, exc)
+        self._log.close(keep=bool(self._unwritten))
+
+    def abandon(self) -> None:
+        """Let go of the log without writing anything, as a killed process would."""
+        if self._log is not None:
+            self._log.close(keep=True)
+            self._log = None
 
     def record_status(self, update: OrderUpdate, source: str = "runner") -> bool:
         """Store a status change; False if it was already known."""
+        self.write_pending()
         with unit_of_work(self._db) as repos:
             return record_status(repos, update, self.prefix, source, datetime.now(UTC))
 
     def record_send_failure(self, order_ref: str, code: int, text: str) -> None:
         """The order never reached IB, or IB refused it outright."""
+        self.write_pending()
         now = datetime.now(UTC)
         with unit_of_work(self._db) as repos:
             row = repos.order_by_ref(order_ref)
