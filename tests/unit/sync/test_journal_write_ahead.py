@@ -58,22 +58,27 @@ async def test_intent_is_logged_at_once_and_in_the_database_a_loop_turn_later(
     journal.close()
 
 
-def test_without_an_event_loop_the_row_is_written_at_once(sqlite_db: Database) -> None:
-    journal = OrderJournal(sqlite_db, write_ahead=True)
-    journal.record_intent("tb-1", limit_buy("tb-1"), Decision(True, "accepted"))
-    [order] = rows(sqlite_db, OrderRow)
-    assert (order.status, order.risk_accepted) == ("PendingSubmit", True)
-    journal.close()
-
-
-async def test_a_refusal_is_written_at_once_having_no_send_to_get_ahead_of(
-    sqlite_db: Database,
+@pytest.mark.parametrize(
+    ("accepted", "in_a_loop", "status"),
+    [(True, False, "PendingSubmit"), (False, True, "Rejected")],
+    ids=["no event loop to wait for", "a refusal sends nothing"],
+)
+def test_a_row_with_no_send_to_get_ahead_of_is_written_at_once(
+    sqlite_db: Database, accepted: bool, in_a_loop: bool, status: str
 ) -> None:
     journal = OrderJournal(sqlite_db, write_ahead=True)
-    journal.record_intent("tb-1", limit_buy("tb-1"), Decision(False, "rejected by price_band"))
-    [order] = rows(sqlite_db, OrderRow)
-    assert (order.status, order.risk_accepted) == ("Rejected", False)
-    assert journal.unwritten == 0
+    decision = Decision(accepted, "accepted" if accepted else "rejected by price_band")
+
+    def record_and_read() -> tuple[list[OrderRow], int]:
+        journal.record_intent("tb-1", limit_buy("tb-1"), decision)
+        return rows(sqlite_db, OrderRow), journal.unwritten
+
+    async def inside_a_loop() -> tuple[list[OrderRow], int]:
+        return record_and_read()  # read before the loop gets another turn
+
+    found, unwritten = asyncio.run(inside_a_loop()) if in_a_loop else record_and_read()
+    assert [(o.status, o.risk_accepted) for o in found] == [(status, accepted)]
+    assert unwritten == 0
     journal.close()
 
 
