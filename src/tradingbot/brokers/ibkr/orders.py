@@ -113,12 +113,6 @@ class OrderService:
 
     # --- requests -----------------------------------------------------------------------------
 
-    async def place(
-        self, request: OrderRequest, ib_contract: Any, account: str, timeout_s: float
-    ) -> OrderUpdate:
-        """Send an already validated order; returns once IB acknowledged (or rejected) it."""
-        return await self.acknowledged(self.send(request, ib_contract, account), timeout_s)
-
     def send(self, request: OrderRequest, ib_contract: Any, account: str) -> Any:
         """Put an already validated order on the wire now; returns its ib_async Trade."""
         order = Order(
