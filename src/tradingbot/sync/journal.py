@@ -340,6 +340,8 @@ class OrderJournal:
             row = repos.order_by_ref(values["order_ref"])
             if row is None:
                 raise StorageError(f"order_ref {values['order_ref']!r} vanished while written")
+            if row.intent == values["intent"]:
+                return  # written before the log was emptied (a crash in between): done
             if row.intent is not None:
                 log.error(
                     "order_ref %s was used twice; the journal keeps the first intent",
