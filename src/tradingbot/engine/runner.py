@@ -224,8 +224,11 @@ class Runner:
                 log.warning("unsubscribing %s failed: %s", symbol, exc)
         if self._acks:  # orders in flight: let IB answer them before anything is cancelled
             _, late = await asyncio.wait(set(self._acks), timeout=self.config.stop_timeout_s)
-            if late:
+            if late:  # their statuses still reach the journal through the broker's events
                 log.error("%d order(s) not acknowledged in time; no longer waiting", len(late))
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -3,6 +3,7 @@ journal, statuses are journalled once each, and stop leaves nothing unseen."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -10,7 +11,14 @@ import pytest
 
 from tests.mocks.mock_ibkr_client import MockIBKRClient
 from tests.unit.engine.conftest import Clock, RiskFactory
-from tradingbot.domain import MarketSnapshot, OrderSide, OrderStatus, OrderType
+from tradingbot.domain import (
+    MarketSnapshot,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+)
 from tradingbot.engine.intents import OrderIntent, TargetPosition, TradeIntent
 from tradingbot.engine.journal import MemoryJournal
 from tradingbot.engine.runner import Runner, RunnerConfig, mode_of
@@ -18,6 +26,7 @@ from tradingbot.engine.strategies.base import StrategyView
 from tradingbot.engine.strategies.buy_and_hold import BuyAndHold, BuyAndHoldParams
 from tradingbot.engine.strategies.sma_cross import SmaCross, SmaCrossParams
 from tradingbot.errors import ConfigError
+from tradingbot.ports import SentOrder
 
 D = Decimal
 
@@ -270,3 +279,31 @@ async def test_a_tick_s_intent_is_journalled_and_sent_before_the_tick_callback_r
     await runner.idle()  # IB's answer: the order is known filled
     assert runner.position("AAPL") == D(3)
     await runner.stop()
+
+
+class _SilentBroker(MockIBKRClient):
+    """Sends, but IB never answers."""
+
+    def send_order(self, request: OrderRequest) -> SentOrder:
+        sent = super().send_order(request)
+        never = asyncio.Event()
+
+        async def acknowledged() -> OrderUpdate:
+            await never.wait()
+            raise AssertionError("unreachable")
+
+        return SentOrder(sent.order_ref, sent.order_id, acknowledged)
+
+
+async def test_stop_gives_up_on_an_unanswered_order_within_its_timeout(
+    clock: Clock, make_risk: RiskFactory
+) -> None:
+    broker = _SilentBroker(clock=clock)
+    runner = await started(broker, clock, make_risk, stop_timeout_s=0.05)
+    broker.set_price("AAPL", 191)
+    runner._on_intent(TradeIntent("AAPL", OrderSide.BUY, D(5)))
+    [ack] = runner._acks
+    async with asyncio.timeout(5):
+        await runner.stop(cancel_open_orders=False)
+    assert ack.cancelled()
+    assert runner._acks == set()
