@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -397,3 +398,18 @@ async def test_send_order_is_on_the_wire_when_it_returns(gateway: SimulatedGatew
         assert arrived == [0]  # one placeOrder, and only the valid one
         assert update.order_ref == "sent-1"
         assert update.status in (OrderStatus.SUBMITTED, OrderStatus.FILLED)
+
+
+async def test_concurrent_requests_ib_async_files_by_name_each_get_their_answer(
+    gateway: SimulatedGateway,
+) -> None:
+    # ib_async keeps one future per name for these; two calls at once used to leave one
+    # waiting for nothing (the health probe racing a caller of get_server_time).
+    async with IBKRClient(settings=settings_for(gateway)) as client:
+        await client.place_market_order(client.create_contract("MSFT"), OrderSide.BUY, 3)
+        times = await asyncio.gather(*(client.get_server_time(3.0) for _ in range(3)))
+        held = await asyncio.gather(*(client.get_positions() for _ in range(3)))
+        listed = await asyncio.gather(*(client.get_open_orders() for _ in range(3)))
+    assert all(abs(t - datetime.now(UTC)) < timedelta(seconds=5) for t in times)
+    assert [[(p.symbol, p.quantity) for p in h] for h in held] == [[("MSFT", Decimal(3))]] * 3
+    assert listed == [[]] * 3

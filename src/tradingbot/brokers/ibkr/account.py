@@ -14,12 +14,14 @@ from dataclasses import replace
 from typing import Any
 
 from tradingbot.brokers.ibkr import mapping
+from tradingbot.brokers.ibkr.named_requests import NamedRequests
 from tradingbot.domain import AccountSummary, PnL, Position
 
 
 class AccountService:
-    def __init__(self, ib: Any) -> None:
+    def __init__(self, ib: Any, named: NamedRequests) -> None:
         self._ib = ib
+        self._named = named
         self._pnl: dict[str, Any] = {}
 
     def on_session_start(self) -> None:
@@ -27,7 +29,7 @@ class AccountService:
         self._pnl.clear()
 
     async def positions(self, timeout_s: float) -> list[Position]:
-        raw = await asyncio.wait_for(self._ib.reqPositionsAsync(), timeout_s)
+        raw = await self._named.run("positions", self._ib.reqPositionsAsync, timeout_s)
         portfolio = {(p.account, p.contract.conId): p for p in self._ib.portfolio()}
         result = []
         for item in raw:

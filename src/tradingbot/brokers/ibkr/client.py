@@ -15,7 +15,6 @@ streams and the set of delivered fills carry over.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from tradingbot.brokers.ibkr.contracts import ContractBook, create_contract
 from tradingbot.brokers.ibkr.error_codes import Action, classify
 from tradingbot.brokers.ibkr.history import HistoryRequest, HistoryService, Progress
 from tradingbot.brokers.ibkr.market_data import MarketDataService, TickCallback
+from tradingbot.brokers.ibkr.named_requests import NamedRequests
 from tradingbot.brokers.ibkr.orders import OrderService, Reconciliation
 from tradingbot.brokers.ibkr.pacing import Clock, PacingRules
 from tradingbot.domain import (
@@ -102,8 +102,9 @@ class IBKRClient:
         self._contracts = ContractBook()
         self._market = MarketDataService(self._ib, self.events, self.settings.ibkr_market_data_type)
         self._history = HistoryService(self._ib, pacing_rules, clock)
-        self._orders = OrderService(self._ib, self.events)
-        self._account = AccountService(self._ib)
+        self._named = NamedRequests()
+        self._orders = OrderService(self._ib, self.events, self._named)
+        self._account = AccountService(self._ib, self._named)
         self._ib.errorEvent += self._on_ib_error
         self._ib.disconnectedEvent += self._on_ib_disconnected
         self._ib.positionEvent += lambda p: self.events.position.emit(mapping.position(p))
@@ -448,7 +449,8 @@ class IBKRClient:
     async def get_server_time(self, timeout_s: float | None = None) -> datetime:
         """IB's clock (reqCurrentTime): the cheapest round trip, used as the health probe."""
         self._require_connection()
-        value = await asyncio.wait_for(self._ib.reqCurrentTimeAsync(), timeout_s or self._timeout_s)
+        timeout_s = timeout_s or self._timeout_s
+        value = await self._named.run("currentTime", self._ib.reqCurrentTimeAsync, timeout_s)
         return mapping.utc(value)
 
 

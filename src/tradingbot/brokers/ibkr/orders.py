@@ -24,6 +24,7 @@ from typing import Any
 from ib_async import ExecutionFilter, Order
 
 from tradingbot.brokers.ibkr import mapping
+from tradingbot.brokers.ibkr.named_requests import NamedRequests
 from tradingbot.domain import (
     CommissionReport,
     Fill,
@@ -61,8 +62,9 @@ class Reconciliation:
 class OrderService:
     """Owned by one ``IBKRClient``; wires itself to the ib_async ``IB`` events once."""
 
-    def __init__(self, ib: Any, events: BrokerEvents) -> None:
+    def __init__(self, ib: Any, events: BrokerEvents, named: NamedRequests) -> None:
         self._ib = ib
+        self._named = named
         self._events = events
         self.seen_exec_ids: set[str] = set()
         self.last_exec_time: datetime | None = None
@@ -168,7 +170,7 @@ class OrderService:
         return mapping.order_update(trade)
 
     async def open_orders(self, timeout_s: float) -> list[OrderUpdate]:
-        await asyncio.wait_for(self._ib.reqOpenOrdersAsync(), timeout_s)
+        await self._named.run("openOrders", self._ib.reqOpenOrdersAsync, timeout_s)
         return [mapping.order_update(t) for t in self._ib.openTrades()]
 
     async def executions(self, since: datetime | None, timeout_s: float) -> list[Fill]:
