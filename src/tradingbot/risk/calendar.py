@@ -33,6 +33,7 @@ class ExchangeCalendar:
         self._cal: Any = None
         self._lock = threading.Lock()
         self._sessions: dict[date, tuple[datetime, datetime] | None] = {}
+        self._last_open: tuple[datetime, datetime] | None = None  # the session last found open
         self._load()  # fail fast on a bad name rather than at the first order
 
     def _load(self) -> Any:
@@ -72,10 +73,16 @@ class ExchangeCalendar:
     def is_regular_hours(self, now: datetime) -> bool:
         if now.tzinfo is None:
             raise ValueError(f"now must be timezone-aware, got {now!r}")
+        last = self._last_open
+        if last is not None and last[0] <= now < last[1]:
+            return True  # the order path asks many times a session: no time zone lookup
         cal = self._load()
         local_day = now.astimezone(cal.tz).date()
         session = self._session(local_day)
-        return session is not None and session[0] <= now < session[1]
+        if session is not None and session[0] <= now < session[1]:
+            self._last_open = session
+            return True
+        return False
 
     def latest_open(self, now: datetime, max_days_back: int = 14) -> datetime:
         """The open of the latest regular session that began at or before ``now``.

@@ -43,6 +43,8 @@ class RiskManager:
         if kill_switch not in rules:
             rules = [*rules, kill_switch]
         self.rules: tuple[RiskRule, ...] = tuple(rules)
+        hook = RiskRule.on_accepted
+        self._hooked = tuple(r for r in self.rules if type(r).on_accepted is not hook)
         self.kill_switch = kill_switch
         self.on_kill_switch: Event[KillSwitchTrip] = Event("kill_switch")
         self.on_rejected: Event[RiskDecision] = Event("risk_rejected")
@@ -124,6 +126,6 @@ class RiskManager:
                 )
                 self.on_rejected.emit(decision)
                 return decision
-        for rule in self.rules:
+        for rule in self._hooked:  # only the rules that keep state (the rest have no hook)
             rule.on_accepted(ctx)
         return RiskDecision.accept()

@@ -57,10 +57,14 @@ class IntentLog:
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """One line, written with one call: a crash leaves it whole or torn, never mixed."""
+        """One row as one line of JSON."""
+        self.append_line((json.dumps(row, separators=(",", ":")) + "\n").encode())
+
+    def append_line(self, data: bytes) -> None:
+        """A line of JSON the caller has put together, ``\\n`` included, written with one
+        call: a crash leaves it whole or torn, never mixed with another."""
         if self._fd is None:
             raise OSError(f"the intent log {self.path} is closed")
-        data = (json.dumps(row, separators=(",", ":")) + "\n").encode()
         written = os.write(self._fd, data)
         while written < len(data):  # a short write (disk nearly full) finishes or raises
             written += os.write(self._fd, data[written:])

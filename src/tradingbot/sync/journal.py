@@ -18,6 +18,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii as _str  # json.dumps's own string encoder
 from typing import Any, Protocol
 
 from tradingbot.domain import Fill, OrderRequest, OrderStatus, OrderUpdate
@@ -36,6 +37,8 @@ from tradingbot.storage.repositories import (
 log = logging.getLogger(__name__)
 
 DEFAULT_ORDER_REF_PREFIX = "tb-"
+Entry = dict[str, Any]
+"""An intent as the journal logs it: order_ref, intent, risk_accepted, risk_result, at."""
 
 
 class RiskOutcome(Protocol):
@@ -76,7 +79,35 @@ def _intent(request: OrderRequest) -> dict[str, Any]:
     }
 
 
-def _row_values(entry: dict[str, Any]) -> dict[str, Any]:
+def _entry(order_ref: str, request: OrderRequest, accepted: bool, risk: str, at: str) -> Entry:
+    return {
+        "order_ref": order_ref,
+        "intent": _intent(request),
+        "risk_accepted": accepted,
+        "risk_result": risk,
+        "at": at,
+    }
+
+
+def _log_line(order_ref: str, request: OrderRequest, risk: str, at: str) -> bytes:
+    """An accepted intent's log line: the same bytes as ``json.dumps`` of its entry (compact
+    separators), put together directly because it is written between the decision and the
+    send, where the general encoder's setup costs more than the whole line."""
+    limit, stop = request.limit_price, request.stop_price
+    return (
+        f'{{"order_ref":{_str(order_ref)},"intent":{{"symbol":{_str(request.contract.symbol)},'
+        f'"con_id":{int(request.contract.con_id)},"side":{_str(request.side.value)},'
+        f'"quantity":{_str(str(request.quantity))},'
+        f'"order_type":{_str(request.order_type.value)},'
+        f'"limit_price":{"null" if limit is None else _str(str(limit))},'
+        f'"stop_price":{"null" if stop is None else _str(str(stop))},'
+        f'"tif":{_str(request.tif.value)},'
+        f'"outside_rth":{"true" if request.outside_rth else "false"}}},'
+        f'"risk_accepted":true,"risk_result":{_str(risk)},"at":{_str(at)}}}\n'
+    ).encode()
+
+
+def _row_values(entry: Entry) -> dict[str, Any]:
     """The orders row of a journal entry (as :meth:`OrderJournal.record_intent` makes it)."""
     intent = entry["intent"]
     quantity = Decimal(intent["quantity"])
@@ -246,7 +277,8 @@ class OrderJournal:
         self._db = db
         self.prefix = order_ref_prefix
         self._log: IntentLog | None = None
-        self._unwritten: dict[str, dict[str, Any]] = {}  # order_ref -> entry
+        # order_ref -> (request, risk result, at): logged, not yet in the database
+        self._unwritten: dict[str, tuple[OrderRequest, str, str]] = {}
         self._write_scheduled = False
         database_file = db.file_path
         if write_ahead and database_file is not None and intent_log.supported():
@@ -272,20 +304,15 @@ class OrderJournal:
         """Journal an order before it is sent (or the risk manager's refusal to send it)."""
         if not order_ref:
             raise ValueError("an order must carry an order_ref to be journaled")
-        entry = {
-            "order_ref": order_ref,
-            "intent": _intent(request),
-            "risk_accepted": risk_result.accepted,
-            "risk_result": str(risk_result),
-            "at": datetime.now(UTC).isoformat(),
-        }
-        if self._log is None or not risk_result.accepted:  # a refusal sends nothing to wait for
-            self._insert(_row_values(entry))
+        accepted, risk, at = risk_result.accepted, str(risk_result), datetime.now(UTC).isoformat()
+        if self._log is None or not accepted:  # a refusal sends nothing to wait for
+            self._insert(_row_values(_entry(order_ref, request, accepted, risk, at)))
             return
         if order_ref in self._unwritten:
             raise ValueError(f"order_ref {order_ref!r} is already journaled; use a new one")
-        self._log.append(entry)  # raises OSError (disk full): nothing is sent
-        self._unwritten[order_ref] = entry
+        # raises OSError (disk full): nothing is sent
+        self._log.append_line(_log_line(order_ref, request, risk, at))
+        self._unwritten[order_ref] = (request, risk, at)
         self._schedule_write()
 
     def _insert(self, values: dict[str, Any]) -> None:
@@ -322,8 +349,8 @@ class OrderJournal:
         """Write the logged intents into the database, oldest first; the log is emptied
         once all are in. Raises ``StorageError`` if the database refuses (they stay logged)."""
         while self._unwritten:
-            ref, entry = next(iter(self._unwritten.items()))
-            self._write_logged(_row_values(entry))
+            ref, (request, risk, at) = next(iter(self._unwritten.items()))
+            self._write_logged(_row_values(_entry(ref, request, True, risk, at)))
             del self._unwritten[ref]
         if self._log is not None:
             self._log.clear()

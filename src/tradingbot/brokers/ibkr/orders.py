@@ -30,7 +30,6 @@ from tradingbot.domain import (
     Fill,
     OrderRequest,
     OrderStatus,
-    OrderType,
     OrderUpdate,
 )
 from tradingbot.errors import BrokerRejectedError, OrderError
@@ -126,10 +125,10 @@ class OrderService:
             orderRef=request.order_ref,
             account=account,
         )
-        if request.order_type in {OrderType.LIMIT, OrderType.STOP_LIMIT}:
-            order.lmtPrice = float(request.limit_price or 0)
-        if request.order_type in {OrderType.STOP, OrderType.STOP_LIMIT}:
-            order.auxPrice = float(request.stop_price or 0)
+        if request.limit_price is not None:  # validated: set exactly for the types using it
+            order.lmtPrice = float(request.limit_price)
+        if request.stop_price is not None:
+            order.auxPrice = float(request.stop_price)
         trade = self._ib.placeOrder(ib_contract, order)
         self.order_refs[request.order_ref] = int(order.orderId)
         log.info(

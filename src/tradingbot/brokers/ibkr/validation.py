@@ -12,10 +12,13 @@ import math
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 
+from tradingbot.brokers.ibkr.orders import new_order_ref
 from tradingbot.domain import ContractRef, OrderRequest, OrderSide, OrderType, TimeInForce
 from tradingbot.errors import InvalidOrderError
 
 Number = Decimal | int | float | str
+WITH_LIMIT_PRICE = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
+WITH_STOP_PRICE = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 
 def to_decimal(value: object, field: str) -> Decimal:
@@ -96,7 +99,7 @@ def validate_order_ref(value: object) -> str:
     """IB stores orderRef as free text; we keep it printable and short so it survives TWS."""
     if not isinstance(value, str):
         raise InvalidOrderError(f"order_ref must be text, got {type(value).__name__}")
-    if len(value) > 128 or any(not ch.isprintable() for ch in value):
+    if len(value) > 128 or not value.isprintable():
         raise InvalidOrderError("order_ref must be at most 128 printable characters")
     return value
 
@@ -105,7 +108,7 @@ def validate_symbol(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidOrderError(f"symbol must be a non-empty string, got {value!r}")
     symbol = value.strip().upper()
-    if len(symbol) > 32 or any(not ch.isprintable() for ch in symbol):
+    if len(symbol) > 32 or not symbol.isprintable():
         raise InvalidOrderError(f"symbol must be at most 32 printable characters, got {value!r}")
     return symbol
 
@@ -124,15 +127,13 @@ async def checked_request(
 def checked_for(request: OrderRequest, contract: ContractRef | None) -> OrderRequest:
     """:func:`checked_request` with the contract already qualified (no await: the order path
     sends from the tick's own callback); ``None`` checks the shape only."""
-    from tradingbot.brokers.ibkr.orders import new_order_ref
-
     side = validate_side(request.side)
     order_type = validate_order_type(request.order_type)
     tif = validate_tif(request.tif)
     quantity = validate_quantity(request.quantity)
     ref = validate_order_ref(request.order_ref) or new_order_ref()
-    needs_limit = order_type in {OrderType.LIMIT, OrderType.STOP_LIMIT}
-    needs_stop = order_type in {OrderType.STOP, OrderType.STOP_LIMIT}
+    needs_limit = order_type in WITH_LIMIT_PRICE
+    needs_stop = order_type in WITH_STOP_PRICE
     if needs_limit and request.limit_price is None:
         raise InvalidOrderError(f"limit_price is required for a {order_type} order")
     if needs_stop and request.stop_price is None:
