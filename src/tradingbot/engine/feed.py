@@ -72,6 +72,6 @@ class StrategyFeed:
             log.exception("strategy %s failed", self.strategy.name)
             return
         for intent in intents:
+            self._emit(intent)  # the order first: the records below are for people
             self.signals.append((self._clock(), intent))
             log.info("signal %s", intent)
-            self._emit(intent)

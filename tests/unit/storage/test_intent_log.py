@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
-from tradingbot.storage.intent_log import IntentLog
+from tradingbot.storage.intent_log import INITIAL_SIZE, IntentLog
 
 
 def test_rows_of_an_ended_log_are_handed_over_then_deleted(tmp_path: Path) -> None:
@@ -52,8 +55,45 @@ def test_clear_empties_the_file_and_appends_continue(tmp_path: Path) -> None:
     log.append({"order_ref": "tb-1"})
     log.clear()
     log.append({"order_ref": "tb-2"})
-    assert log.path.read_bytes() == b'{"order_ref":"tb-2"}\n'
+    # the lines, then the zeros reserved for the next ones
+    assert log.path.read_bytes().rstrip(b"\0") == b'{"order_ref":"tb-2"}\n'
     log.close()
+
+
+def test_a_log_killed_with_reserved_space_left_is_read_up_to_its_last_line(
+    tmp_path: Path,
+) -> None:
+    killed = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        from tradingbot.storage.intent_log import IntentLog
+        log = IntentLog(Path({str(tmp_path)!r}))
+        log.append({{"order_ref": "tb-1", "pad": "{"x" * 50}"}})
+        log.clear()
+        log.append({{"order_ref": "tb-2"}})  # shorter than what was cleared
+        os._exit(0)  # no close: as a killed process leaves it
+        """
+    )
+    subprocess.run([sys.executable, "-c", killed], check=True, timeout=60)  # noqa: S603 - ours
+    (left,) = tmp_path.iterdir()
+    assert left.stat().st_size == INITIAL_SIZE  # nothing cut off
+    reader = IntentLog(tmp_path)
+    with reader.orphans() as orphans:
+        assert [rows for _, rows in orphans] == [[{"order_ref": "tb-2"}]]
+    reader.close()
+
+
+def test_the_log_grows_past_its_reserved_size_and_keeps_every_line(tmp_path: Path) -> None:
+    log = IntentLog(tmp_path)
+    rows = [{"order_ref": f"tb-{i}", "pad": "x" * 200} for i in range(INITIAL_SIZE // 200)]
+    for row in rows:
+        log.append(row)
+    log.close(keep=True)
+    reader = IntentLog(tmp_path)
+    with reader.orphans() as orphans:
+        assert [found for _, found in orphans] == [rows]
+    reader.close()
 
 
 def test_rows_stay_on_disk_if_the_caller_fails(tmp_path: Path) -> None:
