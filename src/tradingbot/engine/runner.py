@@ -36,7 +36,12 @@ from tradingbot.domain import (
 )
 from tradingbot.engine.bars import bucket_start, duration_for
 from tradingbot.engine.feed import StrategyFeed
-from tradingbot.engine.intents import OrderIntent, TargetPosition, intent_to_request
+from tradingbot.engine.intents import (
+    OrderIntent,
+    TargetPosition,
+    intent_to_request,
+    pending_quantity,
+)
 from tradingbot.engine.journal import Journal
 from tradingbot.engine.reconcile import reconcile_book
 from tradingbot.engine.strategies.base import Strategy
@@ -50,6 +55,7 @@ from tradingbot.risk.manager import RiskManager
 log = logging.getLogger(__name__)
 
 _DOWN = frozenset({ConnectionState.DISCONNECTED, ConnectionState.CONNECTING})
+_ZERO = Decimal(0)
 
 
 def utc_now() -> datetime:
@@ -330,8 +336,13 @@ class Runner:
             log.error("intent for %s, which this runner does not trade; ignored", symbol)
             return None, None
         ref = f"{self.config.order_ref_prefix}-{self._run_id}-{next(self._refs)}"
+        positions, open_orders = self.tracker.positions(), self.tracker.open_orders()
         request = intent_to_request(
-            intent, contract, self.tracker.position(symbol), self.tracker.pending(symbol), ref
+            intent,
+            contract,
+            positions.get(symbol, _ZERO),
+            pending_quantity(open_orders, symbol),
+            ref,
         )
         if request is None:
             return None, None
@@ -340,9 +351,9 @@ class Runner:
             request=request,
             now=now,
             last_price=self.feed.last.get(symbol),
-            positions=self.tracker.positions(),
+            positions=positions,
             marks=self.feed.last,
-            open_orders=self.tracker.open_orders(),
+            open_orders=open_orders,
             daily_pnl=self.daily_pnl,
             mode=self._mode,
         )
@@ -359,7 +370,8 @@ class Runner:
         if not decision.accepted:
             self.rejections.append((now, decision))
             return decision, None
-        account = self.broker.accounts[0] if self.broker.accounts else ""
+        accounts = self.broker.accounts
+        account = accounts[0] if accounts else ""
         self.tracker.expect(request, account, self.broker.client_id, now)
         try:
             sent = self.broker.send_order(request)

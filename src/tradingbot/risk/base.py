@@ -34,6 +34,9 @@ class RiskContext:
     ``open_orders`` are the bot's working orders (not yet done): their remaining quantity
     counts against position and exposure limits, because any of them may fill.
     ``last_price`` is the order symbol's last trade (or mid) price, ``None`` if unknown.
+
+    The figures derived from these (``position``, ``worst_case_position``, ...) are worked
+    out once, when the context is made: several rules read each of them, on the order path.
     """
 
     request: OrderRequest
@@ -44,59 +47,45 @@ class RiskContext:
     open_orders: Sequence[OrderUpdate] = ()
     daily_pnl: Decimal = Decimal(0)
     mode: TradingMode = "paper"
+    symbol: str = field(init=False, repr=False, compare=False)
+    position: Decimal = field(init=False, repr=False, compare=False)
+    """The current signed position in the order's symbol."""
+    order_delta: Decimal = field(init=False, repr=False, compare=False)
+    worst_case_position: Decimal = field(init=False, repr=False, compare=False)
+    """The position if this order and every open order on the same side fill."""
+    reference_price: Decimal | None = field(init=False, repr=False, compare=False)
+    """The price an order is valued at: its limit (or stop) price, else the last price."""
+    increases_exposure: bool = field(init=False, repr=False, compare=False)
+    """True unless the order only reduces the current position (an exit). An order that
+    would flip the position through zero is an entry too: the part past zero opens new risk.
+    """
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:
             raise ValueError(f"RiskContext.now must be timezone-aware (UTC), got {self.now!r}")
-
-    @property
-    def symbol(self) -> str:
-        return self.request.contract.symbol
-
-    @property
-    def position(self) -> Decimal:
-        """The current signed position in the order's symbol."""
-        return self.positions.get(self.symbol, Decimal(0))
-
-    @property
-    def order_delta(self) -> Decimal:
-        return signed_quantity(self.request.side, self.request.quantity)
-
-    def pending_delta(self, side: OrderSide) -> Decimal:
-        """Signed remaining quantity of the open orders on ``side`` in the order's symbol."""
-        return sum(
-            (
-                signed_quantity(o.side, o.remaining)
-                for o in self.open_orders
-                if o.symbol == self.symbol and o.side is side and not o.status.is_done
-            ),
-            Decimal(0),
-        )
-
-    @property
-    def worst_case_position(self) -> Decimal:
-        """The position if this order and every open order on the same side fill."""
-        return self.position + self.pending_delta(self.request.side) + self.order_delta
-
-    @property
-    def reference_price(self) -> Decimal | None:
-        """The price an order is valued at: its limit (or stop) price, else the last price."""
         req = self.request
-        return req.limit_price or req.stop_price or self.last_price
-
-    @property
-    def increases_exposure(self) -> bool:
-        """True unless the order only reduces the current position (an exit).
-
-        An order that would flip the position through zero is an entry too: the part past
-        zero opens new risk.
-        """
-        pos = self.position
-        if pos == 0:
-            return True
-        worst = self.worst_case_position
-        same_sign = (worst >= 0) if pos > 0 else (worst <= 0)
-        return not (same_sign and abs(worst) < abs(pos))
+        symbol = req.contract.symbol
+        position = self.positions.get(symbol, Decimal(0))
+        delta = req.quantity if req.side is OrderSide.BUY else -req.quantity
+        worst = position + delta
+        for o in self.open_orders:  # the same side's working orders, as if they filled
+            if o.symbol == symbol and o.side is req.side and not o.status.is_done:
+                worst += o.remaining if o.side is OrderSide.BUY else -o.remaining
+        if position == 0:
+            increases = True
+        else:
+            same_sign = (worst >= 0) if position > 0 else (worst <= 0)
+            increases = not (same_sign and abs(worst) < abs(position))
+        derived = (
+            ("symbol", symbol),
+            ("position", position),
+            ("order_delta", delta),
+            ("worst_case_position", worst),
+            ("reference_price", req.limit_price or req.stop_price or self.last_price),
+            ("increases_exposure", increases),
+        )
+        for name, value in derived:
+            object.__setattr__(self, name, value)
 
     def mark(self, symbol: str) -> Decimal | None:
         if symbol == self.symbol and self.last_price is not None:
@@ -119,7 +108,7 @@ class RiskDecision:
 
     @classmethod
     def accept(cls) -> RiskDecision:
-        return _ACCEPT
+        return ACCEPTED
 
     @classmethod
     def reject(cls, rule: str, *, limit: object, value: object, message: str) -> RiskDecision:
@@ -139,7 +128,8 @@ class RiskDecision:
         return f"rejected by {self.rule}: {self.message} (limit {self.limit}, value {self.value})"
 
 
-_ACCEPT = RiskDecision(True)
+ACCEPTED = RiskDecision(True)
+"""What every rule answers when it has no objection (the same object each time)."""
 
 
 class RiskRule(ABC):

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradingbot.events import Event
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 from tradingbot.risk.calendar import ExchangeCalendar, TradingCalendar
 from tradingbot.risk.checks.daily_loss import DailyLossKillSwitch, KillSwitchTrip
 from tradingbot.risk.checks.live_mode import LiveModeGuard
@@ -128,4 +128,4 @@ class RiskManager:
                 return decision
         for rule in self._hooked:  # only the rules that keep state (the rest have no hook)
             rule.on_accepted(ctx)
-        return RiskDecision.accept()
+        return ACCEPTED

@@ -92,16 +92,17 @@ def _entry(order_ref: str, request: OrderRequest, accepted: bool, risk: str, at:
 def _log_line(order_ref: str, request: OrderRequest, risk: str, at: str) -> bytes:
     """An accepted intent's log line: the same bytes as ``json.dumps`` of its entry (compact
     separators), put together directly because it is written between the decision and the
-    send, where the general encoder's setup costs more than the whole line."""
+    send, where the general encoder's setup costs more than the whole line. (The enums are
+    ``StrEnum``: each is its value as a string.)"""
     limit, stop = request.limit_price, request.stop_price
     return (
         f'{{"order_ref":{_str(order_ref)},"intent":{{"symbol":{_str(request.contract.symbol)},'
-        f'"con_id":{int(request.contract.con_id)},"side":{_str(request.side.value)},'
+        f'"con_id":{int(request.contract.con_id)},"side":{_str(request.side)},'
         f'"quantity":{_str(str(request.quantity))},'
-        f'"order_type":{_str(request.order_type.value)},'
+        f'"order_type":{_str(request.order_type)},'
         f'"limit_price":{"null" if limit is None else _str(str(limit))},'
         f'"stop_price":{"null" if stop is None else _str(str(stop))},'
-        f'"tif":{_str(request.tif.value)},'
+        f'"tif":{_str(request.tif)},'
         f'"outside_rth":{"true" if request.outside_rth else "false"}}},'
         f'"risk_accepted":true,"risk_result":{_str(risk)},"at":{_str(at)}}}\n'
     ).encode()

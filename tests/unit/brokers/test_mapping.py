@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
 
+import pytest
+
 from tradingbot.brokers.ibkr import mapping
 from tradingbot.domain import OrderSide
 
@@ -19,6 +21,21 @@ def test_dec_treats_ib_unset_markers_as_none() -> None:
     assert mapping.dec(190.07) == Decimal("190.07")
     assert mapping.dec(-1.0) == Decimal("-1.0")  # a loss of one dollar is not "unset"
     assert mapping.quote(-1.0) is None  # but a quote of -1 is ib_async's "no quote"
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), float("-inf"), sys.float_info.max, -1.0, -1, None, ""]
+)
+def test_quote_is_none_for_every_no_price_marker(value: object) -> None:
+    assert mapping.quote(value) is None
+    if value != -1:
+        assert mapping.dec(value) is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [(190.07, "190.07"), (0.1, "0.1"), (5, "5")])
+def test_quote_keeps_a_price_exactly_as_written(value: object, expected: str) -> None:
+    assert mapping.quote(value) == Decimal(expected)
+    assert str(mapping.quote(value)) == expected
 
 
 def test_utc_makes_every_time_aware() -> None:

@@ -33,18 +33,18 @@ from tradingbot.domain import (
 
 _UNSET_DOUBLE = sys.float_info.max
 _UNSET_INTEGER = 2**31 - 1
+_NOT_A_NUMBER = frozenset({math.inf, -math.inf, _UNSET_DOUBLE})  # and NaN, which equals nothing
+_NO_PRICE = _NOT_A_NUMBER | {-1.0}
 _STATUS_BY_IB = {s.value: s for s in OrderStatus}
 _ORDER_TYPE_BY_IB = {t.value: t for t in OrderType}
 
 
 def dec(value: object) -> Decimal | None:
     """A float, int or numeric string as Decimal; ``None`` for IB's unset markers and NaN."""
+    if isinstance(value, float):
+        return None if value != value or value in _NOT_A_NUMBER else Decimal(repr(value))
     if value is None or value == "":
         return None
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value) or value == _UNSET_DOUBLE:
-            return None
-        return Decimal(repr(value))
     if isinstance(value, int):
         return None if value == _UNSET_INTEGER else Decimal(value)
     if isinstance(value, Decimal):
@@ -58,6 +58,8 @@ def dec(value: object) -> Decimal | None:
 
 def quote(value: object) -> Decimal | None:
     """A quote price; ib_async writes -1 for "no quote" (a bid or ask with size 0)."""
+    if value.__class__ is float:  # what ib_async's tickers hold: one test, on every tick
+        return None if value != value or value in _NO_PRICE else Decimal(repr(value))
     return None if value == -1 else dec(value)
 
 

@@ -116,11 +116,11 @@ class OrderService:
 
     def send(self, request: OrderRequest, ib_contract: Any, account: str) -> Any:
         """Put an already validated order on the wire now; returns its ib_async Trade."""
-        order = Order(
-            action=request.side.value,
+        order = Order(  # str() of our StrEnums is their value, without enum's descriptors
+            action=str(request.side),
             totalQuantity=float(request.quantity),
-            orderType=request.order_type.value,
-            tif=request.tif.value,
+            orderType=str(request.order_type),
+            tif=str(request.tif),
             outsideRth=request.outside_rth,
             orderRef=request.order_ref,
             account=account,

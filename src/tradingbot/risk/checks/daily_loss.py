@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ class DailyLossKillSwitch(RiskRule):
     def check(self, ctx: RiskContext) -> RiskDecision:
         trip = self._trip
         if trip is None or not ctx.increases_exposure:
-            return RiskDecision.accept()
+            return ACCEPTED
         return RiskDecision.reject(
             self.name,
             limit=f"-{self.max_daily_loss_usd} USD",

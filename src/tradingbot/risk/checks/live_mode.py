@@ -7,7 +7,7 @@ configuration that ends up on a live login cannot trade real money.
 
 from __future__ import annotations
 
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule, TradingMode
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule, TradingMode
 
 
 class LiveModeGuard(RiskRule):
@@ -35,4 +35,4 @@ class LiveModeGuard(RiskRule):
                 value="LIVE_TRADING_CONFIRMED=false",
                 message="live trading is not confirmed; set LIVE_TRADING_CONFIRMED=true",
             )
-        return RiskDecision.accept()
+        return ACCEPTED

@@ -8,7 +8,7 @@ order that asks to trade outside RTH, are refused when ``allow_outside_rth`` is 
 from __future__ import annotations
 
 from tradingbot.domain import OrderType
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 from tradingbot.risk.calendar import CalendarRangeError, TradingCalendar
 
 _MARKETABLE = frozenset({OrderType.MARKET, OrderType.STOP})
@@ -23,10 +23,10 @@ class MarketHours(RiskRule):
 
     def check(self, ctx: RiskContext) -> RiskDecision:
         if self.allow_outside_rth:
-            return RiskDecision.accept()
+            return ACCEPTED
         req = ctx.request
         if req.order_type not in _MARKETABLE and not req.outside_rth:
-            return RiskDecision.accept()
+            return ACCEPTED
         try:
             open_now = self.calendar.is_regular_hours(ctx.now)
         except CalendarRangeError as exc:
@@ -41,7 +41,7 @@ class MarketHours(RiskRule):
                     value="outside_rth=true",
                     message="the order asks to trade outside regular hours, which is not allowed",
                 )
-            return RiskDecision.accept()
+            return ACCEPTED
         what = "market" if req.order_type is OrderType.MARKET else req.order_type.value
         return RiskDecision.reject(
             self.name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 
 
 class MaxGrossExposure(RiskRule):
@@ -22,7 +22,7 @@ class MaxGrossExposure(RiskRule):
 
     def check(self, ctx: RiskContext) -> RiskDecision:
         if not ctx.increases_exposure:
-            return RiskDecision.accept()
+            return ACCEPTED
         price = ctx.reference_price
         if price is None:
             return RiskDecision.reject(
@@ -49,4 +49,4 @@ class MaxGrossExposure(RiskRule):
                     f"{self.max_exposure_usd} USD"
                 ),
             )
-        return RiskDecision.accept()
+        return ACCEPTED

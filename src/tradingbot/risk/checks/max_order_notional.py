@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 
 
 class MaxOrderNotional(RiskRule):
@@ -39,4 +39,4 @@ class MaxOrderNotional(RiskRule):
                     f"the maximum of {self.max_notional_usd} USD"
                 ),
             )
-        return RiskDecision.accept()
+        return ACCEPTED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 
 
 class MaxOrderQuantity(RiskRule):
@@ -24,4 +24,4 @@ class MaxOrderQuantity(RiskRule):
                 value=qty,
                 message=f"order quantity {qty} exceeds the maximum of {self.max_quantity} shares",
             )
-        return RiskDecision.accept()
+        return ACCEPTED

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 
 _WINDOW = timedelta(minutes=1)
 
@@ -40,7 +40,7 @@ class MaxOrdersPerMinute(RiskRule):
                     f"maximum of {self.max_orders} per minute"
                 ),
             )
-        return RiskDecision.accept()
+        return ACCEPTED
 
     def on_accepted(self, ctx: RiskContext) -> None:
         self._sent.append(ctx.now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 
 
 class MaxPosition(RiskRule):
@@ -25,7 +25,7 @@ class MaxPosition(RiskRule):
 
     def check(self, ctx: RiskContext) -> RiskDecision:
         if not ctx.increases_exposure:
-            return RiskDecision.accept()
+            return ACCEPTED
         worst = abs(ctx.worst_case_position)
         if worst > self.max_quantity:
             return RiskDecision.reject(
@@ -56,4 +56,4 @@ class MaxPosition(RiskRule):
                     f"over the maximum of {self.max_notional_usd} USD"
                 ),
             )
-        return RiskDecision.accept()
+        return ACCEPTED

@@ -7,7 +7,7 @@ decision, but catching it here keeps every other rule free of ``None`` checks.
 from __future__ import annotations
 
 from tradingbot.domain import OrderType
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 
 _NEEDS_LIMIT = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
 _NEEDS_STOP = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
@@ -47,7 +47,7 @@ class OrderValidity(RiskRule):
             return RiskDecision.reject(
                 self.name, limit="a symbol", value="''", message="contract.symbol is empty"
             )
-        return RiskDecision.accept()
+        return ACCEPTED
 
 
 __all__ = ["OrderValidity"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 
 
 class PriceBand(RiskRule):
@@ -24,7 +24,7 @@ class PriceBand(RiskRule):
         req = ctx.request
         prices = [p for p in (req.limit_price, req.stop_price) if p is not None]
         if not prices:
-            return RiskDecision.accept()
+            return ACCEPTED
         last = ctx.last_price
         if last is None or last <= 0:
             return RiskDecision.reject(
@@ -45,4 +45,4 @@ class PriceBand(RiskRule):
                         f"{last}, outside the ±{self.band_pct}% band"
                     ),
                 )
-        return RiskDecision.accept()
+        return ACCEPTED

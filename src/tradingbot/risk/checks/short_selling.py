@@ -7,7 +7,7 @@ cannot together go short.
 from __future__ import annotations
 
 from tradingbot.domain import OrderSide
-from tradingbot.risk.base import RiskContext, RiskDecision, RiskRule
+from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 
 
 class ShortSelling(RiskRule):
@@ -18,7 +18,7 @@ class ShortSelling(RiskRule):
 
     def check(self, ctx: RiskContext) -> RiskDecision:
         if self.allow_short or ctx.request.side is OrderSide.BUY:
-            return RiskDecision.accept()
+            return ACCEPTED
         worst = ctx.worst_case_position
         if worst < 0:
             return RiskDecision.reject(
@@ -31,4 +31,4 @@ class ShortSelling(RiskRule):
                     "(RISK_ALLOW_SHORT=false)"
                 ),
             )
-        return RiskDecision.accept()
+        return ACCEPTED
