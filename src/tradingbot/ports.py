@@ -88,7 +88,9 @@ class Broker(Protocol):
 
     def send_order(self, request: OrderRequest) -> SentOrder:
         """``place_order`` without the wait, for a contract already qualified: the order is
-        validated and on the wire when this returns."""
+        validated and on the wire when this returns. No event about it is emitted during the
+        call (IB's answers come on later loop turns), so the caller may register the order
+        right after sending it."""
         ...
 
     async def place_market_order(

@@ -14,6 +14,7 @@ without an execution), :meth:`disconnect`, :meth:`reconnect`.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -98,6 +99,7 @@ class MockIBKRClient:
         self._order_ids = itertools.count(1)
         self._perm_ids = itertools.count(1_000_001)
         self._exec_seq = itertools.count(1)
+        self._held: list[Callable[[], None]] | None = None  # events send_order hands out later
         self.placed: list[OrderRequest] = []
 
     # --- connection ---------------------------------------------------------------------
@@ -270,8 +272,16 @@ class MockIBKRClient:
         return self._place(await checked_request(request, self.qualify_contract))
 
     def send_order(self, request: OrderRequest) -> SentOrder:
+        """Like the real client: checked and placed now, every event on a later loop turn
+        (ib_async hands them out only when it reads the socket)."""
         self._require_connection()
-        update = self._place(checked_for(request, self._qualify(request.contract)))
+        checked = checked_for(request, self._qualify(request.contract))
+        self._held = []
+        try:
+            update = self._place(checked)
+        finally:
+            held, self._held = self._held, None
+        asyncio.get_running_loop().call_soon(lambda: [emit() for emit in held])
 
         async def acknowledged() -> OrderUpdate:
             return update
@@ -464,6 +474,9 @@ class MockIBKRClient:
     def _emit_position(self, account: str, con_id: int) -> None:
         if not self.is_connected:
             return
+        if self._held is not None:
+            self._held.append(lambda: self._emit_position(account, con_id))
+            return
         position = self._position(account, con_id)
         self.events.position.emit(position)
         self.events.pnl.emit(
@@ -479,7 +492,9 @@ class MockIBKRClient:
         self.events.pnl.emit(self._account_pnl(account))
 
     def _emit(self, emit: Callable[[T], None], value: T) -> None:
-        if self.is_connected:
+        if self._held is not None:
+            self._held.append(lambda: self._emit(emit, value))
+        elif self.is_connected:
             emit(value)
 
     async def get_positions(self) -> list[Position]:

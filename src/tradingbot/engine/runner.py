@@ -372,12 +372,15 @@ class Runner:
             return decision, None
         accounts = self.broker.accounts
         account = accounts[0] if accounts else ""
-        self.tracker.expect(request, account, self.broker.client_id, now)
         try:
             sent = self.broker.send_order(request)
         except TradingBotError as exc:
+            self.tracker.expect(request, account, self.broker.client_id, now)
             self._not_placed(ref, exc)
             return decision, None
+        # After the send, which is on the wire sooner for it: IB's answers about the order
+        # come on later loop turns, after this callback has returned.
+        self.tracker.expect(request, account, self.broker.client_id, now)
         ack = asyncio.get_running_loop().create_task(self._acknowledged(sent), name=f"ack-{ref}")
         self._acks.add(ack)
         ack.add_done_callback(self._ack_done)
