@@ -26,7 +26,7 @@ def signed_quantity(side: OrderSide, quantity: Decimal) -> Decimal:
     return quantity if side is OrderSide.BUY else -quantity
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RiskContext:
     """Everything a rule may look at for one order, captured at one instant.
 
@@ -37,6 +37,8 @@ class RiskContext:
 
     The figures derived from these (``position``, ``worst_case_position``, ...) are worked
     out once, when the context is made: several rules read each of them, on the order path.
+    Rules read a context and never change it. It is not a frozen dataclass only because
+    building one costs a call per field, and a context is built for every order.
     """
 
     request: OrderRequest
@@ -76,16 +78,9 @@ class RiskContext:
         else:
             same_sign = (worst >= 0) if position > 0 else (worst <= 0)
             increases = not (same_sign and abs(worst) < abs(position))
-        derived = (
-            ("symbol", symbol),
-            ("position", position),
-            ("order_delta", delta),
-            ("worst_case_position", worst),
-            ("reference_price", req.limit_price or req.stop_price or self.last_price),
-            ("increases_exposure", increases),
-        )
-        for name, value in derived:
-            object.__setattr__(self, name, value)
+        self.symbol, self.position, self.order_delta = symbol, position, delta
+        self.worst_case_position, self.increases_exposure = worst, increases
+        self.reference_price = req.limit_price or req.stop_price or self.last_price
 
     def mark(self, symbol: str) -> Decimal | None:
         if symbol == self.symbol and self.last_price is not None:

@@ -7,13 +7,14 @@ from decimal import Decimal
 import pytest
 
 from tradingbot.brokers.ibkr.validation import (
+    checked_for,
     validate_order_ref,
     validate_price,
     validate_quantity,
     validate_side,
     validate_symbol,
 )
-from tradingbot.domain import OrderSide
+from tradingbot.domain import ContractRef, OrderRequest, OrderSide, OrderType
 from tradingbot.errors import InvalidOrderError
 
 
@@ -80,3 +81,30 @@ def test_order_ref_and_symbol() -> None:
     assert validate_symbol(" aapl ") == "AAPL"
     with pytest.raises(InvalidOrderError, match="symbol"):
         validate_symbol("")
+
+
+AAPL = ContractRef("AAPL", con_id=265598, min_tick=Decimal("0.01"))
+
+
+def test_a_request_already_in_checked_form_comes_back_as_it_is() -> None:
+    request = OrderRequest(AAPL, OrderSide.BUY, Decimal(5), OrderType.LIMIT,
+                           limit_price=Decimal("190.50"), order_ref="tb-1")  # fmt: skip
+    assert checked_for(request, AAPL) is request
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        OrderRequest(AAPL, OrderSide.BUY, 5, order_ref="tb-1"),  # type: ignore[arg-type]
+        OrderRequest(AAPL, OrderSide.BUY, Decimal(5)),  # no order ref yet
+        OrderRequest(AAPL, OrderSide.BUY, Decimal(5), limit_price=Decimal(1), order_ref="tb-1"),
+    ],
+)
+def test_a_request_that_needs_converting_or_filling_in_comes_back_new(
+    given: OrderRequest,
+) -> None:
+    checked = checked_for(given, AAPL)
+    assert checked is not given
+    assert type(checked.quantity) is Decimal
+    assert checked.order_ref
+    assert checked.limit_price is None  # a market order carries no limit price

@@ -9,6 +9,7 @@ field, and guarantees that nothing reached the wire.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 
@@ -23,6 +24,10 @@ WITH_STOP_PRICE = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 def to_decimal(value: object, field: str) -> Decimal:
     """Convert without float noise (floats go through ``repr``); reject NaN and infinity."""
+    if value.__class__ is Decimal:  # kept as it is, so a request already checked is unchanged
+        if not value.is_finite():
+            raise InvalidOrderError(f"{field} must be a finite number, got {value!r}")
+        return value
     if isinstance(value, bool):
         raise InvalidOrderError(f"{field} must be a number, got {value!r}")
     if isinstance(value, float):
@@ -149,6 +154,10 @@ def checked_for(request: OrderRequest, contract: ContractRef | None) -> OrderReq
         limit = validate_price(limit, min_tick=contract.min_tick)
     if stop is not None:
         stop = validate_price(stop, min_tick=contract.min_tick, field="stop_price")
-    return OrderRequest(
-        contract, side, quantity, order_type, limit, stop, tif, request.outside_rth, ref
-    )
+    checked = (contract, side, quantity, order_type, limit, stop, tif, request.outside_rth, ref)
+    r = request
+    given = (r.contract, r.side, r.quantity, r.order_type, r.limit_price, r.stop_price, r.tif,
+             r.outside_rth, r.order_ref)  # fmt: skip
+    if all(map(operator.is_, checked, given)):
+        return request  # nothing converted or filled in (the order path's requests)
+    return OrderRequest(*checked)
