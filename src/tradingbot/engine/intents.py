@@ -28,7 +28,7 @@ def _decimal(owner: str, field_name: str, value: object) -> Decimal:
         raise TypeError(
             f"{owner}.{field_name} must be a Decimal or int, got {type(value).__name__} {value!r}"
         )
-    result = Decimal(value)
+    result = value if value.__class__ is Decimal else Decimal(value)
     if not result.is_finite():
         raise ValueError(f"{owner}.{field_name} must be finite, got {value!r}")
     return result
@@ -90,7 +90,8 @@ class TradeIntent:
         qty = _decimal("TradeIntent", "quantity", self.quantity)
         if qty <= 0:
             raise ValueError(f"TradeIntent.quantity must be positive, got {qty}")
-        object.__setattr__(self, "quantity", qty)
+        if qty is not self.quantity:  # an int made Decimal
+            object.__setattr__(self, "quantity", qty)
         _check_prices("TradeIntent", self.order_type, self.limit_price, self.stop_price)
 
     def __str__(self) -> str:
