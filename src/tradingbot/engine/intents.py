@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradingbot.domain import (
+    WITH_LIMIT_PRICE,
+    WITH_STOP_PRICE,
     ContractRef,
     OrderRequest,
     OrderSide,
@@ -35,9 +37,9 @@ def _decimal(owner: str, field_name: str, value: object) -> Decimal:
 
 
 def _check_prices(owner: str, order_type: OrderType, limit: object, stop: object) -> None:
-    if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and limit is None:
+    if order_type in WITH_LIMIT_PRICE and limit is None:
         raise ValueError(f"{owner}.limit_price is required for a {order_type.value} order")
-    if order_type in (OrderType.STOP, OrderType.STOP_LIMIT) and stop is None:
+    if order_type in WITH_STOP_PRICE and stop is None:
         raise ValueError(f"{owner}.stop_price is required for a {order_type.value} order")
     for name, value in (("limit_price", limit), ("stop_price", stop)):
         if value is not None and _decimal(owner, name, value) <= 0:

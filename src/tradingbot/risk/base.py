@@ -68,11 +68,11 @@ class RiskContext:
         req = self.request
         symbol = req.contract.symbol
         position = self.positions.get(symbol, Decimal(0))
-        delta = req.quantity if req.side is OrderSide.BUY else -req.quantity
+        delta = signed_quantity(req.side, req.quantity)
         worst = position + delta
         for o in self.open_orders:  # the same side's working orders, as if they filled
             if o.symbol == symbol and o.side is req.side and not o.status.is_done:
-                worst += o.remaining if o.side is OrderSide.BUY else -o.remaining
+                worst += signed_quantity(o.side, o.remaining)
         if position == 0:
             increases = True
         else:

@@ -34,7 +34,6 @@ from tradingbot.domain import (
 _UNSET_DOUBLE = sys.float_info.max
 _UNSET_INTEGER = 2**31 - 1
 _NOT_A_NUMBER = frozenset({math.inf, -math.inf, _UNSET_DOUBLE})  # and NaN, which equals nothing
-_NO_PRICE = _NOT_A_NUMBER | {-1.0}
 _STATUS_BY_IB = {s.value: s for s in OrderStatus}
 _ORDER_TYPE_BY_IB = {t.value: t for t in OrderType}
 
@@ -58,8 +57,6 @@ def dec(value: object) -> Decimal | None:
 
 def quote(value: object) -> Decimal | None:
     """A quote price; ib_async writes -1 for "no quote" (a bid or ask with size 0)."""
-    if value.__class__ is float:  # what ib_async's tickers hold: one test, on every tick
-        return None if value != value or value in _NO_PRICE else Decimal(repr(value))
     return None if value == -1 else dec(value)
 
 

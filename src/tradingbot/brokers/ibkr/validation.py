@@ -14,12 +14,18 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 
 from tradingbot.brokers.ibkr.orders import new_order_ref
-from tradingbot.domain import ContractRef, OrderRequest, OrderSide, OrderType, TimeInForce
+from tradingbot.domain import (
+    WITH_LIMIT_PRICE,
+    WITH_STOP_PRICE,
+    ContractRef,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+)
 from tradingbot.errors import InvalidOrderError
 
 Number = Decimal | int | float | str
-WITH_LIMIT_PRICE = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
-WITH_STOP_PRICE = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 
 def to_decimal(value: object, field: str) -> Decimal:

@@ -6,11 +6,8 @@ decision, but catching it here keeps every other rule free of ``None`` checks.
 
 from __future__ import annotations
 
-from tradingbot.domain import OrderType
+from tradingbot.domain import WITH_LIMIT_PRICE, WITH_STOP_PRICE
 from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
-
-_NEEDS_LIMIT = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
-_NEEDS_STOP = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 
 class OrderValidity(RiskRule):
@@ -29,14 +26,14 @@ class OrderValidity(RiskRule):
                 value=req.quantity,
                 message="quantity must be a whole number of shares",
             )
-        if req.order_type in _NEEDS_LIMIT and (req.limit_price is None or req.limit_price <= 0):
+        if req.order_type in WITH_LIMIT_PRICE and (req.limit_price is None or req.limit_price <= 0):
             return RiskDecision.reject(
                 self.name,
                 limit="> 0",
                 value=req.limit_price,
                 message=f"{req.order_type.value} order needs a positive limit_price",
             )
-        if req.order_type in _NEEDS_STOP and (req.stop_price is None or req.stop_price <= 0):
+        if req.order_type in WITH_STOP_PRICE and (req.stop_price is None or req.stop_price <= 0):
             return RiskDecision.reject(
                 self.name,
                 limit="> 0",
