@@ -23,7 +23,7 @@ import logging
 import mmap
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,10 +64,6 @@ class IntentLog:
         _reserve(self._fd, INITIAL_SIZE)
         self._map = mmap.mmap(self._fd, INITIAL_SIZE)
         self._end = 0  # where the next line goes
-
-    def append(self, row: Mapping[str, Any]) -> None:
-        """One row as one line of JSON."""
-        self.append_line((json.dumps(row, separators=(",", ":")) + "\n").encode())
 
     def append_line(self, data: bytes) -> None:
         """A line of JSON the caller has put together, ``\\n`` included. A crash mid-copy

@@ -403,7 +403,8 @@ class OrderJournal:
         self._log.close(keep=bool(self._unwritten))
 
     def abandon(self) -> None:
-        """Let go of the log without writing anything, as a killed process would."""
+        """Let go of the log without writing anything into the database: the file and its
+        lines stay for the next journal, as a killed process leaves them."""
         if self._log is not None:
             self._log.close(keep=True)
             self._log = None
