@@ -373,11 +373,13 @@ async def test_stop_order_through_place_order(gateway: SimulatedGateway) -> None
 async def test_send_order_is_on_the_wire_when_it_returns(gateway: SimulatedGateway) -> None:
     """The order path's send: no await before the wire, IB's answer awaited separately."""
     arrived: list[int] = []
+    on_the_wire = asyncio.Event()
     inner = gateway.handler(In.PLACE_ORDER)
     assert inner is not None
 
     async def counted(session: Session, fields: list[str]) -> None:
         arrived.append(len(arrived))
+        on_the_wire.set()
         await inner(session, fields)
 
     gateway.register(In.PLACE_ORDER, counted)
@@ -394,8 +396,10 @@ async def test_send_order_is_on_the_wire_when_it_returns(gateway: SimulatedGatew
             OrderRequest(qualified, OrderSide.BUY, Decimal(2), order_ref="sent-1")
         )
         assert (sent.order_ref, client.order_refs["sent-1"]) == ("sent-1", sent.order_id)
-        update = await sent.acknowledged()
+        # The gateway gets the order with nothing of the client's awaited after the send.
+        await asyncio.wait_for(on_the_wire.wait(), 5)
         assert arrived == [0]  # one placeOrder, and only the valid one
+        update = await sent.acknowledged()
         assert update.order_ref == "sent-1"
         assert update.status in (OrderStatus.SUBMITTED, OrderStatus.FILLED)
 
