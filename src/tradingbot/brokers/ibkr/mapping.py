@@ -98,7 +98,7 @@ def contract_ref(ib_contract: Any, min_tick: object = None, long_name: str = "")
 def snapshot(
     symbol: str, ticker: Any, delayed: bool, now: datetime | None = None
 ) -> MarketSnapshot:
-    """A frozen copy of a ticker. ``delayed`` comes from IB's marketDataType (3/4)."""
+    """A copy of a ticker. ``delayed`` comes from IB's marketDataType (3/4)."""
     return MarketSnapshot(
         symbol=symbol,
         bid=quote(ticker.bid),
