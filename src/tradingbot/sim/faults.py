@@ -28,7 +28,9 @@ class Faults:
     """The gateway-wide fault switches every session and handler consults."""
 
     stalled: bool = False
-    """Sockets stay open, requests are read and dropped, nothing is sent (a hung gateway)."""
+    """Sockets stay open but nothing is answered or sent (a hung gateway). Nothing is lost
+    either: what the gateway had to send, and the requests it was sent, wait for the end of
+    the stall, as they would in a hung TWS whose connection stays open."""
     connectivity_lost: bool = False
     """Between 1100 and 1101/1102: no market data flows (TWS lost its link to IB)."""
     rejection: tuple[int, str] | None = None

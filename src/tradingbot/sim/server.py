@@ -110,6 +110,8 @@ class SimulatedGateway:
         self.realtime_permission = realtime_permission
         self.historical_pacing = historical_pacing
         self.faults = Faults()
+        self._unstalled = asyncio.Event()
+        self._unstalled.set()
         recorded = load_bars_csv(bars_csv) if bars_csv is not None else None
         if clock is None:
             clock = SimClock(recorded.end() if recorded else None, speed=speed)
@@ -176,6 +178,7 @@ class SimulatedGateway:
     async def stop(self) -> None:
         await self._stop_listening()
         await self.drop_connections()
+        self.stall(False)  # nothing is left to release: every session is closed
         if self._session_tasks:  # let every session finish its clean-up before the loop ends
             await asyncio.wait(self._session_tasks, timeout=2.0)
         await self.market.stop()
@@ -238,8 +241,19 @@ class SimulatedGateway:
         await self._listen()
 
     def stall(self, on: bool = True) -> None:
-        """Keep sockets open but read nothing useful and send nothing, until ``stall(False)``."""
+        """Keep sockets open but answer and send nothing until ``stall(False)``, which
+        sends what was held back, in order, then serves the requests that waited. A client
+        that gives up and disconnects meanwhile loses what was held for it, as with TWS."""
         self.faults.stalled = on
+        if on:
+            self._unstalled.clear()
+            return
+        for session in list(self._connections):
+            session.release_held()
+        self._unstalled.set()
+
+    async def until_unstalled(self) -> None:
+        await self._unstalled.wait()
 
     def emit_connectivity(self, code: int) -> None:
         """Send 1100 (lost), 1101 (restored, data lost) or 1102 (restored, data kept).

@@ -65,6 +65,9 @@ class Session:
         self.closed = False
         self._reader = reader
         self._writer = writer
+        self._held: list[bytes] = []  # frames made during a stall, sent when it ends
+        self._held_requests: list[list[str]] = []  # requests read during a stall
+        self._answering: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"Session(client_id={self.client_id}, peer={self.peer})"
@@ -72,13 +75,30 @@ class Session:
     # ------------------------------------------------------------------ sending
     def send(self, *fields: object) -> None:
         """Encode ``fields`` (message id first) as one frame and queue it for the client."""
-        if not self.closed and not self.gateway.faults.stalled:
-            self._writer.write(encode_fields(fields))
+        self.send_frame(encode_fields(fields))
 
     def send_frame(self, data: bytes) -> None:
-        """Queue pre-encoded, already length-prefixed bytes (the tick fast path)."""
-        if not self.closed and not self.gateway.faults.stalled:
+        """Queue pre-encoded, already length-prefixed bytes (the tick fast path); held back
+        while the gateway is stalled."""
+        if self.closed:
+            return
+        if self.gateway.faults.stalled:
+            self._held.append(data)
+        else:
             self._writer.write(data)
+
+    def release_held(self) -> None:
+        """At the end of a stall: send what it held back, in the order it was made, then
+        answer the requests that came in meanwhile."""
+        held, self._held = self._held, []
+        if self.closed:
+            return
+        if held:
+            self._writer.write(b"".join(held))
+        if self._held_requests and (self._answering is None or self._answering.done()):
+            self._answering = asyncio.get_running_loop().create_task(
+                self._answer_held(), name=f"sim-held-{self.client_id}"
+            )
 
     def send_error(self, req_id: int, code: int, text: str, advanced_json: str = "") -> None:
         """An error/notice message (id 4, version 2) as ib_async decodes it at version ≥166."""
@@ -98,11 +118,15 @@ class Session:
         """Close the socket after what is queued; the read loop ends, the gateway forgets us."""
         if not self.closed:
             self.closed = True
+            self._held.clear()
+            self._held_requests.clear()
             self._writer.close()
 
     def abort(self) -> None:
         """Drop the socket at once, queued data and all, as a crashing gateway would."""
         self.closed = True
+        self._held.clear()
+        self._held_requests.clear()
         self._writer.transport.abort()
 
     # ------------------------------------------------------------------ lifecycle
@@ -170,9 +194,20 @@ class Session:
     async def _serve(self) -> None:
         while not self.closed:
             fields = await read_fields(self._reader)
-            if self.gateway.faults.stalled:
-                continue  # a hung gateway reads nothing useful and answers nothing
+            if self.gateway.faults.stalled or self._held_requests:
+                self._held_requests.append(fields)  # answered after the stall, in order
+                continue
             await self.dispatch(fields)
+
+    async def _answer_held(self) -> None:
+        """The requests read during a stall, in order. One stays listed while it is being
+        answered, so a request arriving meanwhile queues behind it instead of overtaking."""
+        while self._held_requests and not self.closed:
+            await self.gateway.until_unstalled()
+            if self.closed:
+                break
+            await self.dispatch(self._held_requests[0])
+            del self._held_requests[0]
 
     async def dispatch(self, fields: list[str]) -> None:
         """Run the handler for one request; a bad request costs an error, not the session."""

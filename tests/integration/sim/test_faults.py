@@ -75,6 +75,32 @@ async def test_stall_keeps_the_socket_open_and_answers_nothing(
     await asyncio.wait_for(ib.reqCurrentTimeAsync(), 2)
 
 
+async def test_stall_holds_messages_and_sends_them_in_order_when_it_ends(
+    ib: IB, gateway: SimulatedGateway
+) -> None:
+    """A hung gateway whose connection stays open delays messages; it never loses them."""
+    ticker = await _subscribed(ib, gateway)
+    codes: list[int] = []
+    ib.errorEvent += lambda _req, code, *_: codes.append(code)
+    volume = ticker.volume
+    gateway.stall(True)
+    gateway.emit_connectivity(1100)
+    gateway.emit_connectivity(1102)
+    gateway.market.step()
+    asked = asyncio.ensure_future(ib.reqCurrentTimeAsync())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(asked), 0.5)
+    assert codes == [], "nothing arrives during the stall"
+    assert ticker.volume == volume
+    restored = Expect(ib.errorEvent, lambda _req, code, *_: code == 1102)
+    gateway.stall(False)
+    await restored.wait()
+    await asyncio.wait_for(asked, 2)  # the request read during the stall is answered
+    assert codes == [1100, 1102]
+    await _step_and_sync(ib, gateway)
+    assert ticker.volume > volume
+
+
 async def test_1100_stops_market_data_and_1102_resumes_it(
     ib: IB, gateway: SimulatedGateway
 ) -> None:
