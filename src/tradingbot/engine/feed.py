@@ -48,7 +48,7 @@ class StrategyFeed:
         if not self.active:
             return
         if self.strategy.wants_ticks:
-            self._ask(lambda: self.strategy.on_tick(snap, self._view))
+            self._ask(self.strategy.on_tick, snap, self._view)
         agg = self._bars.get(snap.symbol)
         if agg is not None:
             for bar in agg.add_snapshot(snap, self._clock()):
@@ -63,11 +63,11 @@ class StrategyFeed:
                 self._on_bar(symbol, bar)
 
     def _on_bar(self, symbol: str, bar: Bar) -> None:
-        self._ask(lambda: self.strategy.on_bar(symbol, bar, self._view))
+        self._ask(self.strategy.on_bar, symbol, bar, self._view)
 
-    def _ask(self, call: Callable[[], Sequence[OrderIntent]]) -> None:
+    def _ask(self, call: Callable[..., Sequence[OrderIntent]], *args: Any) -> None:
         try:
-            intents = call()
+            intents = call(*args)
         except Exception:  # a broken strategy must not take market data down with it
             log.exception("strategy %s failed", self.strategy.name)
             return

@@ -26,6 +26,8 @@ from tradingbot.domain import (
 
 def _decimal(owner: str, field_name: str, value: object) -> Decimal:
     """Accept Decimal or int; refuse float (binary rounding has no place in quantities)."""
+    if value.__class__ is Decimal and value.is_finite():
+        return value
     if isinstance(value, bool) or not isinstance(value, Decimal | int):
         raise TypeError(
             f"{owner}.{field_name} must be a Decimal or int, got {type(value).__name__} {value!r}"
@@ -94,7 +96,9 @@ class TradeIntent:
             raise ValueError(f"TradeIntent.quantity must be positive, got {qty}")
         if qty is not self.quantity:  # an int made Decimal
             object.__setattr__(self, "quantity", qty)
-        _check_prices("TradeIntent", self.order_type, self.limit_price, self.stop_price)
+        limit, stop = self.limit_price, self.stop_price
+        if self.order_type is not OrderType.MARKET or limit is not None or stop is not None:
+            _check_prices("TradeIntent", self.order_type, limit, stop)
 
     def __str__(self) -> str:
         """One line for logs and the live view: ``BUY 5 AAPL LMT 189.50 (reason)``."""

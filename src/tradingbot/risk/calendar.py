@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 
@@ -66,7 +66,12 @@ class ExchangeCalendar:
         label = day.isoformat()
         if cal.is_session(label):
             open_ts, close_ts = cal.session_open_close(label)
-            session = (open_ts.to_pydatetime(), close_ts.to_pydatetime())
+            # In datetime's own UTC, the zone the bot's clocks use: two aware datetimes with
+            # the same tzinfo compare without asking either for its offset.
+            session = (
+                open_ts.to_pydatetime().astimezone(UTC),
+                close_ts.to_pydatetime().astimezone(UTC),
+            )
         self._sessions[day] = session
         return session
 

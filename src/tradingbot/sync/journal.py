@@ -92,19 +92,20 @@ def _entry(order_ref: str, request: OrderRequest, accepted: bool, risk: str, at:
 def _log_line(order_ref: str, request: OrderRequest, risk: str, at: str) -> bytes:
     """An accepted intent's log line: the same bytes as ``json.dumps`` of its entry (compact
     separators), put together directly because it is written between the decision and the
-    send, where the general encoder's setup costs more than the whole line. (The enums are
-    ``StrEnum``: each is its value as a string.)"""
+    send, where the general encoder's setup costs more than the whole line. Free text is
+    escaped as ``json.dumps`` escapes it; the rest cannot need escaping: the enums are
+    ``StrEnum`` names of plain letters, numbers print as digits, signs, '.' and 'E', and
+    ``at`` is an ISO timestamp."""
     limit, stop = request.limit_price, request.stop_price
+    limit_json = "null" if limit is None else f'"{limit}"'
+    stop_json = "null" if stop is None else f'"{stop}"'
     return (
         f'{{"order_ref":{_str(order_ref)},"intent":{{"symbol":{_str(request.contract.symbol)},'
-        f'"con_id":{int(request.contract.con_id)},"side":{_str(request.side)},'
-        f'"quantity":{_str(str(request.quantity))},'
-        f'"order_type":{_str(request.order_type)},'
-        f'"limit_price":{"null" if limit is None else _str(str(limit))},'
-        f'"stop_price":{"null" if stop is None else _str(str(stop))},'
-        f'"tif":{_str(request.tif)},'
-        f'"outside_rth":{"true" if request.outside_rth else "false"}}},'
-        f'"risk_accepted":true,"risk_result":{_str(risk)},"at":{_str(at)}}}\n'
+        f'"con_id":{int(request.contract.con_id)},"side":"{request.side}",'
+        f'"quantity":"{request.quantity}","order_type":"{request.order_type}",'
+        f'"limit_price":{limit_json},"stop_price":{stop_json},'
+        f'"tif":"{request.tif}","outside_rth":{"true" if request.outside_rth else "false"}}},'
+        f'"risk_accepted":true,"risk_result":{_str(risk)},"at":"{at}"}}\n'
     ).encode()
 
 

@@ -70,6 +70,8 @@ def utc(value: datetime | date | None, fallback: datetime | None = None) -> date
     if isinstance(value, datetime):
         if value.year <= 1970 and fallback is not None:
             return fallback
+        if value.tzinfo is UTC:  # ib_async's own stamps (every tick): nothing to convert
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
