@@ -50,6 +50,10 @@ class RequestError(Exception):
 class Session:
     """The server side of one API client. ``send`` is safe to call from any handler."""
 
+    max_held_bytes = 16 << 20
+    """What a stall may hold back for one client (market data keeps coming); past it the
+    connection is dropped, so a stall left on for hours cannot take the gateway's memory."""
+
     def __init__(
         self,
         gateway: SimulatedGateway,
@@ -66,6 +70,7 @@ class Session:
         self._reader = reader
         self._writer = writer
         self._held: list[bytes] = []  # frames made during a stall, sent when it ends
+        self._held_bytes = 0
         self._held_requests: list[list[str]] = []  # requests read during a stall
         self._answering: asyncio.Task[None] | None = None
 
@@ -84,13 +89,19 @@ class Session:
             return
         if self.gateway.faults.stalled:
             self._held.append(data)
+            self._held_bytes += len(data)
+            if self._held_bytes > self.max_held_bytes:
+                log.warning(
+                    "dropping %s: over %d bytes held during a stall", self, self._held_bytes
+                )
+                self.abort()
         else:
             self._writer.write(data)
 
     def release_held(self) -> None:
         """At the end of a stall: send what it held back, in the order it was made, then
         answer the requests that came in meanwhile."""
-        held, self._held = self._held, []
+        held, self._held, self._held_bytes = self._held, [], 0
         if self.closed:
             return
         if held:
@@ -118,16 +129,18 @@ class Session:
         """Close the socket after what is queued; the read loop ends, the gateway forgets us."""
         if not self.closed:
             self.closed = True
-            self._held.clear()
-            self._held_requests.clear()
+            self._forget_held()
             self._writer.close()
 
     def abort(self) -> None:
         """Drop the socket at once, queued data and all, as a crashing gateway would."""
         self.closed = True
-        self._held.clear()
-        self._held_requests.clear()
+        self._forget_held()
         self._writer.transport.abort()
+
+    def _forget_held(self) -> None:
+        self._held, self._held_bytes = [], 0
+        self._held_requests.clear()
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:

@@ -9,8 +9,10 @@ import pytest
 from ib_async import IB, MarketOrder, Stock, Ticker
 
 from tests.integration.sim.conftest import Expect, connect
+from tests.polling import until
 from tradingbot.sim import SimulatedGateway
 from tradingbot.sim.faults import apply_command
+from tradingbot.sim.session import Session
 
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
 
@@ -99,6 +101,20 @@ async def test_stall_holds_messages_and_sends_them_in_order_when_it_ends(
     assert codes == [1100, 1102]
     await _step_and_sync(ib, gateway)
     assert ticker.volume > volume
+
+
+async def test_a_stall_drops_a_client_once_too_much_is_held_for_it(
+    ib: IB, gateway: SimulatedGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _subscribed(ib, gateway)
+    monkeypatch.setattr(Session, "max_held_bytes", 2_000)
+    gone = Expect(ib.disconnectedEvent)
+    gateway.stall(True)
+    for _ in range(100):  # ticks keep coming during the stall
+        gateway.market.step()
+    await gone.wait()
+    await until(lambda: gateway.sessions == [], timeout_s=2, what="the gateway to forget it")
+    gateway.stall(False)
 
 
 async def test_1100_stops_market_data_and_1102_resumes_it(
