@@ -45,7 +45,7 @@ class Faults:
 HELP = """commands:
   drop                      close every client connection
   restart SECONDS           drop all, refuse connections for SECONDS, accept again (book kept)
-  stall on|off              keep sockets open but answer nothing
+  stall on|off              keep sockets open, answer nothing; 'off' sends what was held
   connectivity 1100|1101|1102   send a connectivity notice to every client
   realtime on|off           grant or revoke real-time market data permission
   reject CODE [REASON]      reject the next order with CODE
