@@ -29,6 +29,7 @@ from tradingbot.domain import (
     ConnectionState,
     ContractRef,
     Fill,
+    OrderRequest,
     OrderStatus,
     OrderUpdate,
     PnL,
@@ -119,7 +120,8 @@ class Runner:
         self._deferred: dict[str, TargetPosition] = {}
         self._refs = itertools.count(1)
         # Unique per run even for two runs in one (simulated) second: refs are never reused.
-        self._run_id = f"{clock().strftime('%y%m%d%H%M%S')}{secrets.token_hex(2)}"
+        run_id = f"{clock().strftime('%y%m%d%H%M%S')}{secrets.token_hex(2)}"
+        self._ref_stem = f"{self.config.order_ref_prefix}-{run_id}-"  # + a counter per order
         self._mode: TradingMode = "live"
 
     @property
@@ -335,7 +337,7 @@ class Runner:
         if contract is None:
             log.error("intent for %s, which this runner does not trade; ignored", symbol)
             return None, None
-        ref = f"{self.config.order_ref_prefix}-{self._run_id}-{next(self._refs)}"
+        ref = f"{self._ref_stem}{next(self._refs)}"
         positions, open_orders = self.tracker.positions(), self.tracker.open_orders()
         request = intent_to_request(
             intent,
@@ -370,21 +372,23 @@ class Runner:
         if not decision.accepted:
             self.rejections.append((now, decision))
             return decision, None
-        accounts = self.broker.accounts
-        account = accounts[0] if accounts else ""
         try:
             sent = self.broker.send_order(request)
         except TradingBotError as exc:
-            self.tracker.expect(request, account, self.broker.client_id, now)
+            self._expect(request, now)
             self._not_placed(ref, exc)
             return decision, None
         # After the send, which is on the wire sooner for it: IB's answers about the order
         # come on later loop turns, after this callback has returned.
-        self.tracker.expect(request, account, self.broker.client_id, now)
+        self._expect(request, now)
         ack = asyncio.get_running_loop().create_task(self._acknowledged(sent), name=f"ack-{ref}")
         self._acks.add(ack)
         ack.add_done_callback(self._ack_done)
         return decision, ack
+
+    def _expect(self, request: OrderRequest, now: datetime) -> None:
+        accounts = self.broker.accounts
+        self.tracker.expect(request, accounts[0] if accounts else "", self.broker.client_id, now)
 
     async def _acknowledged(self, sent: SentOrder) -> None:
         try:
