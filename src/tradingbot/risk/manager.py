@@ -45,6 +45,7 @@ class RiskManager:
         self.rules: tuple[RiskRule, ...] = tuple(rules)
         hook = RiskRule.on_accepted
         self._hooked = tuple(r for r in self.rules if type(r).on_accepted is not hook)
+        self._checks = tuple(r.check for r in self.rules)  # bound once: every order calls all
         self.kill_switch = kill_switch
         self.on_kill_switch: Event[KillSwitchTrip] = Event("kill_switch")
         self.on_rejected: Event[RiskDecision] = Event("risk_rejected")
@@ -111,8 +112,8 @@ class RiskManager:
     def check(self, ctx: RiskContext) -> RiskDecision:
         """Accept or reject one order. A rejection is logged and returned; nothing is raised."""
         self.update_daily_pnl(ctx.daily_pnl, ctx.now)
-        for rule in self.rules:
-            decision = rule.check(ctx)
+        for check in self._checks:
+            decision = check(ctx)
             if not decision.accepted:
                 req = ctx.request
                 log.warning(
