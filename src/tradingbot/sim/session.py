@@ -220,6 +220,8 @@ class Session:
             if self.closed:
                 break
             await self.dispatch(self._held_requests[0])
+            if self.closed:  # closing forgot the held requests
+                break
             del self._held_requests[0]
 
     async def dispatch(self, fields: list[str]) -> None:
