@@ -32,13 +32,15 @@ def _decimal(owner: str, field_name: str, value: object) -> Decimal:
         raise TypeError(
             f"{owner}.{field_name} must be a Decimal or int, got {type(value).__name__} {value!r}"
         )
-    result = value if value.__class__ is Decimal else Decimal(value)
+    result = Decimal(value)
     if not result.is_finite():
         raise ValueError(f"{owner}.{field_name} must be finite, got {value!r}")
     return result
 
 
 def _check_prices(owner: str, order_type: OrderType, limit: object, stop: object) -> None:
+    if order_type is OrderType.MARKET and limit is None and stop is None:
+        return  # the common case: nothing to check
     if order_type in WITH_LIMIT_PRICE and limit is None:
         raise ValueError(f"{owner}.limit_price is required for a {order_type.value} order")
     if order_type in WITH_STOP_PRICE and stop is None:
@@ -96,9 +98,7 @@ class TradeIntent:
             raise ValueError(f"TradeIntent.quantity must be positive, got {qty}")
         if qty is not self.quantity:  # an int made Decimal
             object.__setattr__(self, "quantity", qty)
-        limit, stop = self.limit_price, self.stop_price
-        if self.order_type is not OrderType.MARKET or limit is not None or stop is not None:
-            _check_prices("TradeIntent", self.order_type, limit, stop)
+        _check_prices("TradeIntent", self.order_type, self.limit_price, self.stop_price)
 
     def __str__(self) -> str:
         """One line for logs and the live view: ``BUY 5 AAPL LMT 189.50 (reason)``."""

@@ -178,7 +178,7 @@ class SimulatedGateway:
     async def stop(self) -> None:
         await self._stop_listening()
         await self.drop_connections()
-        self.stall(False)  # nothing is left to release: every session is closed
+        self.stall(False)  # every session is closed: this only lets held-request tasks end
         if self._session_tasks:  # let every session finish its clean-up before the loop ends
             await asyncio.wait(self._session_tasks, timeout=2.0)
         await self.market.stop()
@@ -253,6 +253,7 @@ class SimulatedGateway:
         self._unstalled.set()
 
     async def until_unstalled(self) -> None:
+        """Returns at once unless the gateway is stalled; then when the stall ends."""
         await self._unstalled.wait()
 
     def emit_connectivity(self, code: int) -> None:

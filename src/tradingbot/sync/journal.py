@@ -93,9 +93,9 @@ def _log_line(order_ref: str, request: OrderRequest, risk: str, at: str) -> byte
     """An accepted intent's log line: the same bytes as ``json.dumps`` of its entry (compact
     separators), put together directly because it is written between the decision and the
     send, where the general encoder's setup costs more than the whole line. Free text is
-    escaped as ``json.dumps`` escapes it; the rest cannot need escaping: the enums are
-    ``StrEnum`` names of plain letters, numbers print as digits, signs, '.' and 'E', and
-    ``at`` is an ISO timestamp."""
+    escaped as ``json.dumps`` escapes it; the rest cannot need escaping: the enums'
+    values are fixed ASCII words ("BUY", "STP LMT"), numbers print as digits, signs, '.'
+    and 'E', and ``at`` is an ISO timestamp."""
     limit, stop = request.limit_price, request.stop_price
     limit_json = "null" if limit is None else f'"{limit}"'
     stop_json = "null" if stop is None else f'"{stop}"'

@@ -101,6 +101,11 @@ def test_contract_must_match_the_intent() -> None:
             "limit_price must be positive",
         ),
         (lambda: TargetPosition("AAPL", Decimal("NaN")), "quantity must be finite"),
+        (lambda: TradeIntent("AAPL", OrderSide.BUY, Decimal("Infinity")), "must be finite"),
+        (
+            lambda: TradeIntent("AAPL", OrderSide.BUY, Decimal(1), limit_price=Decimal(0)),
+            "limit_price must be positive",  # a market order's stray price is checked too
+        ),
     ],
 )
 def test_bad_intents_are_refused_naming_the_field(build: object, fragment: str) -> None:
