@@ -5,6 +5,13 @@ rule, its limit and the offending value. Each rejection is logged here and retur
 caller, who journals it and sends nothing. The kill switch is fed the day's P&L on every
 check (and whenever the caller has a fresh figure) and, when it trips, ``on_kill_switch``
 fires so the runner can cancel open orders and, if configured, flatten.
+
+Exits are never trapped. An order that only reduces a position (it does not cross zero,
+counting working orders on its side as filled: ``RiskContext.increases_exposure``) passes
+the per-order quantity and notional limits, the position and exposure limits, short
+selling and the kill switch; validity, the live-mode guard, the price band and market
+hours still apply, and the order rate too, except for an order that closes the position to
+zero. So a position built from several allowed orders closes in one, and a flatten gets out.
 """
 
 from __future__ import annotations

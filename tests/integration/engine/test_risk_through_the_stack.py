@@ -16,6 +16,7 @@ from pathlib import Path
 from tests.integration.engine.conftest import sim_bot_settings
 from tests.integration.engine.strats import Scripted
 from tests.polling import until
+from tradingbot.api.context import BotContext
 from tradingbot.domain import OrderSide, OrderStatus, OrderType
 from tradingbot.engine.app import Bot, BotOptions, simulated_gateway
 from tradingbot.engine.intents import OrderIntent, TargetPosition, TradeIntent
@@ -30,12 +31,15 @@ SATURDAY = datetime(2024, 7, 6, 15, 0, tzinfo=UTC)
 
 @asynccontextmanager
 async def bot_on(
-    tmp_path: Path, start: datetime = IN_SESSION, **limits: object
+    tmp_path: Path,
+    start: datetime = IN_SESSION,
+    symbols: tuple[str, ...] = ("AAPL", "MSFT"),
+    **limits: object,
 ) -> AsyncIterator[tuple[Bot, SimulatedGateway]]:
     async with simulated_gateway(speed=1.0, start=start, tick_interval_s=0.05) as gw:
         bot = Bot(
             sim_bot_settings(gw, tmp_path, **limits),
-            BotOptions(symbols=("AAPL", "MSFT"), stop_timeout_s=5.0),
+            BotOptions(symbols=symbols, stop_timeout_s=5.0),
             strategy=Scripted(),
             clock=gw.market.now,
             calendar=ExchangeCalendar("XNYS"),
@@ -157,3 +161,64 @@ async def test_kill_switch_trips_on_the_days_loss_cancels_and_blocks_entries(
         assert refused.rule == "max_daily_loss"
         assert any(d.rule == "max_daily_loss" for _, d in bot.runner.rejections)
         assert aapl > 0
+
+
+def gateway_position(gw: SimulatedGateway, symbol: str) -> Decimal:
+    held = {p.symbol: p.quantity for p in gw.book.positions(gw.accounts[0])}
+    return Decimal(held.get(symbol, 0))
+
+
+async def test_the_kill_switch_flattens_a_position_built_past_the_order_limit(
+    tmp_path: Path,
+) -> None:
+    """1,800 AAPL from two buys of 900 under a 1,000-share order limit: one sell of 1,800."""
+    async with bot_on(
+        tmp_path,
+        symbols=("AAPL",),
+        risk_max_order_quantity=Decimal(1000),
+        risk_max_order_notional_usd=Decimal(250_000),
+        risk_max_position_notional_usd=Decimal(500_000),
+        risk_max_gross_exposure_usd=Decimal(1_000_000),
+        risk_flatten_on_kill_switch=True,
+    ) as (bot, gw):
+        assert bot.runner is not None
+        assert bot.risk is not None
+        for _ in range(2):
+            assert (await send(bot, buy("AAPL", 900))).accepted
+        await until(lambda: gateway_position(gw, "AAPL") == 1800, what="1,800 AAPL held")
+        await until(lambda: bot.runner is not None and bot.runner.position("AAPL") == 1800,
+                    what="the runner to see 1,800 AAPL")  # fmt: skip
+        bot.risk.trip_kill_switch(gw.market.now(), "operator: drill")
+        await until(lambda: gateway_position(gw, "AAPL") == 0, timeout_s=15,
+                    what="the kill switch's flatten to close the position")  # fmt: skip
+        assert not [d for _, d in bot.runner.rejections if d.rule == "max_order_quantity"]
+
+
+async def test_the_operators_flatten_covers_a_short_worth_more_than_the_order_limit(
+    tmp_path: Path,
+) -> None:
+    """A short of 480 XOM (about 55,000 USD) built from two sells of 240, under a 50,000 USD
+    order limit: the API's flatten buys all 480 back in one order."""
+    async with bot_on(
+        tmp_path,
+        symbols=("XOM",),
+        risk_allow_short=True,
+        risk_max_order_notional_usd=Decimal(50_000),
+        risk_max_position_notional_usd=Decimal(100_000),
+    ) as (bot, gw):
+        assert bot.runner is not None
+        assert bot.client is not None
+        for _ in range(2):
+            decision = await send(bot, TradeIntent("XOM", OrderSide.SELL, Decimal(240)))
+            assert decision.accepted, decision
+        await until(lambda: gateway_position(gw, "XOM") == -480, what="a short of 480 XOM")
+        await until(lambda: bot.runner is not None and bot.runner.position("XOM") == -480,
+                    what="the runner to see the short")  # fmt: skip
+        assert 480 * last_price(bot, "XOM") > 50_000
+        context = BotContext(bot.settings, bot.client, risk=bot.risk, runner=bot.runner)
+        try:
+            (outcome,) = await context.flatten(["XOM"])
+        finally:
+            context.close()
+        assert outcome.result == "sent", outcome.message
+        await until(lambda: gateway_position(gw, "XOM") == 0, what="the short to be covered")

@@ -3,6 +3,10 @@
 Outside the session a market order meets a thin book and wide spreads; a limit order is
 safe to leave with IB (it waits for the open), so only market and stop orders, and any
 order that asks to trade outside RTH, are refused when ``allow_outside_rth`` is off.
+
+This holds for exits too, the kill switch's and the operator's flatten included: a market
+exit into an empty pre-market book is the fill a trader regrets most. The rejection names
+the way out (a limit order, which IB keeps for the open, or RISK_ALLOW_OUTSIDE_RTH=true).
 """
 
 from __future__ import annotations

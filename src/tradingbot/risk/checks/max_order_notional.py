@@ -2,6 +2,10 @@
 
 Without a price the value is unknown; the rule then refuses rather than guess, because a
 market order with no quote is exactly the case a fat finger hurts most.
+
+Entries only. An order that only reduces a position (see ``RiskContext.increases_exposure``)
+is never refused for its value, nor for want of a price: a losing short of 800 at $70 is a
+$56,000 exit, and it must get out under a $50,000 limit.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ class MaxOrderNotional(RiskRule):
         self.max_notional_usd = max_notional_usd
 
     def check(self, ctx: RiskContext) -> RiskDecision:
+        if not ctx.increases_exposure:
+            return ACCEPTED
         price = ctx.reference_price
         if price is None:
             return RiskDecision.reject(

@@ -1,4 +1,9 @@
-"""Cap the size of a single order in shares: the seed's "maximum order sizes"."""
+"""Cap the size of a single order in shares: the seed's "maximum order sizes".
+
+Entries only. An order that only reduces a position (see ``RiskContext.increases_exposure``)
+is never refused for its size: a position built from several allowed orders, or left over
+a lowered limit, must still close in one order, and the kill switch's flatten with it.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ class MaxOrderQuantity(RiskRule):
 
     def check(self, ctx: RiskContext) -> RiskDecision:
         qty = ctx.request.quantity
-        if qty > self.max_quantity:
+        if qty > self.max_quantity and ctx.increases_exposure:
             return RiskDecision.reject(
                 self.name,
                 limit=self.max_quantity,

@@ -2,6 +2,11 @@
 
 Counts the orders accepted in the trailing 60 seconds (by the context's clock, so tests
 and replays need no real time). Exits count too: a runaway loop of exits is still a loop.
+
+One order is never refused here: the one that closes a position to exactly zero (counting
+working orders on its side), such as the kill switch's or the operator's flatten. It cannot
+be sprayed: while one works, a second would cross zero and be an entry, and once it fills
+there is nothing left to close. A strategy that ran into the rate must still be able to get out.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ class MaxOrdersPerMinute(RiskRule):
 
     def check(self, ctx: RiskContext) -> RiskDecision:
         count = self._count(ctx.now)
-        if count >= self.max_orders:
+        if count >= self.max_orders and not _closes_position(ctx):
             return RiskDecision.reject(
                 self.name,
                 limit=f"{self.max_orders}/min",
@@ -44,3 +49,8 @@ class MaxOrdersPerMinute(RiskRule):
 
     def on_accepted(self, ctx: RiskContext) -> None:
         self._sent.append(ctx.now)
+
+
+def _closes_position(ctx: RiskContext) -> bool:
+    """An exit that leaves the position at zero even if every working order on its side fills."""
+    return not ctx.increases_exposure and ctx.worst_case_position == 0
