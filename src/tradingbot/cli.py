@@ -23,10 +23,12 @@ def version() -> None:
 # Command registration: one line per area (keep this list sorted).
 from tradingbot.brokers.ibkr import check as _ibkr_check  # noqa: E402
 from tradingbot.engine import cli as _engine_cli  # noqa: E402
+from tradingbot.risk import cli as _risk_cli  # noqa: E402
 from tradingbot.sim import cli as _sim_cli  # noqa: E402
 from tradingbot.sync import cli as _sync_cli  # noqa: E402
 
 _ibkr_check.register(app)
 _engine_cli.register(app)
+_risk_cli.register(app)
 _sim_cli.register(app)
 _sync_cli.register(app)

@@ -3,6 +3,7 @@
 Every action is logged at WARNING with what was asked and what happened, because a person
 reading the log after a bad day needs to tell the operator's hand from the strategy's.
 Flattening needs ``confirm`` to repeat the target; a mismatch is a 400 that says what to send.
+Resetting the kill switch needs ``"confirm": true``; the reset is stored, as every trip is.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tradingbot.api.schemas import (
     FlattenIn,
     FlattenOut,
     KillSwitchOut,
+    KillSwitchResetIn,
     KillSwitchTripIn,
 )
 from tradingbot.errors import InvalidOrderError
@@ -98,9 +100,14 @@ def _kill_switch(ctx: BotContext) -> KillSwitchOut:
     )
 
 
-@router.post("/kill-switch/reset", summary="Re-arm the kill switch (entries allowed again)")
-async def reset_kill_switch(ctx: Ctx) -> KillSwitchOut:
-    ctx.need_risk().reset_kill_switch()
+@router.post(
+    "/kill-switch/reset",
+    summary="Re-arm the kill switch (entries allowed again; confirmation required)",
+)
+async def reset_kill_switch(ctx: Ctx, body: KillSwitchResetIn | None = None) -> KillSwitchOut:
+    if body is None or not body.confirm:
+        raise InvalidOrderError('to re-arm the kill switch and allow entries, send "confirm": true')
+    ctx.need_risk().reset_kill_switch(datetime.now(UTC), by="operator (API)")
     log.warning("operator reset the kill switch")
     return _kill_switch(ctx)
 

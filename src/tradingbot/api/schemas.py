@@ -309,6 +309,14 @@ class FlattenAllOut(BaseModel):
     results: list[FlattenOut]
 
 
+class KillSwitchResetIn(BaseModel):
+    """``confirm: true`` is required: a reset lets entries through again, and is stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirm: bool = False
+
+
 class KillSwitchTripIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

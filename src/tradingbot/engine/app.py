@@ -22,6 +22,7 @@ from typing import Any
 
 from tradingbot.brokers.ibkr import IBKRClient, IBKRManager
 from tradingbot.domain import OrderUpdate
+from tradingbot.engine.kill_switch_store import DatabaseKillSwitchStore
 from tradingbot.engine.loader import load_strategy
 from tradingbot.engine.runner import Runner, RunnerConfig, utc_now
 from tradingbot.engine.strategies.base import Strategy
@@ -143,6 +144,8 @@ class Bot:
             await self.manager.start()
             self.client = await self.manager.get_client(timeout_s=settings.ibkr_connect_timeout_s)
             settings.check_account(self.client.accounts)
+            account = self.client.accounts[0] if self.client.accounts else ""
+            self.risk.restore_kill_switch(DatabaseKillSwitchStore(self.db, account))
             await self._start_trading(self.manager, self.db, self.risk, self.journal)
         except BaseException:
             await self._close()

@@ -169,6 +169,9 @@ class Runner:
         self._spawn(self._flush_loop(), "runner-bar-flush")
         for symbol in self.symbols:
             await self.broker.subscribe_market_data(self._contracts[symbol], self.feed.on_tick)
+        trip = self.risk.kill_switch.trip
+        if trip is not None:  # held from an earlier run, or tripped while this one loaded
+            self._spawn(self._on_kill_switch(trip), "runner-kill-switch")
         log.info("runner started: %s on %s (%s)", self.strategy.name, self.symbols, self._mode)
 
     async def _load_book(self, adopt: bool) -> None:
@@ -452,6 +455,8 @@ class Runner:
             self._on_intent(intent)
 
     async def _on_kill_switch(self, trip: KillSwitchTrip) -> None:
+        """Cancel our working orders and, if asked, flatten. Also run at start for a trip
+        held from an earlier run, so what a crash interrupted is finished by the restart."""
         self.rejections.append(
             (
                 trip.time,

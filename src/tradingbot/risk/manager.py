@@ -12,19 +12,24 @@ the per-order quantity and notional limits, the position and exposure limits, sh
 selling and the kill switch; validity, the live-mode guard, the price band and market
 hours still apply, and the order rate too, except for an order that closes the position to
 zero. So a position built from several allowed orders closes in one, and a flatten gets out.
+
+With a :class:`KillSwitchStore` attached (:meth:`RiskManager.restore_kill_switch`), a trip
+is stored before it is announced and a reset is stored before entries resume, so the
+switch's state survives restarts and crashes.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from tradingbot.errors import TradingBotError
 from tradingbot.events import Event
 from tradingbot.risk.base import ACCEPTED, RiskContext, RiskDecision, RiskRule
 from tradingbot.risk.calendar import ExchangeCalendar, TradingCalendar
-from tradingbot.risk.checks.daily_loss import DailyLossKillSwitch, KillSwitchTrip
+from tradingbot.risk.checks.daily_loss import DailyLossKillSwitch, KillSwitchStore, KillSwitchTrip
 from tradingbot.risk.checks.live_mode import LiveModeGuard
 from tradingbot.risk.checks.market_hours import MarketHours
 from tradingbot.risk.checks.max_gross_exposure import MaxGrossExposure
@@ -54,6 +59,7 @@ class RiskManager:
         self._hooked = tuple(r for r in self.rules if type(r).on_accepted is not hook)
         self._checks = tuple(r.check for r in self.rules)  # bound once: every order calls all
         self.kill_switch = kill_switch
+        self.kill_switch_store: KillSwitchStore | None = None
         self.on_kill_switch: Event[KillSwitchTrip] = Event("kill_switch")
         self.on_rejected: Event[RiskDecision] = Event("risk_rejected")
 
@@ -105,12 +111,41 @@ class RiskManager:
             self._announce(trip)
         return trip
 
-    def reset_kill_switch(self) -> None:
+    def restore_kill_switch(self, store: KillSwitchStore) -> KillSwitchTrip | None:
+        """Keep the switch's state in ``store`` from now on, and take up a trip it holds
+        (not announced: the runner applies a held trip when it starts)."""
+        self.kill_switch_store = store
+        trip = store.load()
+        if trip is not None:
+            self.kill_switch.restore(trip)
+            log.error(
+                "kill switch still tripped since %s (%s); entries are refused until it is "
+                "reset (`tradingbot kill-switch reset` or the API)",
+                trip.time.isoformat(), trip.reason,
+            )  # fmt: skip
+        elif self.kill_switch.trip is not None:  # tripped before the store was attached
+            self._save(self.kill_switch.trip)
+        return trip
+
+    def reset_kill_switch(self, now: datetime | None = None, by: str = "operator") -> None:
+        """Re-arm. The reset is stored first: if that fails (StorageError), the switch stays
+        tripped, because a reset that a restart would undo is not one."""
+        if self.kill_switch_store is not None:
+            self.kill_switch_store.clear(now or datetime.now(UTC), by)
         if self.kill_switch.tripped:
-            log.warning("kill switch reset; entries are allowed again")
+            log.warning("kill switch reset by %s; entries are allowed again", by)
         self.kill_switch.reset()
 
+    def _save(self, trip: KillSwitchTrip) -> None:
+        if self.kill_switch_store is None:
+            return
+        try:
+            self.kill_switch_store.save(trip)
+        except TradingBotError as exc:  # the trip still holds in this process
+            log.error("could not store the kill switch's trip (%s); it holds until restart", exc)
+
     def _announce(self, trip: KillSwitchTrip) -> None:
+        self._save(trip)
         log.error(
             "KILL SWITCH TRIPPED: %s; stopping entries and cancelling open orders", trip.reason
         )

@@ -232,3 +232,25 @@ class ReconciliationDiff(Base):
     db_value: Mapped[str | None] = mapped_column(Text)
     broker_value: Mapped[str | None] = mapped_column(Text)
     action: Mapped[str] = mapped_column(String(32))
+
+
+class KillSwitchStateRow(Base):
+    """The kill switch of one account, so a trip outlives the process that saw it.
+
+    Tripped until an explicit reset: ``rule`` is what tripped it (``max_daily_loss`` or
+    ``operator``), ``daily_pnl`` the day's P&L at that moment. A reset keeps the row, with
+    ``tripped`` false and who reset it when, so the last trip can still be read.
+    """
+
+    __tablename__ = "kill_switch_state"
+
+    account: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tripped: Mapped[bool]
+    rule: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    daily_pnl: Mapped[Decimal]
+    max_daily_loss_usd: Mapped[Decimal]
+    tripped_at: Mapped[datetime]
+    reset_at: Mapped[datetime | None]
+    reset_by: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]

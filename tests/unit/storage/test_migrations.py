@@ -29,6 +29,7 @@ TABLES = {
     "pnl_snapshots",
     "sync_runs",
     "reconciliation_diffs",
+    "kill_switch_state",
 }
 
 

@@ -105,7 +105,7 @@ $("btn-stop-entries").onclick = () => act("entries/stop");
 $("btn-resume-entries").onclick = () => act("entries/resume");
 $("btn-cancel-all").onclick = () => { if (window.confirm("Cancel every open order?")) act("orders/cancel-all"); };
 $("btn-flatten-all").onclick = () => { if (window.prompt("Type ALL to close every position") === "ALL") act("flatten", { all: true, confirm: "ALL" }); };
-$("btn-reset-kill").onclick = () => { if (window.confirm("Re-arm the kill switch and allow entries?")) act("kill-switch/reset"); };
+$("btn-reset-kill").onclick = () => { if (window.confirm("Re-arm the kill switch and allow entries?")) act("kill-switch/reset", { confirm: true }); };
 $("btn-token").onclick = () => { token = $("token").value.trim(); sessionStorage.setItem("tradingbot-token", token); $("auth").hidden = true; refresh(); };
 refresh();
 setInterval(refresh, REFRESH_MS);
