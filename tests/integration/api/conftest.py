@@ -23,6 +23,7 @@ from tradingbot.api.server import ApiServer
 from tradingbot.brokers.ibkr import IBKRManager
 from tradingbot.domain import Bar, MarketSnapshot
 from tradingbot.engine.intents import OrderIntent
+from tradingbot.engine.kill_switch_store import DatabaseKillSwitchStore
 from tradingbot.engine.runner import Runner, RunnerConfig
 from tradingbot.engine.strategies.base import Strategy, StrategyParams, StrategyView
 from tradingbot.notify.webhook import WebhookNotifier
@@ -116,6 +117,7 @@ async def running_bot(
         sync = PositionSyncService(client, db, reconcile_interval_s=None)
         await sync.start()
         risk = RiskManager.from_settings(settings)
+        risk.restore_kill_switch(DatabaseKillSwitchStore(db, client.accounts[0]))
         strategy = Scripted()
         runner = Runner(
             client,

@@ -15,6 +15,7 @@ from tradingbot.api.server import ApiServer
 from tradingbot.domain import OrderSide, OrderType
 from tradingbot.engine.intents import TargetPosition, TradeIntent
 from tradingbot.errors import ConfigError
+from tradingbot.storage.kill_switch import KillSwitchStates
 
 FULL_ACCOUNT = "DU1234567"
 
@@ -212,10 +213,21 @@ async def test_risk_state_rejection_metric_and_kill_switch(bot: Stack) -> None:
     assert "tradingbot_kill_switch_tripped 1.0" in (await bot.get("/metrics")).text
     resumed = await bot.post("/api/v1/control/entries/resume")
     assert "kill switch is still tripped" in resumed.json()["message"]
-    reset = await bot.post("/api/v1/control/kill-switch/reset")
+    held = KillSwitchStates(bot.db).get(bot.gateway.accounts[0])
+    assert held is not None
+    assert held.tripped
+    for unconfirmed in ({}, {"json": {}}, {"json": {"confirm": False}}):
+        refused = await bot.post("/api/v1/control/kill-switch/reset", **unconfirmed)
+        assert refused.status_code == 400
+        assert '"confirm": true' in refused.json()["detail"]
+    assert bot.risk.kill_switch.tripped is True
+    reset = await bot.post("/api/v1/control/kill-switch/reset", json={"confirm": True})
     assert reset.status_code == 200
     assert reset.json()["tripped"] is False
     assert bot.risk.kill_switch.tripped is False
+    stored = KillSwitchStates(bot.db).get(bot.gateway.accounts[0])
+    assert stored is not None
+    assert (stored.tripped, stored.reset_by) == (False, "operator (API)")
     bad = await bot.post("/api/v1/control/kill-switch/trip", json={"reason": ""})
     assert bad.status_code == 422
     assert "reason" in bad.json()["detail"]
