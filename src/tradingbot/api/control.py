@@ -90,14 +90,7 @@ async def flatten(ctx: Ctx, body: FlattenIn) -> FlattenAllOut:
 
 
 def _kill_switch(ctx: BotContext) -> KillSwitchOut:
-    ks = ctx.need_risk().kill_switch
-    trip = ks.trip
-    return KillSwitchOut(
-        tripped=ks.tripped,
-        reason=trip.reason if trip else None,
-        time=trip.time if trip else None,
-        max_daily_loss_usd=ks.max_daily_loss_usd,
-    )
+    return KillSwitchOut.of(ctx.need_risk().kill_switch)
 
 
 @router.post(

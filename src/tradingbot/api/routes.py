@@ -114,8 +114,7 @@ async def pnl_of(ctx: BotContext) -> PnLToday:
 
 def risk_of(ctx: BotContext) -> RiskOut:
     risk = ctx.need_risk()
-    s, ks = ctx.settings, risk.kill_switch
-    trip = ks.trip
+    s = ctx.settings
     limits = {
         name: str(getattr(s, name)) for name in type(s).model_fields if name.startswith("risk_")
     }
@@ -123,12 +122,7 @@ def risk_of(ctx: BotContext) -> RiskOut:
     rejections = list(runner.rejections)[-20:] if runner is not None else []
     return RiskOut(
         entries_stopped=runner.entries_stopped if runner is not None else None,
-        kill_switch=KillSwitchOut(
-            tripped=ks.tripped,
-            reason=trip.reason if trip else None,
-            time=trip.time if trip else None,
-            max_daily_loss_usd=ks.max_daily_loss_usd,
-        ),
+        kill_switch=KillSwitchOut.of(risk.kill_switch),
         limits=limits,
         rules=[r.name for r in risk.rules],
         recent_rejections=[

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tradingbot.api.context import CancelOutcome, DayPnL, FlattenOutcome, Source
 from tradingbot.domain import Fill, OrderUpdate, PnL, Position
+from tradingbot.risk.checks.daily_loss import DailyLossKillSwitch
 from tradingbot.settings import mask_account
 
 
@@ -228,10 +229,27 @@ class PnLByDay(BaseModel):
 
 
 class KillSwitchOut(BaseModel):
+    """``rule`` is what tripped it (``max_daily_loss`` or ``operator``); ``daily_pnl`` the
+    day's P&L at the trip. The state is stored, so it reads the same after a restart."""
+
     tripped: bool
     reason: str | None
     time: datetime | None
     max_daily_loss_usd: Decimal
+    rule: str | None = None
+    daily_pnl: Decimal | None = None
+
+    @classmethod
+    def of(cls, switch: DailyLossKillSwitch) -> KillSwitchOut:
+        trip = switch.trip
+        return cls(
+            tripped=trip is not None,
+            reason=trip.reason if trip else None,
+            time=trip.time if trip else None,
+            max_daily_loss_usd=switch.max_daily_loss_usd,
+            rule=trip.rule if trip else None,
+            daily_pnl=trip.daily_pnl if trip else None,
+        )
 
 
 class RejectionOut(BaseModel):

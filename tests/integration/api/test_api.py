@@ -208,6 +208,7 @@ async def test_risk_state_rejection_metric_and_kill_switch(bot: Stack) -> None:
     assert tripped.status_code == 200
     assert tripped.json()["tripped"] is True
     assert tripped.json()["reason"] == "operator: test"
+    assert tripped.json()["rule"] == "operator"
     risk = (await bot.get("/api/v1/risk")).json()
     assert risk["kill_switch"]["tripped"] is True
     assert "tradingbot_kill_switch_tripped 1.0" in (await bot.get("/metrics")).text

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from decimal import Decimal
 
 from tests.mocks.mock_ibkr_client import DEFAULT_ACCOUNT, MockIBKRClient
+from tests.polling import until
 from tests.unit.engine.conftest import Clock, RiskFactory
 from tradingbot.domain import OrderSide, OrderStatus, OrderType, PnL
 from tradingbot.engine.intents import TargetPosition, TradeIntent
 from tradingbot.engine.journal import MemoryJournal
 from tradingbot.engine.runner import Runner, RunnerConfig
 from tradingbot.engine.strategies.buy_and_hold import BuyAndHold, BuyAndHoldParams
+from tradingbot.risk.checks.daily_loss import KillSwitchTrip
 
 D = Decimal
 RESTING_BUY = TradeIntent("AAPL", OrderSide.BUY, D(5), OrderType.LIMIT, limit_price=D(185))
@@ -136,3 +139,43 @@ async def test_order_filled_while_disconnected_is_closed_by_reconciliation(
     assert runner.position("MSFT") == D(3)
     assert runner.tracker.open_orders() == []
     await runner.stop()
+
+
+class HeldTrip:
+    """A kill switch store that holds a trip recorded by an earlier run."""
+
+    def __init__(self, trip: KillSwitchTrip) -> None:
+        self.trip: KillSwitchTrip | None = trip
+
+    def load(self) -> KillSwitchTrip | None:
+        return self.trip
+
+    def save(self, trip: KillSwitchTrip) -> None:
+        self.trip = trip
+
+    def clear(self, now: datetime, by: str) -> None:
+        self.trip = None
+
+
+async def test_a_trip_held_from_an_earlier_run_is_applied_at_start(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """The earlier run crashed between its trip and the flatten: the restart finishes it."""
+    first = runner_for(broker, clock, make_risk, MemoryJournal())
+    await first.start()
+    await first.submit(TargetPosition("AAPL", D(10)))
+    await first.stop()
+    earlier = KillSwitchTrip(D(0), D(1000), clock(), False, "operator: drill", rule="operator")
+    risk = make_risk(risk_max_daily_loss_usd=D(1000), risk_flatten_on_kill_switch=True)
+    risk.restore_kill_switch(HeldTrip(earlier))
+    journal = MemoryJournal()
+    restarted = Runner(
+        broker, BuyAndHold(BuyAndHoldParams()), risk, journal,
+        RunnerConfig(symbols=("AAPL", "MSFT")), clock=clock,
+    )  # fmt: skip
+    await restarted.start()
+    await until(lambda: restarted.position("AAPL") == 0, what="the held trip's flatten")
+    refused = await restarted.submit(TargetPosition("MSFT", D(5)))
+    assert refused is not None
+    assert refused.rule == "max_daily_loss"
+    await restarted.stop()
