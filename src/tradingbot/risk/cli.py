@@ -27,7 +27,9 @@ kill_switch_app = typer.Typer(
 DbOption = Annotated[
     str | None,
     typer.Option(
-        "--db", help="Database URL; default DATABASE_URL (run --sim uses its own file: pass it)."
+        "--db",
+        help="Database URL; default DATABASE_URL. run --sim keeps its own: "
+        "sqlite:///data/tradingbot-sim.db unless given --db.",
     ),
 ]
 

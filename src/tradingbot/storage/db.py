@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, Insert, create_engine, event, insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -110,6 +110,13 @@ class Database:
     """The bot's database. Open it once per process and share it."""
 
     def __init__(self, url: str | URL, *, upgrade: bool = True, echo: bool = False) -> None:
+        try:
+            make_url(url)
+        except ArgumentError as exc:
+            raise StorageError(
+                f"{url!r} is not a database URL; use e.g. sqlite:///data/tradingbot.db or "
+                "postgresql+psycopg://user@host/dbname"
+            ) from exc
         try:
             self.engine = create_db_engine(url, echo=echo)
             self._sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -83,3 +83,10 @@ def test_several_tripped_accounts_need_one_named(tmp_path: Path) -> None:
     assert one.exit_code == 0, one.output
     assert stored(url, "DU111").tripped  # type: ignore[union-attr]
     assert not stored(url, "DU222").tripped  # type: ignore[union-attr]
+
+
+def test_a_bad_database_url_is_named_without_a_traceback() -> None:
+    result = CliRunner().invoke(app, ["kill-switch", "status", "--db", "nonsense"])
+    assert result.exit_code == 1
+    assert "'nonsense' is not a database URL; use e.g. sqlite:///" in result.output
+    assert "Traceback" not in result.output
