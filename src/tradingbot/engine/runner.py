@@ -371,11 +371,8 @@ class Runner:
         if not self._reconciled.is_set() or symbol in self._held:
             if isinstance(intent, TargetPosition):
                 self._deferred[symbol] = intent
-            why = (
-                "an order under another client id"
-                if self._reconciled.is_set()
-                else ("reconciliation after a reconnect")
-            )
+            held = self._reconciled.is_set()
+            why = "an order under another client id" if held else "reconciliation after a reconnect"
             log.warning("not sending %s: waiting for %s", intent, why)
             return None, None
         contract = self._contracts.get(symbol)

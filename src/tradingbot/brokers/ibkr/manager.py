@@ -221,7 +221,8 @@ class IBKRManager:
             return
         s = self.client.settings
         wanted = self.configured_client_id
-        free = await client_id_is_free(s.ibkr_host, s.ibkr_port, wanted, self.probe_timeout_s, IB)
+        timeout_s = s.ibkr_connect_timeout_s  # a free id means a full start-up sync
+        free = await client_id_is_free(s.ibkr_host, s.ibkr_port, wanted, timeout_s, IB)
         # Also after a free answer: should the reconnect lose the id to someone else in
         # between, it lands on a fallback id again and must not retry at once.
         self._home_retry_at = time.monotonic() + self._home_backoff.next_delay_s()
