@@ -1,5 +1,5 @@
 """Orders of ours under another client id, and journaled orders from earlier runs, resolved
-against the simulated gateway through ib_async over TCP, with the journal in SQLite.
+against the simulated gateway through ib_async over TCP, the journal on SQLite and PostgreSQL.
 
 A reconnect that meets 326 lands on a fallback client id, which cannot see (reqOpenOrders),
 cancel (10147) or hear the fills of the order its own id placed: the order must stay
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tests.integration.engine.conftest import sim_bot_settings
 from tests.integration.engine.strats import Scripted
+from tests.mocks.databases import db_url
 from tests.polling import until
 from tradingbot.domain import OrderSide, OrderStatus, OrderType
 from tradingbot.engine.app import Bot, BotOptions, simulated_gateway
@@ -34,6 +35,8 @@ from tradingbot.sync.journal import OrderJournal
 IN_SESSION = datetime(2024, 7, 2, 15, 0, tzinfo=UTC)  # a Tuesday, 11:00 New York
 CONFIGURED_ID = 9
 
+__all__ = ["db_url"]  # the fixture, imported for pytest (SQLite and PostgreSQL)
+
 
 @asynccontextmanager
 async def gateway() -> AsyncIterator[SimulatedGateway]:
@@ -42,10 +45,10 @@ async def gateway() -> AsyncIterator[SimulatedGateway]:
 
 
 def make_bot(
-    gw: SimulatedGateway, tmp_path: Path, cancel_on_exit: bool = True, **settings: object
+    gw: SimulatedGateway, url: str, cancel_on_exit: bool = True, **settings: object
 ) -> Bot:
     return Bot(
-        sim_bot_settings(gw, tmp_path, **settings),
+        sim_bot_settings(gw, Path(), database_url=url, **settings),  # the URL replaces the path
         BotOptions(symbols=("AAPL",), stop_timeout_s=3.0, cancel_on_exit=cancel_on_exit),
         strategy=Scripted(),
         clock=gw.market.now,
@@ -71,8 +74,8 @@ async def place_resting_buy(bot: Bot, gw: SimulatedGateway, quantity: int = 5) -
     return order.order_ref
 
 
-def journal_row(tmp_path: Path, ref: str) -> dict[str, object]:
-    db = Database(f"sqlite:///{tmp_path / 'bot.db'}")
+def journal_row(url: str, ref: str) -> dict[str, object]:
+    db = Database(url)
     try:
         with unit_of_work(db) as repos:
             row = repos.order_by_ref(ref)
@@ -83,10 +86,10 @@ def journal_row(tmp_path: Path, ref: str) -> dict[str, object]:
 
 
 async def test_a_reconnect_on_a_fallback_id_keeps_the_order_holds_its_symbol_and_cancels_it_later(
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
     async with gateway() as gw:
-        bot = make_bot(gw, tmp_path, ibkr_client_id_fallback_range=(20, 22))
+        bot = make_bot(gw, db_url, ibkr_client_id_fallback_range=(20, 22))
         await bot.start()
         try:
             runner, manager = runner_of(bot), bot.manager
@@ -105,7 +108,7 @@ async def test_a_reconnect_on_a_fallback_id_keeps_the_order_holds_its_symbol_and
             assert not order.status.is_done, order
             assert await runner.submit(TargetPosition("AAPL", Decimal(10))) is None  # held
             assert [o.perm_id for o in gw.orders.engine.open_orders()] == [at_gw.perm_id]
-            assert journal_row(tmp_path, ref)["status"] == OrderStatus.SUBMITTED.value
+            assert journal_row(db_url, ref)["status"] == OrderStatus.SUBMITTED.value
 
             gw.take_client_id(CONFIGURED_ID, taken=False)
             # Back on id 9, the held target goes out for what is missing: 10 - 5 working.
@@ -120,20 +123,20 @@ async def test_a_reconnect_on_a_fallback_id_keeps_the_order_holds_its_symbol_and
             await bot.stop()
         assert gw.orders.engine.open_orders() == []
         assert gw.orders.engine.orders[at_gw.perm_id].status == "Cancelled"
-        assert journal_row(tmp_path, ref)["status"] == OrderStatus.CANCELLED.value
+        assert journal_row(db_url, ref)["status"] == OrderStatus.CANCELLED.value
         positions = {p.symbol: p.quantity for p in gw.book.positions(gw.accounts[0])}
         assert positions["AAPL"] == 5  # never 10 + 5: the first order was not sent twice
 
 
 async def test_a_restart_under_another_client_id_adopts_the_previous_runs_working_order(
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
     async with gateway() as gw:
-        async with make_bot(gw, tmp_path, cancel_on_exit=False) as first:
+        async with make_bot(gw, db_url, cancel_on_exit=False) as first:
             ref = await place_resting_buy(first, gw)
         (at_gw,) = gw.orders.engine.open_orders()
 
-        second = make_bot(gw, tmp_path, ibkr_client_id=CONFIGURED_ID + 1)
+        second = make_bot(gw, db_url, ibkr_client_id=CONFIGURED_ID + 1)
         await second.start()
         try:
             runner = runner_of(second)
@@ -145,14 +148,14 @@ async def test_a_restart_under_another_client_id_adopts_the_previous_runs_workin
         finally:
             await second.stop()  # cannot cancel it (only client 9 may): it is left working
         assert [o.perm_id for o in gw.orders.engine.open_orders()] == [at_gw.perm_id]
-        assert journal_row(tmp_path, ref)["status"] == OrderStatus.SUBMITTED.value
+        assert journal_row(db_url, ref)["status"] == OrderStatus.SUBMITTED.value
 
 
 async def test_a_start_resolves_a_row_that_never_reached_ib_and_an_order_filled_meanwhile(
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
     async with gateway() as gw:
-        async with make_bot(gw, tmp_path, cancel_on_exit=False) as first:
+        async with make_bot(gw, db_url, cancel_on_exit=False) as first:
             filled_ref = await place_resting_buy(first, gw)
             contract = runner_of(first)._contracts["AAPL"]
             stem = filled_ref.rsplit("-", 1)[0]
@@ -161,7 +164,7 @@ async def test_a_start_resolves_a_row_that_never_reached_ib_and_an_order_filled_
 
         # A crash between the journal's write and the send leaves a PendingSubmit row.
         lost_ref = f"{stem}-99"
-        db = Database(f"sqlite:///{tmp_path / 'bot.db'}")
+        db = Database(db_url)
         try:
             request = TradeIntent("AAPL", OrderSide.BUY, Decimal(3))
             order_request = intent_to_request(request, contract, Decimal(0), Decimal(0), lost_ref)
@@ -169,14 +172,14 @@ async def test_a_start_resolves_a_row_that_never_reached_ib_and_an_order_filled_
             OrderJournal(db).record_intent(lost_ref, order_request, RiskDecision.accept())
         finally:
             db.close()
-        assert journal_row(tmp_path, lost_ref)["status"] == OrderStatus.PENDING_SUBMIT.value
+        assert journal_row(db_url, lost_ref)["status"] == OrderStatus.PENDING_SUBMIT.value
 
         # Restarted under another id: its own executions never show client 9's fill.
-        async with make_bot(gw, tmp_path, ibkr_client_id=CONFIGURED_ID + 1):
+        async with make_bot(gw, db_url, ibkr_client_id=CONFIGURED_ID + 1):
             pass
-        lost = journal_row(tmp_path, lost_ref)
+        lost = journal_row(db_url, lost_ref)
         assert lost["status"] == OrderStatus.CANCELLED.value
         assert lost["error_text"] == NEVER_REACHED_IB
-        filled = journal_row(tmp_path, filled_ref)
+        filled = journal_row(db_url, filled_ref)
         assert filled["status"] == OrderStatus.FILLED.value
         assert filled["filled"] == 5
