@@ -344,6 +344,20 @@ class MockIBKRClient:
         self._require_connection()
         return [o.update for o in self._orders.values() if not o.update.status.is_done]
 
+    async def get_all_open_orders(self) -> list[OrderUpdate]:
+        """Every client's working orders; the mock has one login, so: all of them."""
+        return await self.get_open_orders()
+
+    async def get_completed_orders(self) -> list[OrderUpdate]:
+        """Orders that ended, as IB's completedOrder reports them: no order or client id,
+        no average price."""
+        self._require_connection()
+        return [
+            replace(o.update, order_id=0, client_id=0, avg_fill_price=None)
+            for o in self._orders.values()
+            if o.update.status.is_done
+        ]
+
     # --- executions ---------------------------------------------------------------------
     def inject_fill(
         self,

@@ -8,9 +8,11 @@ synchronous on purpose: the record of an order must exist before the order is se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from tradingbot.domain import OrderRequest, OrderUpdate
+from tradingbot.domain import OrderRequest, OrderStatus, OrderUpdate
 from tradingbot.risk.base import RiskDecision
 
 
@@ -30,6 +32,34 @@ class Journal(Protocol):
         """The order never reached IB, or IB refused it outright (``code`` 0: not IB's)."""
         ...
 
+    def working_orders(self) -> list[OrderUpdate]:
+        """Our orders the journal holds as working (accepted, with no final status yet),
+        as last recorded: the runner resolves each against IB at start and reconnect."""
+        ...
+
+
+def pending(order_ref: str, request: OrderRequest, time: datetime) -> OrderUpdate:
+    """A journaled order IB has said nothing about yet: PendingSubmit, no ids."""
+    return OrderUpdate(
+        order_id=0,
+        perm_id=0,
+        client_id=0,
+        order_ref=order_ref,
+        symbol=request.contract.symbol,
+        con_id=request.contract.con_id,
+        side=request.side,
+        order_type=request.order_type,
+        quantity=request.quantity,
+        limit_price=request.limit_price,
+        stop_price=request.stop_price,
+        status=OrderStatus.PENDING_SUBMIT,
+        filled=Decimal(0),
+        remaining=request.quantity,
+        avg_fill_price=None,
+        account="",
+        time=time,
+    )
+
 
 @dataclass
 class MemoryJournal:
@@ -45,6 +75,18 @@ class MemoryJournal:
 
     def record_send_failure(self, order_ref: str, code: int, text: str) -> None:
         self.send_failures.append((order_ref, code, text))
+
+    def working_orders(self) -> list[OrderUpdate]:
+        failed = {ref for ref, _, _ in self.send_failures}
+        out: list[OrderUpdate] = []
+        for ref, request, decision in self.intents:
+            if not decision.accepted or ref in failed:
+                continue
+            statuses = self.statuses_of(ref)
+            last = statuses[-1] if statuses else pending(ref, request, datetime.now(UTC))
+            if not last.status.is_done:
+                out.append(last)
+        return out
 
     def rejected(self) -> list[tuple[str, RiskDecision]]:
         return [(ref, d) for ref, _, d in self.intents if not d.accepted]

@@ -44,7 +44,13 @@ from tradingbot.engine.intents import (
     pending_quantity,
 )
 from tradingbot.engine.journal import Journal
-from tradingbot.engine.reconcile import reconcile_book
+from tradingbot.engine.order_resolution import (
+    HELD_RECHECK_S,
+    journal_statuses,
+    orders_at_broker,
+    recheck_held,
+    resolve_book,
+)
 from tradingbot.engine.strategies.base import Strategy
 from tradingbot.engine.tracker import OrderTracker
 from tradingbot.errors import BrokerRejectedError, ConfigError, TradingBotError
@@ -118,6 +124,9 @@ class Runner:
         self._acks: set[asyncio.Task[None]] = set()  # orders sent, IB's answer awaited
         self._reconciled = asyncio.Event()
         self._deferred: dict[str, TargetPosition] = {}
+        # Symbols with a working order of ours under another client id (after a 326 moved
+        # the connection to a fallback id, or from an earlier run): their targets wait.
+        self._held: set[str] = set()
         self._refs = itertools.count(1)
         # Unique per run even for two runs in one (simulated) second: refs are never reused.
         run_id = f"{clock().strftime('%y%m%d%H%M%S')}{secrets.token_hex(2)}"
@@ -167,6 +176,7 @@ class Runner:
         self.running = self.feed.active = True
         self._reconciled.set()
         self._spawn(self._flush_loop(), "runner-bar-flush")
+        self._spawn(self._held_loop(), "runner-held-orders")
         for symbol in self.symbols:
             await self.broker.subscribe_market_data(self._contracts[symbol], self.feed.on_tick)
         trip = self.risk.kill_switch.trip
@@ -175,14 +185,38 @@ class Runner:
         log.info("runner started: %s on %s (%s)", self.strategy.name, self.symbols, self._mode)
 
     async def _load_book(self, adopt: bool) -> None:
+        """Resolve every order the tracker and the journal hold as working against what IB
+        reports to any client of the login (see ``order_resolution``); at start, also adopt
+        IB's working orders that carry our ref prefix. The broker's positions then replace
+        ours."""
         prefix = f"{self.config.order_ref_prefix}-"
-        open_orders = await self.broker.get_open_orders()
-        if adopt:
-            for update in open_orders:
-                if update.order_ref.startswith(prefix):
-                    log.warning("adopting working order %s from an earlier run", update.order_ref)
-                    self.tracker.adopt(update)
-        await reconcile_book(self.broker, self.tracker, open_orders, self._journal_status)
+        at = await orders_at_broker(self.broker)
+        journaled = [u for u in self.journal.working_orders() if u.order_ref.startswith(prefix)]
+        resolution = resolve_book(
+            at, self.tracker, journaled, prefix if adopt else None, self._clock()
+        )
+        journal_statuses(self.journal, resolution.statuses)
+        self._held = resolution.held_symbols
+        self.tracker.resync(await self.broker.get_positions(), at.working)
+
+    async def _held_loop(self) -> None:
+        """While orders of ours work under another client id, look at them again now and
+        then: one that ended releases its symbol without waiting for a reconnect."""
+        while True:
+            await asyncio.sleep(HELD_RECHECK_S)
+            if not self._held or not self._reconciled.is_set():
+                continue
+            try:
+                resolution = await recheck_held(
+                    self.broker, self.tracker, self.journal, self._clock()
+                )
+            except (TradingBotError, TimeoutError) as exc:
+                log.warning("looking at the held orders failed: %s", exc)
+                continue
+            if not self._reconciled.is_set():
+                continue  # a reconnect began meanwhile: its reconciliation decides
+            released, self._held = self._held - resolution.held_symbols, resolution.held_symbols
+            self._resume_deferred(released)
 
     async def _warm_up(self, symbol: str) -> None:
         n = self.strategy.warmup_bars
@@ -280,6 +314,12 @@ class Runner:
         for o in self.tracker.open_orders():
             if not o.order_id:
                 continue
+            if o.client_id != self.broker.client_id:  # only its own client id may cancel it
+                log.warning(
+                    "order %s works under client id %d; this connection (client id %d) cannot "
+                    "cancel it", o.order_ref, o.client_id, self.broker.client_id,
+                )  # fmt: skip
+                continue
             try:
                 await self.broker.cancel_order(o.order_id)
             except TradingBotError as exc:  # e.g. it filled meanwhile (IB 10147/161)
@@ -331,10 +371,12 @@ class Runner:
         """Decide and send with no await in between; returns the decision and the task
         awaiting IB's answer (None when nothing was sent)."""
         symbol = intent.symbol
-        if not self._reconciled.is_set():
+        if not self._reconciled.is_set() or symbol in self._held:
             if isinstance(intent, TargetPosition):
                 self._deferred[symbol] = intent
-            log.warning("not sending %s: waiting for reconciliation after a reconnect", intent)
+            held = self._reconciled.is_set()
+            why = "an order under another client id" if held else "reconciliation after a reconnect"
+            log.warning("not sending %s: waiting for %s", intent, why)
             return None, None
         contract = self._contracts.get(symbol)
         if contract is None:
@@ -414,9 +456,6 @@ class Runner:
         self.journal.record_send_failure(ref, code, str(exc))
 
     # --- broker events ------------------------------------------------------------------
-    def _journal_status(self, update: OrderUpdate) -> None:
-        self.journal.record_status(update)
-
     def _on_order_status(self, update: OrderUpdate) -> None:
         if self.tracker.on_status(update):
             self.journal.record_status(update)
@@ -449,10 +488,12 @@ class Runner:
         if self.broker.connection_state is not ConnectionState.CONNECTED:
             return  # dropped again meanwhile; the next CONNECTED starts over
         self._reconciled.set()
-        deferred, self._deferred = self._deferred, {}
-        log.info("reconciled after reconnect; %d deferred target(s) resumed", len(deferred))
-        for intent in deferred.values():
-            self._on_intent(intent)
+        log.info("reconciled after reconnect; %d deferred target(s)", len(self._deferred))
+        self._resume_deferred(set(self._deferred) - self._held)
+
+    def _resume_deferred(self, symbols: set[str]) -> None:
+        for symbol in sorted(symbols & set(self._deferred)):
+            self._on_intent(self._deferred.pop(symbol))
 
     async def _on_kill_switch(self, trip: KillSwitchTrip) -> None:
         """Cancel our working orders and, if asked, flatten. Also run at start for a trip

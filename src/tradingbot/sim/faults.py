@@ -9,7 +9,7 @@ a person can inject too.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,9 @@ class Faults:
     """Between 1100 and 1101/1102: no market data flows (TWS lost its link to IB)."""
     rejection: tuple[int, str] | None = None
     """A code and reason for the next order placed by a client (consumed once)."""
+    taken_client_ids: set[int] = field(default_factory=set)
+    """Client ids another program holds: a connect with one is answered 326, as TWS
+    answers a second session on an id (the bot's own old session, or another bot)."""
 
     def take_rejection(self) -> tuple[int, str] | None:
         """The pending rejection, cleared so that only one order gets it."""
@@ -50,6 +53,7 @@ HELP = """commands:
   realtime on|off           grant or revoke real-time market data permission
   reject CODE [REASON]      reject the next order with CODE
   fill PERM_ID [PRICE]      fill a resting order now
+  take-id CLIENT_ID on|off  hold a client id as another program would (connects get 326)
   status                    list connected clients
   help                      this text"""
 
@@ -93,6 +97,10 @@ async def _run(gateway: SimulatedGateway, cmd: str, args: list[str]) -> str:
         price = Decimal(args[1]) if len(args) > 1 else None
         await gateway.fill_order(int(args[0]), price)
         return f"filled order permId {args[0]}"
+    if cmd == "take-id":
+        client_id, taken = int(args[0]), _on_off(args[1])
+        gateway.take_client_id(client_id, taken)
+        return f"client id {client_id} {'taken' if taken else 'free'}"
     if cmd == "status":
         clients = ", ".join(f"{s.client_id}@{s.peer}" for s in gateway.sessions) or "none"
         return f"listening on {gateway.host}:{gateway.port}; clients: {clients}"

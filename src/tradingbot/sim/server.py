@@ -148,7 +148,9 @@ class SimulatedGateway:
 
     # ------------------------------------------------------------------ sessions
     def client_id_in_use(self, client_id: int) -> bool:
-        return any(s.client_id == client_id for s in self.sessions)
+        return client_id in self.faults.taken_client_ids or any(
+            s.client_id == client_id for s in self.sessions
+        )
 
     def admit(self, session: Session) -> None:
         self.sessions.append(session)
@@ -239,6 +241,14 @@ class SimulatedGateway:
         await self.drop_connections()
         await asyncio.sleep(downtime_s)
         await self._listen()
+
+    def take_client_id(self, client_id: int, taken: bool = True) -> None:
+        """Hold ``client_id`` as another program would (or free it): connects with it get
+        326 until it is freed; a session already on it is left alone."""
+        if taken:
+            self.faults.taken_client_ids.add(client_id)
+        else:
+            self.faults.taken_client_ids.discard(client_id)
 
     def stall(self, on: bool = True) -> None:
         """Keep sockets open but answer and send nothing until ``stall(False)``, which

@@ -237,6 +237,20 @@ class Repositories:
         )
         return list(self.session.scalars(stmt))
 
+    def working_orders(self, prefix: str) -> list[OrderRow]:
+        """Our orders (``order_ref`` with ``prefix``) not in a final state, acknowledged by
+        IB or not (a PendingSubmit row may never have reached it), oldest first."""
+        stmt = (
+            select(OrderRow)
+            .where(
+                OrderRow.status.not_in(DONE_STATUSES),
+                OrderRow.external.is_(False),
+                OrderRow.order_ref.startswith(prefix, autoescape=True),
+            )
+            .order_by(OrderRow.id)
+        )
+        return list(self.session.scalars(stmt))
+
     def last_status(self, order_pk: int) -> OrderStatusEvent | None:
         stmt = (
             select(OrderStatusEvent)

@@ -21,7 +21,7 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii as _str  # json.dumps's own string encoder
 from typing import Any, Protocol
 
-from tradingbot.domain import Fill, OrderRequest, OrderStatus, OrderUpdate
+from tradingbot.domain import Fill, OrderRequest, OrderSide, OrderStatus, OrderType, OrderUpdate
 from tradingbot.errors import StorageError
 from tradingbot.storage import intent_log
 from tradingbot.storage.db import Database, DuplicateRowError
@@ -257,6 +257,30 @@ def advance_order(repos: Repositories, order: OrderRow, fill: Fill, now: datetim
     repos.add(status_event(order, "execution", fill.time))
 
 
+def _working_update(row: OrderRow) -> OrderUpdate:
+    """A journal row as the order's last known state, for resolution against IB."""
+    at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+    return OrderUpdate(
+        order_id=row.order_id or 0,
+        perm_id=row.perm_id or 0,
+        client_id=row.client_id or 0,
+        order_ref=row.order_ref or "",
+        symbol=row.symbol,
+        con_id=row.con_id or 0,
+        side=OrderSide(row.side),
+        order_type=OrderType(row.order_type),
+        quantity=row.quantity,
+        limit_price=row.limit_price,
+        stop_price=row.stop_price,
+        status=OrderStatus(row.status),
+        filled=row.filled,
+        remaining=row.remaining,
+        avg_fill_price=row.avg_fill_price,
+        account=row.account or "",
+        time=at,
+    )
+
+
 class OrderJournal:
     """The runner's handle on the journal. Each call is one short transaction.
 
@@ -415,6 +439,12 @@ class OrderJournal:
         self.write_pending()
         with unit_of_work(self._db) as repos:
             return record_status(repos, update, self.prefix, source, datetime.now(UTC))
+
+    def working_orders(self) -> list[OrderUpdate]:
+        """Our orders the journal holds as working, PendingSubmit rows included."""
+        self.write_pending()
+        with unit_of_work(self._db) as repos:
+            return [_working_update(row) for row in repos.working_orders(self.prefix)]
 
     def record_send_failure(self, order_ref: str, code: int, text: str) -> None:
         """The order never reached IB, or IB refused it outright."""

@@ -170,3 +170,23 @@ async def test_stdin_commands_drive_the_same_faults(ib: IB, gateway: SimulatedGa
     gone = Expect(ib.disconnectedEvent)
     assert await apply_command(gateway, "drop") == "dropped every connection"
     await gone.wait()
+
+
+async def test_a_taken_client_id_is_answered_326_until_it_is_freed(
+    gateway: SimulatedGateway,
+) -> None:
+    assert await apply_command(gateway, "take-id 7 on") == "client id 7 taken"
+    squeezed = IB()
+    refused = Expect(squeezed.errorEvent, lambda _req, code, *_: code == 326)
+    connecting = asyncio.ensure_future(
+        squeezed.connectAsync("127.0.0.1", gateway.port, clientId=7, timeout=2)
+    )
+    await refused.wait()
+    with pytest.raises((TimeoutError, ConnectionError)):
+        await connecting
+    squeezed.disconnect()
+    assert all(s.client_id != 7 for s in gateway.sessions)
+    assert await apply_command(gateway, "take-id 7 off") == "client id 7 free"
+    again = await connect(gateway.port, client_id=7)
+    assert again.isConnected()
+    again.disconnect()

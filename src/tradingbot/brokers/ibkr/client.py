@@ -422,6 +422,17 @@ class IBKRClient:
         self._require_connection()
         return await self._orders.open_orders(self._timeout_s)
 
+    async def get_all_open_orders(self) -> list[OrderUpdate]:
+        """Working orders of every API client of this login; only their own client id can
+        cancel them (see :meth:`OrderService.all_open_orders`)."""
+        self._require_connection()
+        return await self._orders.all_open_orders(self._timeout_s)
+
+    async def get_completed_orders(self) -> list[OrderUpdate]:
+        """Orders of this login that ended (API orders only), with no order or client id."""
+        self._require_connection()
+        return await self._orders.completed_orders(self._timeout_s)
+
     async def get_executions(self, since: datetime | None = None) -> list[Fill]:
         self._require_connection()
         return await self._orders.executions(since, self._timeout_s)

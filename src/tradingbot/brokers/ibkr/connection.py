@@ -157,6 +157,21 @@ async def _translate(
         ) from exc
 
 
+async def client_id_is_free(
+    host: str, port: int, client_id: int, timeout_s: float, make_ib: Callable[[], Any]
+) -> bool:
+    """Whether the gateway accepts ``client_id`` now: a short read-only session on it, closed
+    at once. False on 326 (still in use) and on any failure to connect."""
+    ib = make_ib()
+    try:
+        await connect_once(ib, host, port, client_id, timeout_s, readonly=True)
+    except (ClientIdInUseError, BrokerConnectionError, ConfigError, TimeoutError, OSError):
+        return False
+    finally:
+        ib.disconnect()
+    return True
+
+
 def candidate_ids(client_id: int, fallback: tuple[int, int] | None) -> list[int]:
     """The configured id first, then the fallback range in order (without repeats)."""
     ids = [client_id]

@@ -20,6 +20,10 @@ reconciles: open orders, then every execution not yet delivered, so a fill made 
 were away is emitted exactly once. ``reconciled`` tells the engine when that is done. The
 first connect reconciles too (``reconcile_on_start``), so after a crash the day's fills
 that IB still reports are delivered; consumers that persist fills dedupe by ``exec_id``.
+After a 326 moved the bot to a fallback client id, the orders it placed under its own id
+are out of its reach (only the id that placed an order may cancel it, and reqExecutions
+reports a client's own fills), so at each probe cycle, with a capped backoff, the manager
+checks whether the configured id is free again and, once it is, reconnects on it.
 IB's connectivity notices: 1100 → DEGRADED, 1101 → re-subscribe and reconcile, 1102 →
 resume and reconcile; farm notices are only logged. Disconnect events may arrive twice
 (ib_async and our own probe both report); they only set a flag the supervisor reads, so
@@ -35,8 +39,11 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from ib_async import IB
+
 from tradingbot.brokers.ibkr.backoff import Backoff
 from tradingbot.brokers.ibkr.client import IBKRClient
+from tradingbot.brokers.ibkr.connection import client_id_is_free
 from tradingbot.brokers.ibkr.error_codes import Action, classify
 from tradingbot.brokers.ibkr.orders import Reconciliation
 from tradingbot.domain import BrokerError, ConnectionState
@@ -55,6 +62,7 @@ _REFUSED_MAX_DELAY_S = 0.5
 _FAST_RETRY_WINDOW_S = 600.0
 _STOP_TIMEOUT_S = 5.0  # stop() waits at most this for each of its steps
 _MAX_IN_USE_RETRIES = 10  # consecutive 326s before the id is taken to be someone else's
+_HOME_RETRY_MAX_S = 30.0  # longest wait between looks at whether the configured id is free
 # Failures a later attempt can cure: the gateway is down, restarting, slow or stalled.
 _TRANSIENT = (BrokerConnectionError, TimeoutError, OSError)
 
@@ -94,6 +102,9 @@ class IBKRManager:
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # When to look again whether the configured client id is free (on a fallback id).
+        self._home_backoff = Backoff(initial_s=1.0, max_s=_HOME_RETRY_MAX_S)
+        self._home_retry_at = 0.0
         self.client.events.connection_state.connect(self._on_state)
         self.client.events.error.connect(self._on_error)
 
@@ -187,6 +198,42 @@ class IBKRManager:
                 await asyncio.wait_for(self._wake.wait(), self.probe_interval_s)
             if self.client.is_connected and not self._wake.is_set():
                 await self._probe()
+            if self.client.is_connected and not self._wake.is_set():
+                await self._return_to_configured_id()
+
+    @property
+    def configured_client_id(self) -> int:
+        return self.client.settings.ibkr_client_id
+
+    @property
+    def on_fallback_id(self) -> bool:
+        """Connected under another id than the configured one (after a 326)."""
+        return self.client.client_id != self.configured_client_id
+
+    async def _return_to_configured_id(self) -> None:
+        """On a fallback id: once the configured id is free, reconnect on it."""
+        if not self.on_fallback_id:
+            self._home_backoff.reset()
+            self._home_retry_at = 0.0
+            return
+        now = time.monotonic()
+        if now < self._home_retry_at:
+            return
+        s = self.client.settings
+        wanted = self.configured_client_id
+        timeout_s = s.ibkr_connect_timeout_s  # a free id means a full start-up sync
+        free = await client_id_is_free(s.ibkr_host, s.ibkr_port, wanted, timeout_s, IB)
+        # Also after a free answer: should the reconnect lose the id to someone else in
+        # between, it lands on a fallback id again and must not retry at once.
+        self._home_retry_at = time.monotonic() + self._home_backoff.next_delay_s()
+        if not free:
+            return
+        log.warning(
+            "client id %d is free again; reconnecting on it (now on %d) to manage the orders "
+            "placed under it", wanted, self.client.client_id,
+        )  # fmt: skip
+        self._mark_lost()
+        await self.client.disconnect()
 
     async def _probe(self) -> None:
         started = time.monotonic()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -161,6 +162,20 @@ def order_update(trade: Any, now: datetime | None = None) -> OrderUpdate:
         time=utc(when, now),
         error_code=error_code,
         error_text=error_text,
+    )
+
+
+def completed_order(trade: Any) -> OrderUpdate:
+    """An order from reqCompletedOrders (message 101). It comes keyed by permId alone: no
+    order id or client id (0 here), no status message, so the filled quantity is the
+    order's ``filledQuantity`` and no average price is known."""
+    base = order_update(trade)
+    filled = dec0(trade.order.filledQuantity)
+    return replace(
+        base,
+        filled=filled,
+        remaining=max(base.quantity - filled, Decimal(0)),
+        avg_fill_price=None,
     )
 
 

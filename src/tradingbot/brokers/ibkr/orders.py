@@ -169,8 +169,27 @@ class OrderService:
         return mapping.order_update(trade)
 
     async def open_orders(self, timeout_s: float) -> list[OrderUpdate]:
+        """This client id's working orders (those it can modify and cancel)."""
         await self._named.run("openOrders", self._ib.reqOpenOrdersAsync, timeout_s)
-        return [mapping.order_update(t) for t in self._ib.openTrades()]
+        own = self._ib.client.clientId
+        # ib_async keeps the other clients' orders an all-open-orders answer named among its
+        # trades, but never updates them: they are not this client's to list.
+        return [mapping.order_update(t) for t in self._ib.openTrades() if t.order.clientId == own]
+
+    async def all_open_orders(self, timeout_s: float) -> list[OrderUpdate]:
+        """Working orders of every API client of this login (reqAllOpenOrders), as IB lists
+        them now. Only their own client id may cancel or modify them (cancelOrder answers
+        another client with 10147), so this is for finding orders, not for managing them."""
+        trades = await self._named.run("openOrders", self._ib.reqAllOpenOrdersAsync, timeout_s)
+        return [u for u in map(mapping.order_update, trades) if not u.status.is_done]
+
+    async def completed_orders(self, timeout_s: float) -> list[OrderUpdate]:
+        """The account's orders that ended (filled, cancelled, inactive), of every API client
+        (reqCompletedOrders with apiOnly): keyed by permId, without order or client id."""
+        trades = await self._named.run(
+            "completedOrders", lambda: self._ib.reqCompletedOrdersAsync(True), timeout_s
+        )
+        return [mapping.completed_order(t) for t in trades]
 
     async def executions(self, since: datetime | None, timeout_s: float) -> list[Fill]:
         """Today's executions (IB keeps one day) from ``since`` on, oldest first."""

@@ -1,0 +1,185 @@
+"""Orders of ours under another client id, and journaled orders from earlier runs, resolved
+against the simulated gateway through ib_async over TCP, the journal on SQLite and PostgreSQL.
+
+A reconnect that meets 326 lands on a fallback client id, which cannot see (reqOpenOrders),
+cancel (10147) or hear the fills of the order its own id placed: the order must stay
+working in the books, its symbol must wait, and once the configured id is free again the
+bot must manage it and cancel it on stop. A restart under another client id adopts the
+previous run's working order. A journal left with a PendingSubmit row that never reached
+IB, and with an order that filled while the bot was down, ends with both resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from tests.integration.engine.conftest import sim_bot_settings
+from tests.integration.engine.strats import Scripted
+from tests.mocks.databases import db_url
+from tests.polling import until
+from tradingbot.domain import OrderSide, OrderStatus, OrderType
+from tradingbot.engine.app import Bot, BotOptions, simulated_gateway
+from tradingbot.engine.intents import TargetPosition, TradeIntent, intent_to_request
+from tradingbot.engine.order_resolution import NEVER_REACHED_IB
+from tradingbot.engine.runner import Runner
+from tradingbot.risk.base import RiskDecision
+from tradingbot.sim import SimulatedGateway
+from tradingbot.storage.db import Database
+from tradingbot.storage.repositories import unit_of_work
+from tradingbot.sync.journal import OrderJournal
+
+IN_SESSION = datetime(2024, 7, 2, 15, 0, tzinfo=UTC)  # a Tuesday, 11:00 New York
+CONFIGURED_ID = 9
+
+__all__ = ["db_url"]  # the fixture, imported for pytest (SQLite and PostgreSQL)
+
+
+@asynccontextmanager
+async def gateway() -> AsyncIterator[SimulatedGateway]:
+    async with simulated_gateway(speed=1.0, start=IN_SESSION, tick_interval_s=0.05) as gw:
+        yield gw
+
+
+def make_bot(
+    gw: SimulatedGateway, url: str, cancel_on_exit: bool = True, **settings: object
+) -> Bot:
+    return Bot(
+        sim_bot_settings(gw, Path(), database_url=url, **settings),  # the URL replaces the path
+        BotOptions(symbols=("AAPL",), stop_timeout_s=3.0, cancel_on_exit=cancel_on_exit),
+        strategy=Scripted(),
+        clock=gw.market.now,
+    )
+
+
+def runner_of(bot: Bot) -> Runner:
+    assert bot.runner is not None
+    return bot.runner
+
+
+async def place_resting_buy(bot: Bot, gw: SimulatedGateway, quantity: int = 5) -> str:
+    """A buy limit 3 % under the market: it stays working. Returns its order ref."""
+    runner = runner_of(bot)
+    price = runner.feed.last["AAPL"]
+    limit = (price * Decimal("0.97")).quantize(Decimal("0.01"))
+    intent = TradeIntent("AAPL", OrderSide.BUY, Decimal(quantity), OrderType.LIMIT, limit)
+    decision = await runner.submit(intent)
+    assert decision is not None
+    assert decision.accepted, decision
+    (order,) = runner.tracker.open_orders()
+    await until(lambda: len(gw.orders.engine.open_orders()) == 1, what="the order at the gateway")
+    return order.order_ref
+
+
+def journal_row(url: str, ref: str) -> dict[str, object]:
+    db = Database(url)
+    try:
+        with unit_of_work(db) as repos:
+            row = repos.order_by_ref(ref)
+            assert row is not None, ref
+            return {"status": row.status, "filled": row.filled, "error_text": row.error_text}
+    finally:
+        db.close()
+
+
+async def test_a_reconnect_on_a_fallback_id_keeps_the_order_holds_its_symbol_and_cancels_it_later(
+    db_url: str,
+) -> None:
+    async with gateway() as gw:
+        bot = make_bot(gw, db_url, ibkr_client_id_fallback_range=(20, 22))
+        await bot.start()
+        try:
+            runner, manager = runner_of(bot), bot.manager
+            assert manager is not None
+            ref = await place_resting_buy(bot, gw)
+            (at_gw,) = gw.orders.engine.open_orders()
+
+            gw.take_client_id(CONFIGURED_ID)  # another program holds it when the bot is back
+            await gw.drop_connections()
+            await until(
+                lambda: manager.client.client_id == 20 and manager.is_ready and runner.reconciled,
+                what="the bot reconnected on fallback id 20",
+            )
+            order = runner.tracker.order(ref)
+            assert order is not None
+            assert not order.status.is_done, order
+            assert await runner.submit(TargetPosition("AAPL", Decimal(10))) is None  # held
+            assert [o.perm_id for o in gw.orders.engine.open_orders()] == [at_gw.perm_id]
+            assert journal_row(db_url, ref)["status"] == OrderStatus.SUBMITTED.value
+
+            gw.take_client_id(CONFIGURED_ID, taken=False)
+            # Back on id 9, the held target goes out for what is missing: 10 - 5 working.
+            await until(
+                lambda: (
+                    manager.client.client_id == CONFIGURED_ID and len(gw.orders.engine.orders) == 2
+                ),
+                what="the bot back on its id, sending the held target",
+            )
+            await until(lambda: runner.position("AAPL") == 5, what="the 5 missing to fill")
+        finally:
+            await bot.stop()
+        assert gw.orders.engine.open_orders() == []
+        assert gw.orders.engine.orders[at_gw.perm_id].status == "Cancelled"
+        assert journal_row(db_url, ref)["status"] == OrderStatus.CANCELLED.value
+        positions = {p.symbol: p.quantity for p in gw.book.positions(gw.accounts[0])}
+        assert positions["AAPL"] == 5  # never 10 + 5: the first order was not sent twice
+
+
+async def test_a_restart_under_another_client_id_adopts_the_previous_runs_working_order(
+    db_url: str,
+) -> None:
+    async with gateway() as gw:
+        async with make_bot(gw, db_url, cancel_on_exit=False) as first:
+            ref = await place_resting_buy(first, gw)
+        (at_gw,) = gw.orders.engine.open_orders()
+
+        second = make_bot(gw, db_url, ibkr_client_id=CONFIGURED_ID + 1)
+        await second.start()
+        try:
+            runner = runner_of(second)
+            adopted = runner.tracker.order(ref)
+            assert adopted is not None
+            assert (adopted.perm_id, adopted.client_id) == (at_gw.perm_id, CONFIGURED_ID)
+            assert not adopted.status.is_done
+            assert await runner.submit(TargetPosition("AAPL", Decimal(5))) is None  # held
+        finally:
+            await second.stop()  # cannot cancel it (only client 9 may): it is left working
+        assert [o.perm_id for o in gw.orders.engine.open_orders()] == [at_gw.perm_id]
+        assert journal_row(db_url, ref)["status"] == OrderStatus.SUBMITTED.value
+
+
+async def test_a_start_resolves_a_row_that_never_reached_ib_and_an_order_filled_meanwhile(
+    db_url: str,
+) -> None:
+    async with gateway() as gw:
+        async with make_bot(gw, db_url, cancel_on_exit=False) as first:
+            filled_ref = await place_resting_buy(first, gw)
+            contract = runner_of(first)._contracts["AAPL"]
+            stem = filled_ref.rsplit("-", 1)[0]
+        (at_gw,) = gw.orders.engine.open_orders()
+        await gw.fill_order(at_gw.perm_id)  # while no bot is connected
+
+        # A crash between the journal's write and the send leaves a PendingSubmit row.
+        lost_ref = f"{stem}-99"
+        db = Database(db_url)
+        try:
+            request = TradeIntent("AAPL", OrderSide.BUY, Decimal(3))
+            order_request = intent_to_request(request, contract, Decimal(0), Decimal(0), lost_ref)
+            assert order_request is not None
+            OrderJournal(db).record_intent(lost_ref, order_request, RiskDecision.accept())
+        finally:
+            db.close()
+        assert journal_row(db_url, lost_ref)["status"] == OrderStatus.PENDING_SUBMIT.value
+
+        # Restarted under another id: its own executions never show client 9's fill.
+        async with make_bot(gw, db_url, ibkr_client_id=CONFIGURED_ID + 1):
+            pass
+        lost = journal_row(db_url, lost_ref)
+        assert lost["status"] == OrderStatus.CANCELLED.value
+        assert lost["error_text"] == NEVER_REACHED_IB
+        filled = journal_row(db_url, filled_ref)
+        assert filled["status"] == OrderStatus.FILLED.value
+        assert filled["filled"] == 5
