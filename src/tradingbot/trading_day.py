@@ -28,6 +28,11 @@ NEW_YORK = ZoneInfo("America/New_York")
 RESET_BEFORE_MIDNIGHT = timedelta(minutes=5)  # IB's daily P&L reset: 23:55 local
 
 
+def utc_now() -> datetime:
+    """The real clock: the one IB's figures use in a live run."""
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class TradingDays:
     """Trading days in one exchange time zone (New York unless told otherwise)."""
@@ -63,3 +68,7 @@ class TradingDays:
         if days < 1:
             raise ValueError(f"days must be at least 1, got {days}")
         return self.start(self.of(now) - timedelta(days=days - 1))
+
+
+US_TRADING_DAYS = TradingDays()
+"""US markets' days, the default wherever no exchange calendar is at hand."""
