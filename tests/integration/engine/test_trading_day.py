@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.integration.engine.conftest import sim_bot_settings
 from tests.integration.engine.strats import Scripted
@@ -28,6 +29,7 @@ from tradingbot.risk.calendar import ExchangeCalendar
 from tradingbot.sim import SimulatedGateway
 from tradingbot.storage import queries
 from tradingbot.storage.db import Database
+from tradingbot.storage.models import PnLSnapshot
 
 __all__ = ["db_url"]  # the fixture, imported for pytest
 
@@ -37,6 +39,7 @@ EVENING = datetime(2024, 7, 2, 23, 30, tzinfo=UTC)  # 19:30 New York
 LATE = datetime(2024, 7, 3, 0, 30, tzinfo=UTC)  # 20:30 New York, Wednesday in UTC
 AFTER_RESET = datetime(2024, 7, 3, 3, 56, tzinfo=UTC)  # 23:56 New York: Wednesday's day
 MISMATCH = "today's realized P&L"
+TEN_YEARS = 3653
 
 
 @asynccontextmanager
@@ -88,10 +91,6 @@ async def ours_and_ibs(bot: Bot, gw: SimulatedGateway) -> tuple[Decimal, Decimal
 
 
 def _last_pnl(db: Database, source: str) -> Decimal:
-    from sqlalchemy import select
-
-    from tradingbot.storage.models import PnLSnapshot
-
     with db.transaction() as session:
         row = session.scalars(
             select(PnLSnapshot)
@@ -142,9 +141,10 @@ async def test_the_database_reports_an_evening_fill_on_new_yorks_date(
         await trade(bot, gw, OrderSide.SELL, 5)
         await ours_and_ibs(bot, gw)
         assert bot.db is not None
-        rows = queries.daily_pnl(bot.db, days=1, now=gw.market.now())
-        fills = queries.fills(bot.db, days=1, now=gw.market.now())
-    [row] = rows
-    assert (row["date"], row["fills"]) == (TUESDAY, 3)
-    assert abs(row["realized_pnl"] - row["ib_realized_pnl"]) < Decimal("0.01")
-    assert len(fills) == 3
+        every_day = queries.daily_pnl(bot.db, days=TEN_YEARS)  # counted from the real today
+        [row] = every_day
+        assert (row["date"], row["fills"]) == (TUESDAY, 3)
+        assert abs(row["realized_pnl"] - row["ib_realized_pnl"]) < Decimal("0.01")
+        # Counted from the simulated today instead: the same one day, the same three fills.
+        assert queries.daily_pnl(bot.db, days=1, now=gw.market.now()) == every_day
+        assert len(queries.fills(bot.db, days=1, now=gw.market.now())) == 3
