@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -21,6 +22,7 @@ from tests.integration.engine.conftest import sim_bot_settings
 from tests.integration.engine.strats import Scripted
 from tests.mocks.databases import db_url
 from tests.polling import until
+from tradingbot.api.bot import start_bot_api
 from tradingbot.domain import OrderSide, OrderType
 from tradingbot.engine.app import Bot, BotOptions
 from tradingbot.engine.backtest import ReplayClock
@@ -43,11 +45,15 @@ TEN_YEARS = 3653
 
 
 @asynccontextmanager
-async def bot_on(tmp_path: Path, url: str) -> AsyncIterator[tuple[Bot, SimulatedGateway]]:
+async def bot_on(
+    tmp_path: Path, url: str, **settings: object
+) -> AsyncIterator[tuple[Bot, SimulatedGateway]]:
     clock = ReplayClock(AFTERNOON)
     async with SimulatedGateway(port=0, tick_interval_s=0.02, clock=clock) as gw:
         bot = Bot(
-            sim_bot_settings(gw, tmp_path, database_url=url, risk_allow_outside_rth=True),
+            sim_bot_settings(
+                gw, tmp_path, database_url=url, risk_allow_outside_rth=True, **settings
+            ),
             BotOptions(symbols=("AAPL",), stop_timeout_s=5.0, reconcile_interval_s=None),
             strategy=Scripted(),
             clock=gw.market.now,
@@ -148,3 +154,22 @@ async def test_the_database_reports_an_evening_fill_on_new_yorks_date(
         # Counted from the simulated today instead: the same one day, the same three fills.
         assert queries.daily_pnl(bot.db, days=1, now=gw.market.now()) == every_day
         assert len(queries.fills(bot.db, days=1, now=gw.market.now())) == 3
+
+
+async def test_the_apis_days_are_the_simulated_ones(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    async with bot_on(tmp_path, url, api_enabled=True, api_port=0) as (bot, gw):
+        await trade(bot, gw, OrderSide.BUY, 10)
+        move_clock(gw, LATE)
+        await trade(bot, gw, OrderSide.SELL, 10)
+        api = await start_bot_api(bot)
+        assert api is not None
+        try:
+            async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+                found = await http.get("/api/v1/pnl/days", params={"days": 2})
+        finally:
+            await api.stop()
+        booked = gw.book.realized_pnl(gw.accounts[0])
+    days = found.json()["days"]
+    assert [d["day"] for d in days] == ["2024-07-01", "2024-07-02"]
+    assert (days[1]["fills"], Decimal(days[1]["realized"])) == (2, booked)
