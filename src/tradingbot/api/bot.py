@@ -38,6 +38,8 @@ async def start_bot_api(bot: Bot) -> ApiServer | None:
         runner=bot.runner,
         db=bot.db,
         manager=bot.manager,
+        clock=bot.clock,
+        trading_days=bot.trading_days,
     )
     try:
         server = await start_api(context, close_context=True)

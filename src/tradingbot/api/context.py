@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -34,6 +34,7 @@ from tradingbot.settings import Settings
 from tradingbot.storage import queries
 from tradingbot.storage.db import Database
 from tradingbot.storage.queries import Row
+from tradingbot.trading_day import US_TRADING_DAYS, TradingDays, utc_now
 
 log = logging.getLogger(__name__)
 _MAX_OPEN_ORDERS = 500
@@ -104,6 +105,9 @@ class BotContext:
     runner: Runner | None = None
     db: Database | None = None
     manager: Supervisor | None = None
+    clock: Callable[[], datetime] = utc_now
+    """IB's clock (the simulated one under ``--sim``): which trading day is today."""
+    trading_days: TradingDays = US_TRADING_DAYS
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     monitor: Monitor = field(init=False)
 
@@ -195,10 +199,11 @@ class BotContext:
         return Sourced(self.monitor.pnl, "last-known")
 
     def pnl_by_day(self, days: int, today: date | None = None) -> list[DayPnL]:
-        """Per UTC day, oldest first, every day present: the sync service's realized P&L and
-        commissions summed over accounts, and IB's last daily figure of the day."""
-        rows = queries.daily_pnl(self.need_db(), days=days)
-        last = today or datetime.now(UTC).date()
+        """Per trading day, oldest first, every day present: the sync service's realized P&L
+        and commissions summed over accounts, and IB's last daily figure of the day."""
+        now = self.clock()
+        rows = queries.daily_pnl(self.need_db(), days=days, now=now, trading_days=self.trading_days)
+        last = today or self.trading_days.of(now)
         out = {
             d: DayPnL(d.isoformat(), Decimal(0), Decimal(0), 0, None)
             for d in (last - timedelta(days=i) for i in range(days - 1, -1, -1))

@@ -162,7 +162,7 @@ async def pnl_today(ctx: Ctx) -> PnLToday:
     return await pnl_of(ctx)
 
 
-@router.get("/pnl/days", summary="P&L per UTC day from the database: realized, commissions")
+@router.get("/pnl/days", summary="P&L per trading day from the database: realized, commissions")
 async def pnl_days(ctx: Ctx, days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 7) -> PnLByDay:
     result = ctx.pnl_by_day(days)  # indexed reads on the loop, like the sync service's writes
     return PnLByDay(days=[DayPnLOut.of(d) for d in result])

@@ -36,6 +36,7 @@ from tradingbot.sim.market import SimClock
 from tradingbot.storage.db import Database
 from tradingbot.sync.journal import OrderJournal
 from tradingbot.sync.position_sync import PositionSyncService
+from tradingbot.trading_day import US_TRADING_DAYS, TradingDays
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class Bot:
         self.config = self.options.runner_config(flush_interval_s)
         self.clock = clock
         self.calendar = calendar
+        self.trading_days = US_TRADING_DAYS  # the calendar's, once started
         self.manager: IBKRManager | None = None
         self.client: IBKRClient | None = None
         self.db: Database | None = None
@@ -138,7 +140,10 @@ class Bot:
         self.started_at = utc_now()
         try:
             self.db = Database(settings.effective_database_url)
-            self.risk = RiskManager.from_settings(settings, self.calendar)
+            calendar = self.calendar or ExchangeCalendar(settings.risk_market_calendar)
+            if isinstance(calendar, ExchangeCalendar):
+                self.trading_days = TradingDays(calendar.zone)
+            self.risk = RiskManager.from_settings(settings, calendar)
             self.journal = OrderJournal(self.db, self.order_ref_prefix, write_ahead=True)
             self.manager = IBKRManager(settings=settings)
             await self.manager.start()
@@ -172,6 +177,8 @@ class Bot:
                 db,
                 order_ref_prefix=self.order_ref_prefix,
                 reconcile_interval_s=self.options.reconcile_interval_s,
+                clock=self.clock,  # IB's: the trading day of its figures and of ours
+                trading_days=self.trading_days,
             )
             self.runner = None
             try:

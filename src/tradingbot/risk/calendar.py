@@ -11,6 +11,7 @@ import threading
 import warnings
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 
 class CalendarRangeError(ValueError):
@@ -51,6 +52,11 @@ class ExchangeCalendar:
                         f"unknown exchange calendar {self.name!r}; use an ISO MIC such as XNYS"
                     ) from exc
             return self._cal
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The exchange's time zone, in which its sessions and trading days are dated."""
+        return ZoneInfo(str(self._load().tz))
 
     def _session(self, day: date) -> tuple[datetime, datetime] | None:
         if day in self._sessions:

@@ -3,7 +3,8 @@
 Everything is read from the shared :class:`~tradingbot.sim.book.AccountBook` and valued at
 the market's last price. Subscriptions stay live after their End message, as with TWS: a
 fill pushes new position (61), portfolio/account (7/6/8), multi (73), summary (63) and PnL
-(94/95) messages; PnL is also pushed once a second while prices move.
+(94/95) messages; PnL is also pushed once a second while prices move. PnL covers the
+simulated trading day (:mod:`tradingbot.sim.daily_pnl`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from tradingbot.sim.daily_pnl import DailyPnL
 from tradingbot.sim.handlers_contract import contract_fields
 from tradingbot.sim.protocol import In, Out
 from tradingbot.sim.universe import by_con_id
@@ -52,6 +54,7 @@ class AccountService:
         self.subs: defaultdict[Session, _Subscriptions] = defaultdict(_Subscriptions)
         self._last_pnl_push = 0.0
         self._last_refresh = time.monotonic()
+        self.daily = DailyPnL(gateway.book, self.mark, gateway.market.now)
 
     def install(self) -> None:
         g = self.gateway
@@ -221,29 +224,22 @@ class AccountService:
         self.subs[session].pnl_single.pop(int(fields[1]), None)
 
     def _send_pnl(self, session: Session, req_id: int, account: str) -> None:
-        unrealized = sum(
-            (self._unrealized(p) for p in self.gateway.book.positions(account)), Decimal(0)
-        )
-        realized = self.gateway.book.realized_pnl(account)
-        # The simulated trading day starts with the simulator: daily = realized + unrealized.
-        session.send(Out.PNL, req_id, _money(realized + unrealized), _money(unrealized),
-                     _money(realized))  # fmt: skip
+        day = self.daily.account(account)
+        session.send(Out.PNL, req_id, _money(day.daily), _money(day.unrealized),
+                     _money(day.realized))  # fmt: skip
 
     def _send_pnl_single(self, session: Session, req_id: int, account: str, con_id: int) -> None:
         pos = self.gateway.book.position(account, con_id)
         qty = pos.quantity if pos else Decimal(0)
-        unrealized = self._unrealized(pos) if pos else Decimal(0)
-        realized = pos.realized_pnl if pos else Decimal(0)
+        day = self.daily.position(account, con_id)
         value = qty * self.mark(con_id)
-        session.send(Out.PNL_SINGLE, req_id, qty, _money(realized + unrealized),
-                     _money(unrealized), _money(realized), _money(value))  # fmt: skip
-
-    def _unrealized(self, pos: BookPosition) -> Decimal:
-        return pos.quantity * (self.mark(pos.con_id) - pos.avg_cost) if pos.quantity else Decimal(0)
+        session.send(Out.PNL_SINGLE, req_id, qty, _money(day.daily),
+                     _money(day.unrealized), _money(day.realized), _money(value))  # fmt: skip
 
     # ------------------------------------------------------------------ live pushes
     def on_position_changed(self, account: str, pos: BookPosition) -> None:
         """A fill changed ``pos``: tell every subscriber what TWS would tell it."""
+        self.daily.on_fill(account, pos)
         for session, sub in list(self.subs.items()):
             if sub.positions:
                 self._send_position(session, account, pos)

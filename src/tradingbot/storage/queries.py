@@ -3,12 +3,14 @@
 They need no gateway: the database is the bot's memory. Rows are plain dicts of exact
 values (``Decimal``, UTC ``datetime``); rendering is the caller's business. Filtering on
 decimal columns is done in Python because SQLite holds them as text (see ``base.py``).
+Days are trading days (:mod:`tradingbot.trading_day`), counted back from ``now``'s, which is
+the real clock unless the caller says otherwise (a simulated run passes its own).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +26,7 @@ from tradingbot.storage.models import (
     PositionRow,
 )
 from tradingbot.storage.repositories import DONE_STATUSES
+from tradingbot.trading_day import US_TRADING_DAYS, TradingDays
 
 Row = dict[str, Any]
 ZERO = Decimal(0)
@@ -86,7 +89,14 @@ def orders(db: Database, *, open_only: bool = False, limit: int = 50) -> list[Ro
         ]
 
 
-def fills(db: Database, *, limit: int = 50, days: int | None = None) -> list[Row]:
+def fills(
+    db: Database,
+    *,
+    limit: int = 50,
+    days: int | None = None,
+    now: datetime | None = None,
+    trading_days: TradingDays = US_TRADING_DAYS,
+) -> list[Row]:
     stmt = (
         select(ExecutionRow, CommissionReportRow)
         .join(
@@ -97,7 +107,7 @@ def fills(db: Database, *, limit: int = 50, days: int | None = None) -> list[Row
         .order_by(ExecutionRow.time.desc(), ExecutionRow.exec_id.desc())
     )
     if days is not None:
-        stmt = stmt.where(ExecutionRow.time >= _day_start(days))
+        stmt = stmt.where(ExecutionRow.time >= _day_start(days, now, trading_days))
     with db.transaction() as session:
         return [
             {
@@ -118,14 +128,20 @@ def fills(db: Database, *, limit: int = 50, days: int | None = None) -> list[Row
         ]
 
 
-def _day_start(days: int) -> datetime:
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=max(days, 1) - 1)
+def _day_start(days: int, now: datetime | None, trading_days: TradingDays) -> datetime:
+    return trading_days.start_of_last(max(days, 1), now or datetime.now(UTC))
 
 
-def daily_pnl(db: Database, *, days: int = 7) -> list[Row]:
-    """Per UTC day and account: our realized P&L and commissions, and IB's last figures."""
-    since = _day_start(days)
+def daily_pnl(
+    db: Database,
+    *,
+    days: int = 7,
+    now: datetime | None = None,
+    trading_days: TradingDays = US_TRADING_DAYS,
+) -> list[Row]:
+    """Per trading day and account: our realized P&L and commissions, and IB's last figures."""
+    since = _day_start(days, now, trading_days)
+    day_of = trading_days.of
     table: dict[tuple[date, str], Row] = defaultdict(
         lambda: {
             "realized_pnl": ZERO,
@@ -138,7 +154,7 @@ def daily_pnl(db: Database, *, days: int = 7) -> list[Row]:
     )
     with db.transaction() as session:
         for ev in session.scalars(select(PositionEvent).where(PositionEvent.time >= since)):
-            row = table[(ev.time.date(), ev.account)]
+            row = table[(day_of(ev.time), ev.account)]
             row["realized_pnl"] += ev.realized_pnl
             row["commission"] += ev.commission
             row["fills"] += 1 if ev.exec_id else 0
@@ -148,7 +164,7 @@ def daily_pnl(db: Database, *, days: int = 7) -> list[Row]:
             .order_by(PnLSnapshot.time, PnLSnapshot.id)
         )
         for snap in snaps:  # the last snapshot of each day wins
-            row = table[(snap.time.date(), snap.account)]
+            row = table[(day_of(snap.time), snap.account)]
             row["ib_daily_pnl"] = snap.daily
             row["ib_realized_pnl"] = snap.realized
             row["ib_unrealized_pnl"] = snap.unrealized

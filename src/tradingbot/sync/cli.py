@@ -184,9 +184,10 @@ def orders(
 
 def pnl(
     fmt: FormatOption = Format.TABLE,
-    days: Annotated[int, typer.Option(min=1, help="how many UTC days back")] = 7,
+    days: Annotated[int, typer.Option(min=1, help="how many trading days back")] = 7,
 ) -> None:
-    """Daily P&L: realized (average cost, commissions included) and IB's own figures."""
+    """Daily P&L: realized (average cost, commissions included) and IB's own figures, per
+    trading day (New York's date, from 23:55 to 23:55 as IB resets its daily P&L)."""
     from tradingbot.storage import queries
 
     _report(lambda db: queries.daily_pnl(db, days=days), fmt, f"P&L, last {days} days")

@@ -10,6 +10,9 @@ per second on SQLite), and puts reconciliation jobs in the same line as events, 
 snapshot is never applied between a fill and its commission. A batch that fails is retried
 one event per transaction, so one bad event cannot take the others with it; anything still
 lost is caught up by the next reconciliation from IB's executions.
+
+IB's P&L figures are dated on ``clock``, the clock IB's figures use (the simulated one under
+``--sim``), so their trading day is the one of the fills they cover.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,6 +34,7 @@ from tradingbot.sync.journal import DEFAULT_ORDER_REF_PREFIX, record_status
 from tradingbot.sync.ledger import Ledger
 from tradingbot.sync.reconcile import BrokerSnapshot, SyncReport, apply_snapshot, take_snapshot
 from tradingbot.tasks import cancel_until_done
+from tradingbot.trading_day import US_TRADING_DAYS, TradingDays, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,12 @@ class PositionSyncService:
         batch_size: int = 5000,
         snapshot_timeout_s: float = 30.0,
         commission_grace_s: float = 10.0,
+        clock: Callable[[], datetime] = utc_now,
+        trading_days: TradingDays = US_TRADING_DAYS,
     ) -> None:
         self.broker = broker
+        self.clock = clock
+        self.trading_days = trading_days
         self.db = db
         self.prefix = order_ref_prefix
         self.reconcile_interval_s = reconcile_interval_s
@@ -104,7 +112,7 @@ class PositionSyncService:
         a live fill must not be booked before the older fills the sync is catching up."""
         self.attach()
         try:
-            snapshot = await take_snapshot(self.broker, self.snapshot_timeout_s)
+            snapshot = await self._take_snapshot()
             report = self._apply_snapshot(snapshot, "full", self.commission_grace_s)
         except BaseException:
             await self.stop()  # no half-started mirror writing events after a failed sync
@@ -165,10 +173,15 @@ class PositionSyncService:
             log.error("sync task %s failed", task.get_name(), exc_info=task.exception())
 
     # --- syncs ----------------------------------------------------------------------------
+    async def _take_snapshot(self) -> BrokerSnapshot:
+        return await take_snapshot(
+            self.broker, self.snapshot_timeout_s, clock=self.clock, trading_days=self.trading_days
+        )
+
     async def sync_once(self, kind: str = "full") -> SyncReport:
         """Fetch a snapshot from IB and apply it in one transaction (after queued events)."""
         lost = self._lost_writes
-        snapshot = await take_snapshot(self.broker, self.snapshot_timeout_s)
+        snapshot = await self._take_snapshot()
         done: asyncio.Future[SyncReport] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(snapshot, kind, done, self.commission_grace_s, lost))
         report = await done
@@ -299,6 +312,7 @@ class PositionSyncService:
             if self._last_pnl.get(key) == figures:
                 return  # IB repeats unchanged P&L every few seconds
             self._last_pnl[key] = figures
+            event = replace(event, time=self.clock())
         self._queue.put_nowait(event)
 
     async def _consume(self) -> None:

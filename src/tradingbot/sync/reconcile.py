@@ -11,8 +11,9 @@ IB's P&L) first, then write everything in one transaction:
 3. open orders are stored; orders of this client id the database thinks open but IB no
    longer lists are closed as Filled (if their executions add up) or Cancelled, and
    recorded;
-4. account figures and P&L (IB's and ours) are snapshotted; our realized P&L is compared
-   with IB's and a difference is logged.
+4. account figures and P&L (IB's and ours) are snapshotted; our realized P&L of the trading
+   day (:mod:`tradingbot.trading_day`, on IB's clock) is compared with IB's and a
+   difference is logged.
 
 An account seen for the first time is adopted as IB reports it (a baseline): its earlier
 executions are stored but not replayed onto positions we never saw open.
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -38,6 +40,7 @@ from tradingbot.sync.journal import record_status, status_event
 from tradingbot.sync.ledger import PNL_TOLERANCE, Ledger
 from tradingbot.sync.lifecycle import LifecycleKind
 from tradingbot.sync.pnl import ZERO, Holding
+from tradingbot.trading_day import US_TRADING_DAYS, TradingDays, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,12 @@ class BrokerSnapshot:
     unsettled: frozenset[PositionKey] = frozenset()
     """Positions that took a fill while the snapshot was being read: IB's position figure
     may or may not include it, so they are not compared this time (the next sync will)."""
+    ib_time: datetime | None = None
+    """When it was taken on the clock IB's figures use (the simulated one under ``--sim``):
+    the time of its P&L rows. ``taken_at`` stays on this machine's clock, like the
+    database's own bookkeeping times."""
+    day_start: datetime | None = None
+    """The start of the trading day of ``ib_time``: IB's daily figures count from there."""
 
 
 @dataclass
@@ -69,10 +78,20 @@ class SyncReport:
     accounts_adopted: list[str] = field(default_factory=list)
 
 
-async def take_snapshot(broker: Broker, timeout_s: float = 30.0) -> BrokerSnapshot:
-    """Everything a sync compares, fetched before any write so the transaction stays short."""
+async def take_snapshot(
+    broker: Broker,
+    timeout_s: float = 30.0,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    trading_days: TradingDays = US_TRADING_DAYS,
+) -> BrokerSnapshot:
+    """Everything a sync compares, fetched before any write so the transaction stays short.
+
+    ``clock`` is IB's (the simulated one under ``--sim``): it dates the trading day whose
+    realized P&L is compared with IB's."""
     async with asyncio.timeout(timeout_s):
         taken_at = datetime.now(UTC)
+        ib_time = clock()
         earlier = await broker.get_executions()
         positions = await broker.get_positions()
         open_orders = await broker.get_open_orders()
@@ -92,6 +111,8 @@ async def take_snapshot(broker: Broker, timeout_s: float = 30.0) -> BrokerSnapsh
         taken_at,
         broker.client_id,
         frozenset((f.account, f.con_id) for f in executions if f.exec_id not in seen),
+        ib_time,
+        trading_days.start(trading_days.of(ib_time)),
     )
 
 
@@ -252,11 +273,12 @@ def _snapshot_figures(ledger: Ledger, snap: BrokerSnapshot, adopted: set[str]) -
                 currency=s.currency,
             )
         )
-    midnight = snap.taken_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    ib_time = snap.ib_time or snap.taken_at
+    day_start = snap.day_start or US_TRADING_DAYS.start(US_TRADING_DAYS.of(ib_time))
     for pnl in snap.pnl:
-        ledger.record_pnl(pnl, "ib")
+        ledger.record_pnl(replace(pnl, time=ib_time), "ib")
         ledger.repos.flush()
-        realized = sum(ledger.repos.realized_since(pnl.account, midnight), start=ZERO)
+        realized = sum(ledger.repos.realized_since(pnl.account, day_start), start=ZERO)
         unrealized = sum(
             (
                 r.unrealized_pnl or ZERO
@@ -265,7 +287,7 @@ def _snapshot_figures(ledger: Ledger, snap: BrokerSnapshot, adopted: set[str]) -
             ),
             start=ZERO,
         )
-        ledger.record_pnl(PnL(pnl.account, None, unrealized, realized, time=snap.taken_at), "ours")
+        ledger.record_pnl(PnL(pnl.account, None, unrealized, realized, time=ib_time), "ours")
         if pnl.account in adopted or pnl.realized is None:
             continue  # fills before adoption were not replayed: nothing to compare yet
         if abs(pnl.realized - realized) > PNL_TOLERANCE:
