@@ -1,0 +1,66 @@
+"""Two bots on one database and account: the second on a symbol the first trades is refused,
+naming the first; once the first stops (or its claim lapses) the second starts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.mocks.databases import db_url
+from tradingbot.engine.app import Bot, BotOptions, sim_settings, sim_start_time, simulated_gateway
+from tradingbot.risk.calendar import ExchangeCalendar
+from tradingbot.settings import load_settings
+from tradingbot.sim import SimulatedGateway
+from tradingbot.storage.claims import Claimant, ClaimStore, SymbolClaimedError
+from tradingbot.storage.db import Database
+
+__all__ = ["db_url"]  # the fixture, imported for pytest
+
+
+def _bot(gw: SimulatedGateway, url: str, client_id: int, symbols: tuple[str, ...]) -> Bot:
+    settings = sim_settings(load_settings(_env_file=None, api_enabled=False), gw, url)
+    settings = settings.model_copy(update={"ibkr_client_id": client_id})
+    return Bot(settings, BotOptions(symbols=symbols), clock=gw.market.now, flush_interval_s=0.05)
+
+
+async def test_a_second_bot_on_a_traded_symbol_is_refused_until_the_first_stops(
+    db_url: str,
+) -> None:
+    start = sim_start_time(datetime.now(UTC), ExchangeCalendar("XNYS"))
+    async with simulated_gateway(speed=60.0, start=start, tick_interval_s=0.05) as gw:
+        first = _bot(gw, db_url, 21, ("AAPL",))
+        await first.start()
+        try:
+            other = _bot(gw, db_url, 22, ("MSFT", "AAPL"))
+            with pytest.raises(SymbolClaimedError) as refused:
+                await other.start()
+            assert first.claims is not None
+            message = str(refused.value)
+            assert "AAPL" in message and first.claims.bot_id in message
+            assert "stop that bot first" in message
+            beside = _bot(gw, db_url, 23, ("MSFT",))  # another symbol is fine
+            await beside.start()
+            await beside.stop()
+        finally:
+            await first.stop()
+        again = _bot(gw, db_url, 22, ("MSFT", "AAPL"))
+        await again.start()
+        await again.stop()
+
+
+def test_a_lapsed_claim_is_taken_over(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        store = ClaimStore(db, ttl_s=30)
+        crashed = Claimant("tb-1", "tb-", "host-a", 1)
+        newcomer = Claimant("tb-2", "tb-", "host-b", 2)
+        now = datetime.now(UTC)
+        store.claim(crashed, "DU1", ["AAPL"], now)
+        with pytest.raises(SymbolClaimedError, match="pid 1 on host-a"):
+            store.claim(newcomer, "DU1", ["AAPL"], now + timedelta(seconds=29))
+        store.claim(newcomer, "DU1", ["AAPL"], now + timedelta(seconds=31))
+        assert store.held_by_others("tb-1", now + timedelta(seconds=31)) == {("DU1", "AAPL")}
+        assert store.renew(crashed, now + timedelta(seconds=32)) == 0
+    finally:
+        db.close()
