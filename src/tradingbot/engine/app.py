@@ -236,7 +236,7 @@ class Bot:
                     self.summary = summarize(
                         self.db,
                         self.started_at,
-                        self.order_ref_prefix,
+                        self.runner.order_ref_stem,  # this run's, not another bot's
                         self.config.symbols,
                         marks=dict(self.runner.feed.last),
                     )

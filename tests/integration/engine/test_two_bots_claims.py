@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.mocks.databases import db_url
+from tests.polling import until
 from tradingbot.engine.app import Bot, BotOptions, sim_settings, sim_start_time, simulated_gateway
 from tradingbot.risk.calendar import ExchangeCalendar
 from tradingbot.settings import load_settings
@@ -37,7 +38,8 @@ async def test_a_second_bot_on_a_traded_symbol_is_refused_until_the_first_stops(
                 await other.start()
             assert first.claims is not None
             message = str(refused.value)
-            assert "AAPL" in message and first.claims.bot_id in message
+            assert "AAPL" in message
+            assert first.claims.bot_id in message
             assert "stop that bot first" in message
             beside = _bot(gw, db_url, 23, ("MSFT",))  # another symbol is fine
             await beside.start()
@@ -64,3 +66,28 @@ def test_a_lapsed_claim_is_taken_over(db_url: str) -> None:
         assert store.renew(crashed, now + timedelta(seconds=32)) == 0
     finally:
         db.close()
+
+
+async def test_each_bots_summary_counts_its_own_orders_and_fills(db_url: str) -> None:
+    """Same default orderRef prefix, one database, one account: A's summary is A's alone."""
+    start = sim_start_time(datetime.now(UTC), ExchangeCalendar("XNYS"))
+    async with simulated_gateway(speed=600.0, start=start, tick_interval_s=0.02) as gw:
+        aapl, msft = _bot(gw, db_url, 31, ("AAPL",)), _bot(gw, db_url, 32, ("MSFT",))
+        await aapl.start()
+        try:
+            await msft.start()
+            try:
+
+                def traded(symbol: str) -> bool:
+                    return any(e.symbol == symbol for e in gw.executions)
+
+                await until(lambda: traded("AAPL") and traded("MSFT"), 60, "fills in both")
+            finally:
+                await msft.stop()
+        finally:
+            await aapl.stop()
+        executions = list(gw.executions)
+    for bot, symbol in ((aapl, "AAPL"), (msft, "MSFT")):
+        assert bot.summary is not None
+        assert set(bot.summary.shares_bought) | set(bot.summary.shares_sold) == {symbol}
+        assert bot.summary.fills == sum(1 for e in executions if e.symbol == symbol)

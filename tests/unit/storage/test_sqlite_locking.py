@@ -74,9 +74,11 @@ def test_a_lock_held_past_the_wait_is_a_clear_busy_error(
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process sits on the write lock
     try:
-        with pytest.raises(DatabaseBusyError, match="stayed locked by another process"):
-            with database.transaction() as session:
-                session.add(Account(code="DU1", currency="USD", first_seen_at=_now()))
+        with (
+            pytest.raises(DatabaseBusyError, match="stayed locked by another process"),
+            database.transaction() as session,
+        ):
+            session.add(Account(code="DU1", currency="USD", first_seen_at=_now()))
         with pytest.raises(DatabaseBusyError, match="retrying"):
             _add(database, "DU2")
     finally:
