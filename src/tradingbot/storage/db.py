@@ -110,7 +110,7 @@ def alembic_config(engine: Engine) -> Config:
 
 def _busy_error(driver: object) -> DatabaseBusyError:
     return DatabaseBusyError(
-        f"the database stayed locked by another process for {SQLITE_BUSY_TIMEOUT_S:.0f}s "
+        f"the database stayed locked by another process for {SQLITE_BUSY_TIMEOUT_S:g}s "
         f"({driver}); retrying"
     )
 
