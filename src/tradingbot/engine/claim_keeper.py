@@ -57,7 +57,7 @@ class ClaimKeeper:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             try:
-                held = await asyncio.to_thread(self.store.renew, self.claimant, datetime.now(UTC))
+                held = self.store.renew(self.claimant, datetime.now(UTC))  # one short UPDATE
             except StorageError as exc:
                 log.warning("could not renew this bot's symbol claims (%s); retrying", exc)
                 continue

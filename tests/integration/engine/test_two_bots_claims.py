@@ -10,11 +10,13 @@ import pytest
 from tests.mocks.databases import db_url
 from tests.polling import until
 from tradingbot.engine.app import Bot, BotOptions, sim_settings, sim_start_time, simulated_gateway
+from tradingbot.engine.claim_keeper import ClaimKeeper, new_claimant
 from tradingbot.risk.calendar import ExchangeCalendar
 from tradingbot.settings import load_settings
 from tradingbot.sim import SimulatedGateway
 from tradingbot.storage.claims import Claimant, ClaimStore, SymbolClaimedError
 from tradingbot.storage.db import Database
+from tradingbot.storage.models import BotClaim
 
 __all__ = ["db_url"]  # the fixture, imported for pytest
 
@@ -91,3 +93,25 @@ async def test_each_bots_summary_counts_its_own_orders_and_fills(db_url: str) ->
         assert bot.summary is not None
         assert set(bot.summary.shares_bought) | set(bot.summary.shares_sold) == {symbol}
         assert bot.summary.fills == sum(1 for e in executions if e.symbol == symbol)
+
+
+async def test_the_heartbeat_keeps_a_claim_alive_and_stop_releases_it(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        keeper = ClaimKeeper(db, new_claimant("tb-"), ttl_s=0.6)
+        keeper.claim(["DU1"], ["AAPL"])
+        first = _expiry(db)
+        try:
+            await until(lambda: (_expiry(db) or first) > first, 10, "a renewed claim")
+        finally:
+            await keeper.stop()
+        assert _expiry(db) is None
+        assert ClaimStore(db).held_by_others(None, datetime.now(UTC)) == frozenset()
+    finally:
+        db.close()
+
+
+def _expiry(db: Database) -> datetime | None:
+    with db.transaction() as session:
+        row = session.get(BotClaim, ("DU1", "AAPL"))
+        return None if row is None else row.expires_at
