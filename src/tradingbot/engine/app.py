@@ -23,6 +23,7 @@ from typing import Any
 from tradingbot.brokers.ibkr import IBKRClient, IBKRManager
 from tradingbot.domain import OrderUpdate
 from tradingbot.engine.kill_switch_store import DatabaseKillSwitchStore
+from tradingbot.engine.claim_keeper import ClaimKeeper, new_claimant
 from tradingbot.engine.loader import load_strategy
 from tradingbot.engine.runner import Runner, RunnerConfig, utc_now
 from tradingbot.engine.strategies.base import Strategy
@@ -108,8 +109,11 @@ class Bot:
         clock: Callable[[], datetime] = utc_now,
         calendar: TradingCalendar | None = None,
         flush_interval_s: float = 1.0,
+        claim_ttl_s: float = 60.0,
     ) -> None:
         self.settings = settings
+        self.claim_ttl_s = claim_ttl_s
+        self.claims: ClaimKeeper | None = None
         self.options = options or BotOptions()
         self.strategy = strategy or load_strategy(self.options.strategy, self.options.params)
         self.config = self.options.runner_config(flush_interval_s)
@@ -151,6 +155,12 @@ class Bot:
             settings.check_account(self.client.accounts)
             account = self.client.accounts[0] if self.client.accounts else ""
             self.risk.restore_kill_switch(DatabaseKillSwitchStore(self.db, account))
+            # Before the mirror's first sync: it must leave other bots' symbols alone, and a
+            # symbol another live bot trades is refused before we touch anything.
+            self.claims = ClaimKeeper(
+                self.db, new_claimant(self.order_ref_prefix), self.claim_ttl_s
+            )
+            self.claims.claim(self.client.accounts, self.config.symbols)
             await self._start_trading(self.manager, self.db, self.risk, self.journal)
         except BaseException:
             await self._close()
@@ -179,6 +189,7 @@ class Bot:
                 reconcile_interval_s=self.options.reconcile_interval_s,
                 clock=self.clock,  # IB's: the trading day of its figures and of ours
                 trading_days=self.trading_days,
+                bot_id=None if self.claims is None else self.claims.bot_id,
             )
             self.runner = None
             try:
@@ -225,6 +236,8 @@ class Bot:
                 log.warning("stopping the database mirror: %s", exc)
         if self.manager is not None:
             await self.manager.stop()
+        if self.claims is not None:
+            await self.claims.stop()
         if self.journal is not None:
             self.journal.close()
         if self.db is not None:
@@ -233,7 +246,7 @@ class Bot:
                     self.summary = summarize(
                         self.db,
                         self.started_at,
-                        self.order_ref_prefix,
+                        self.runner.order_ref_stem,  # this run's, not another bot's
                         self.config.symbols,
                         marks=dict(self.runner.feed.last),
                     )

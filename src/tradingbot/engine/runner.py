@@ -137,6 +137,12 @@ class Runner:
     def symbols(self) -> tuple[str, ...]:
         return tuple(s.strip().upper() for s in self.config.symbols)
 
+    @property
+    def order_ref_stem(self) -> str:
+        """What every order ref of this run starts with: its orders, fills and P&L are
+        told from another bot's on the same database (and prefix) by it."""
+        return self._ref_stem
+
     # --- StrategyView -------------------------------------------------------------------
     @property
     def now(self) -> datetime:

@@ -5,6 +5,13 @@ writer), creates the SQLite file's folder on first use, and hands out transactio
 :meth:`Database.transaction` — every sync step runs in exactly one, so a crash leaves the
 previous state intact. The Alembic scripts ship inside the package and are located from
 this file, so ``tradingbot db upgrade`` works from any working directory.
+
+Several processes may share one SQLite file (bots with different client ids). A writer
+waits up to :data:`SQLITE_BUSY_TIMEOUT_S` for another's lock instead of failing, and every
+transaction begins ``IMMEDIATE``: it takes the write lock up front, so two transactions that
+read and then write cannot deadlock on the upgrade (SQLite answers that one with
+``database is locked`` at once, without waiting). A wait that still runs out raises
+:class:`DatabaseBusyError`, which callers log in one line and retry.
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ from tradingbot.storage.hot_insert import HotInserter
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+class DatabaseBusyError(StorageError):
+    """Another process held the SQLite file's write lock longer than we wait for it."""
 
 
 class DuplicateRowError(StorageError):
@@ -50,9 +62,11 @@ def _prepare_sqlite_file(url: URL) -> None:
 
 def _sqlite_engine(url: URL, echo: bool) -> Engine:
     _prepare_sqlite_file(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    kwargs: dict[str, Any] = {"echo": echo, "connect_args": connect_args}
     if _is_memory(url):
-        kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+        connect_args["check_same_thread"] = False
+        kwargs["poolclass"] = StaticPool
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -62,7 +76,7 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         if not _is_memory(url):
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, fast
@@ -71,7 +85,7 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -94,10 +108,24 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+def _busy_error(driver: object) -> DatabaseBusyError:
+    return DatabaseBusyError(
+        f"the database stayed locked by another process for {SQLITE_BUSY_TIMEOUT_S:g}s "
+        f"({driver}); retrying"
+    )
+
+
+def _is_busy(driver: object) -> bool:
+    return isinstance(driver, sqlite3.OperationalError) and "locked" in str(driver).lower()
+
+
 def _write_error(exc: Exception) -> StorageError:
     """What a failed write raises: ``DuplicateRowError`` when a unique constraint refused
-    the row (SQLite's or PostgreSQL's wording), ``StorageError`` otherwise."""
+    the row (SQLite's or PostgreSQL's wording), ``DatabaseBusyError`` when SQLite's lock
+    wait ran out, ``StorageError`` otherwise."""
     driver = exc.orig if isinstance(exc, DBAPIError) else exc
+    if _is_busy(driver):
+        return _busy_error(driver)
     text = str(driver).lower()
     if isinstance(exc, IntegrityError | sqlite3.IntegrityError) and (
         "unique" in text or "duplicate key" in text
@@ -166,6 +194,9 @@ class Database:
             with session.begin():
                 yield session
         except SQLAlchemyError as exc:
+            driver = exc.orig if isinstance(exc, DBAPIError) else exc
+            if _is_busy(driver):
+                raise _busy_error(driver) from exc
             raise StorageError(f"database write failed and was rolled back: {exc}") from exc
         finally:
             session.close()

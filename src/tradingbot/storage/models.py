@@ -254,3 +254,19 @@ class KillSwitchStateRow(Base):
     reset_at: Mapped[datetime | None]
     reset_by: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class BotClaim(Base):
+    """A live bot's claim on one symbol of one account: the bot trading it, where it runs,
+    and until when the claim holds unless renewed (a crashed bot's claim lapses)."""
+
+    __tablename__ = "bot_claims"
+
+    account: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bot_id: Mapped[str] = mapped_column(String(64))
+    order_ref_prefix: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    heartbeat_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

@@ -13,6 +13,11 @@ lost is caught up by the next reconciliation from IB's executions.
 
 IB's P&L figures are dated on ``clock``, the clock IB's figures use (the simulated one under
 ``--sim``), so their trading day is the one of the fills they cover.
+
+Another process holding a shared SQLite file's lock past the wait is not an error to show
+with a traceback: the write is logged in one line and retried by that same catch-up.
+Reconciliation leaves positions that another live bot claims to that bot (``bot_id`` names
+this one's claims; see :mod:`tradingbot.storage.claims`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from typing import Any
 
 from tradingbot.domain import CommissionReport, ConnectionState, Fill, OrderUpdate, PnL, Position
 from tradingbot.ports import Broker
-from tradingbot.storage.db import Database
+from tradingbot.storage.claims import ClaimStore
+from tradingbot.storage.db import Database, DatabaseBusyError
 from tradingbot.storage.repositories import unit_of_work
 from tradingbot.sync.journal import DEFAULT_ORDER_REF_PREFIX, record_status
 from tradingbot.sync.ledger import Ledger
@@ -66,11 +72,14 @@ class PositionSyncService:
         commission_grace_s: float = 10.0,
         clock: Callable[[], datetime] = utc_now,
         trading_days: TradingDays = US_TRADING_DAYS,
+        bot_id: str | None = None,
     ) -> None:
         self.broker = broker
         self.clock = clock
         self.trading_days = trading_days
         self.db = db
+        self.bot_id = bot_id
+        self._claims = ClaimStore(db)
         self.prefix = order_ref_prefix
         self.reconcile_interval_s = reconcile_interval_s
         self.batch_size = batch_size
@@ -233,6 +242,8 @@ class PositionSyncService:
                 await self.reconcile()
             except asyncio.CancelledError:
                 raise
+            except DatabaseBusyError as exc:
+                log.warning("periodic reconciliation: %s in %ss", exc, interval_s)
             except Exception:
                 log.exception("periodic reconciliation failed; retrying in %ss", interval_s)
 
@@ -366,6 +377,7 @@ class PositionSyncService:
         self, snapshot: BrokerSnapshot | None, kind: str, grace_s: float
     ) -> SyncReport:
         """One transaction; ``snapshot`` None only books fills still waiting (``settle``)."""
+        others = self._claims.held_by_others(self.bot_id, datetime.now(UTC))
         with unit_of_work(self.db) as repos:
             ledger = Ledger(repos, self.prefix, datetime.now(UTC))
             force_before = ledger.now - timedelta(seconds=grace_s)
@@ -373,13 +385,17 @@ class PositionSyncService:
                 ledger.book_all(force_before=force_before)
                 ledger.finish()
                 return SyncReport(kind)
-            return apply_snapshot(ledger, snapshot, kind, grace_s)
+            return apply_snapshot(ledger, snapshot, kind, grace_s, others)
 
     def _write_events(self, events: Sequence[BrokerEvent]) -> None:
         if not events:
             return
         try:
             self._apply(events)
+        except DatabaseBusyError as exc:  # another process's lock: no traceback, catch up
+            self.failed_batches += 1
+            self._lost_write()
+            log.warning("could not store %d event(s): %s", len(events), exc)
         except Exception:  # one bad event must not stop the writer; reconcile catches up
             if len(events) == 1:
                 self.failed_batches += 1

@@ -7,7 +7,8 @@ IB's P&L) first, then write everything in one transaction:
    while the bot was down are caught up, exactly once (exec ids are unique); one still
    waiting for its commission report stays pending, and its position is left for later;
 2. positions are compared with IB's; a difference in quantity or average cost is recorded
-   and corrected (an ``adjust`` event), so drift cannot accumulate;
+   and corrected (an ``adjust`` event), so drift cannot accumulate — except on a symbol
+   that another live bot claims (see :mod:`tradingbot.storage.claims`);
 3. open orders are stored; orders of this client id the database thinks open but IB no
    longer lists are closed as Filled (if their executions add up) or Cancelled, and
    recorded;
@@ -17,6 +18,15 @@ IB's P&L) first, then write everything in one transaction:
 
 An account seen for the first time is adopted as IB reports it (a baseline): its earlier
 executions are stored but not replayed onto positions we never saw open.
+
+Several bots on one database and account: IB's positions are the account's, but
+``reqExecutions`` gives a client (other than 0) only its own executions, so a bot cannot
+explain a difference made by another bot's fill that the other has not stored yet. Setting
+the position to IB's figure then would drop that fill's realized P&L, and the other bot's
+fill would later be booked on top. So each symbol has one writer: the bot whose live claim
+holds it books its executions and alone corrects its position; the others leave it alone.
+Bots never share a symbol (a second claim is refused), and a symbol nobody claims (traded
+by hand) is corrected by every bot to the same figure, IB's, which loses nothing.
 """
 
 from __future__ import annotations
@@ -127,9 +137,14 @@ async def _pnl(broker: Broker, account: str) -> PnL | None:
 
 
 def apply_snapshot(
-    ledger: Ledger, snap: BrokerSnapshot, kind: str, commission_grace_s: float = 10.0
+    ledger: Ledger,
+    snap: BrokerSnapshot,
+    kind: str,
+    commission_grace_s: float = 10.0,
+    claimed_by_others: frozenset[tuple[str, str]] = frozenset(),
 ) -> SyncReport:
-    """Steps 1-4 of the module docstring, in the ledger's transaction.
+    """Steps 1-4 of the module docstring, in the ledger's transaction; positions of the
+    (account, symbol) pairs in ``claimed_by_others`` are not corrected.
 
     A fill whose commission report has not come yet is left pending (its report usually
     follows within milliseconds) and its position is not compared this time; after
@@ -148,7 +163,7 @@ def apply_snapshot(
             if ledger.record_fill(fill, book=fill.account not in adopted):
                 report.executions_new += 1
     ledger.book_all(force_before=ledger.now - timedelta(seconds=commission_grace_s))
-    _reconcile_positions(ledger, snap, accounts, adopted, report)
+    _reconcile_positions(ledger, snap, accounts, adopted, report, claimed_by_others)
     ledger.finish()  # the queries below count executions and events written above
     _reconcile_orders(ledger, snap, report)
     _snapshot_figures(ledger, snap, adopted)
@@ -182,6 +197,7 @@ def _reconcile_positions(
     accounts: set[str],
     adopted: set[str],
     report: SyncReport,
+    claimed_by_others: frozenset[tuple[str, str]],
 ) -> None:
     theirs: dict[PositionKey, Position] = {(p.account, p.con_id): p for p in snap.positions}
     ledger.write_holdings()
@@ -205,6 +221,8 @@ def _reconcile_positions(
                     ledger.record_position(ib)
                 continue
         symbol = ib.symbol if ib else (row.symbol if row else "")
+        if (key[0], symbol.upper()) in claimed_by_others:
+            continue  # its bot books its executions; IB's figure may hold fills we cannot see
         baseline = key[0] in adopted
         if not baseline:
             before = (row.quantity, row.avg_cost) if row else (ZERO, ZERO)

@@ -80,13 +80,21 @@ def test_db_upgrade_works_from_any_directory(tmp_path: Path) -> None:
         [str(cli), "db", "upgrade"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    head = Database("sqlite://", upgrade=False).head_revision()
-    assert f"empty -> {head}" in done.stdout
+    head = _head_revision()
+    assert f"-> {head}" in done.stdout
     assert (tmp_path / "deep" / "bot.db").is_file()
     again = subprocess.run(  # noqa: S603
         [str(cli), "db", "upgrade"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert f"{head} -> {head}" in again.stdout
+
+
+def _head_revision() -> str | None:
+    scripts = Database("sqlite://", upgrade=False)
+    try:
+        return scripts.head_revision()
+    finally:
+        scripts.close()
 
 
 def test_reports_on_an_empty_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

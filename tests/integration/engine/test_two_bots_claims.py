@@ -1,0 +1,117 @@
+"""Two bots on one database and account: the second on a symbol the first trades is refused,
+naming the first; once the first stops (or its claim lapses) the second starts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.mocks.databases import db_url
+from tests.polling import until
+from tradingbot.engine.app import Bot, BotOptions, sim_settings, sim_start_time, simulated_gateway
+from tradingbot.engine.claim_keeper import ClaimKeeper, new_claimant
+from tradingbot.risk.calendar import ExchangeCalendar
+from tradingbot.settings import load_settings
+from tradingbot.sim import SimulatedGateway
+from tradingbot.storage.claims import Claimant, ClaimStore, SymbolClaimedError
+from tradingbot.storage.db import Database
+from tradingbot.storage.models import BotClaim
+
+__all__ = ["db_url"]  # the fixture, imported for pytest
+
+
+def _bot(gw: SimulatedGateway, url: str, client_id: int, symbols: tuple[str, ...]) -> Bot:
+    settings = sim_settings(load_settings(_env_file=None, api_enabled=False), gw, url)
+    settings = settings.model_copy(update={"ibkr_client_id": client_id})
+    return Bot(settings, BotOptions(symbols=symbols), clock=gw.market.now, flush_interval_s=0.05)
+
+
+async def test_a_second_bot_on_a_traded_symbol_is_refused_until_the_first_stops(
+    db_url: str,
+) -> None:
+    start = sim_start_time(datetime.now(UTC), ExchangeCalendar("XNYS"))
+    async with simulated_gateway(speed=60.0, start=start, tick_interval_s=0.05) as gw:
+        first = _bot(gw, db_url, 21, ("AAPL",))
+        await first.start()
+        try:
+            other = _bot(gw, db_url, 22, ("MSFT", "AAPL"))
+            with pytest.raises(SymbolClaimedError) as refused:
+                await other.start()
+            assert first.claims is not None
+            message = str(refused.value)
+            assert "AAPL" in message
+            assert first.claims.bot_id in message
+            assert "stop that bot first" in message
+            beside = _bot(gw, db_url, 23, ("MSFT",))  # another symbol is fine
+            await beside.start()
+            await beside.stop()
+        finally:
+            await first.stop()
+        again = _bot(gw, db_url, 22, ("MSFT", "AAPL"))
+        await again.start()
+        await again.stop()
+
+
+def test_a_lapsed_claim_is_taken_over(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        store = ClaimStore(db, ttl_s=30)
+        crashed = Claimant("tb-1", "tb-", "host-a", 1)
+        newcomer = Claimant("tb-2", "tb-", "host-b", 2)
+        now = datetime.now(UTC)
+        store.claim(crashed, "DU1", ["AAPL"], now)
+        with pytest.raises(SymbolClaimedError, match="pid 1 on host-a"):
+            store.claim(newcomer, "DU1", ["AAPL"], now + timedelta(seconds=29))
+        store.claim(newcomer, "DU1", ["AAPL"], now + timedelta(seconds=31))
+        assert store.held_by_others("tb-1", now + timedelta(seconds=31)) == {("DU1", "AAPL")}
+        assert store.renew(crashed, now + timedelta(seconds=32)) == 0
+    finally:
+        db.close()
+
+
+async def test_each_bots_summary_counts_its_own_orders_and_fills(db_url: str) -> None:
+    """Same default orderRef prefix, one database, one account: A's summary is A's alone."""
+    start = sim_start_time(datetime.now(UTC), ExchangeCalendar("XNYS"))
+    async with simulated_gateway(speed=600.0, start=start, tick_interval_s=0.02) as gw:
+        aapl, msft = _bot(gw, db_url, 31, ("AAPL",)), _bot(gw, db_url, 32, ("MSFT",))
+        await aapl.start()
+        try:
+            await msft.start()
+            try:
+
+                def traded(symbol: str) -> bool:
+                    return any(e.symbol == symbol for e in gw.executions)
+
+                await until(lambda: traded("AAPL") and traded("MSFT"), 60, "fills in both")
+            finally:
+                await msft.stop()
+        finally:
+            await aapl.stop()
+        executions = list(gw.executions)
+    for bot, symbol in ((aapl, "AAPL"), (msft, "MSFT")):
+        assert bot.summary is not None
+        assert set(bot.summary.shares_bought) | set(bot.summary.shares_sold) == {symbol}
+        assert bot.summary.fills == sum(1 for e in executions if e.symbol == symbol)
+
+
+async def test_the_heartbeat_keeps_a_claim_alive_and_stop_releases_it(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        keeper = ClaimKeeper(db, new_claimant("tb-"), ttl_s=0.6)
+        keeper.claim(["DU1"], ["AAPL"])
+        first = _expiry(db)
+        try:
+            await until(lambda: (_expiry(db) or first) > first, 10, "a renewed claim")
+        finally:
+            await keeper.stop()
+        assert _expiry(db) is None
+        assert ClaimStore(db).held_by_others(None, datetime.now(UTC)) == frozenset()
+    finally:
+        db.close()
+
+
+def _expiry(db: Database) -> datetime | None:
+    with db.transaction() as session:
+        row = session.get(BotClaim, ("DU1", "AAPL"))
+        return None if row is None else row.expires_at
