@@ -22,8 +22,8 @@ from typing import Any
 
 from tradingbot.brokers.ibkr import IBKRClient, IBKRManager
 from tradingbot.domain import OrderUpdate
-from tradingbot.engine.kill_switch_store import DatabaseKillSwitchStore
 from tradingbot.engine.claim_keeper import ClaimKeeper, new_claimant
+from tradingbot.engine.kill_switch_store import DatabaseKillSwitchStore
 from tradingbot.engine.loader import load_strategy
 from tradingbot.engine.runner import Runner, RunnerConfig, utc_now
 from tradingbot.engine.strategies.base import Strategy
