@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tradingbot.sim.handlers_contract import contract_fields
+from tradingbot.sim.order_checks import invalid_account
 from tradingbot.sim.protocol import In, Out
 from tradingbot.sim.universe import by_con_id
 
@@ -87,7 +88,8 @@ class AccountService:
     def _check_account(self, session: Session, req_id: int, account: str) -> bool:
         if account in self.gateway.accounts:
             return True
-        session.send_error(req_id, 321, f"Error validating request:-'account' : cause - {account}")
+        refusal = invalid_account(account)
+        session.send_error(req_id, refusal.code, refusal.text)
         return False
 
     # ------------------------------------------------------------------ positions (61)
