@@ -114,7 +114,6 @@ async def test_positions_summary_updates_and_pnl_are_per_account(
     assert portfolio == {(SECOND, 9)}
 
 
-
 async def test_pnl_is_per_account(ib: IB) -> None:
     await _buy(ib, 9, SECOND)
     first, second = ib.reqPnL(FIRST), ib.reqPnL(SECOND)
