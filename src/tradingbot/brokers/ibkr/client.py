@@ -207,9 +207,15 @@ class IBKRClient:
 
     def _check_accounts(self, accounts: list[str]) -> None:
         """Paper mode needs paper accounts ("DU…") and vice versa, and a login managing
-        several accounts needs ``IBKR_ACCOUNT`` naming one of them; run before any sync."""
+        several accounts needs ``IBKR_ACCOUNT`` naming one of them; run before any sync.
+
+        A read-only client (the mirror, ``tradingbot sync``) sends no orders, so it needs no
+        account chosen: it reads every account, and its summary is of the first."""
         self.settings.check_account(accounts)
-        self._trading_account = self.settings.trading_account(accounts)
+        if self.readonly and not self.settings.ibkr_account:
+            self._trading_account = accounts[0]
+        else:
+            self._trading_account = self.settings.trading_account(accounts)
 
     async def disconnect(self) -> None:
         self.set_connection_state(ConnectionState.DISCONNECTED)
