@@ -12,6 +12,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,7 +20,6 @@ import pytest
 
 from tests.integration.engine.conftest import sim_bot_settings
 from tests.integration.engine.strats import Scripted
-from tests.integration.engine.test_risk_through_the_stack import IN_SESSION
 from tests.polling import until
 from tradingbot.engine.app import Bot, BotOptions, simulated_gateway
 from tradingbot.engine.intents import TargetPosition
@@ -31,6 +31,7 @@ from tradingbot.storage import queries
 OTHER, OURS = "DU111", "DU222"
 AAPL_CON_ID = 265598
 SEEDED = Decimal(50)
+IN_SESSION = datetime(2024, 7, 2, 15, 0, tzinfo=UTC)  # a Tuesday, 11:00 New York
 
 
 @asynccontextmanager
