@@ -56,6 +56,12 @@ class Broker(Protocol):
     def accounts(self) -> list[str]: ...
 
     @property
+    def account(self) -> str:
+        """The one account this bot trades among ``accounts``: its orders go there, and the
+        runner's and risk's positions and P&L are of it alone (the mirror records all)."""
+        ...
+
+    @property
     def client_id(self) -> int: ...
 
     def create_contract(

@@ -8,6 +8,7 @@ mode/port mismatch is a configuration error, not a runtime one.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     ibkr_probe_interval_s: float = Field(2.0, gt=0, le=60)
     ibkr_probe_timeout_s: float = Field(2.0, gt=0, le=60)
     ibkr_reconnect_max_delay_s: float = Field(30.0, gt=0, le=600)
+    ibkr_account: str = ""  # required when the login manages several accounts
 
     # --- mode -----------------------------------------------------------------------
     trading_mode: Literal["paper", "live"] = "paper"
@@ -87,6 +89,14 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must be a host name or IP address, e.g. 127.0.0.1")
         return value.strip()
+
+    @field_validator("ibkr_account")
+    @classmethod
+    def _one_account_code(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.isalnum():
+            raise ValueError("must be one account code such as DU1234567 (letters and digits)")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -154,6 +164,30 @@ class Settings(BaseSettings):
                 f"TRADING_MODE=live but the gateway serves a paper account ({masked}); "
                 "connect to a live login or set TRADING_MODE=paper"
             )
+
+    def trading_account(self, managed: Sequence[str]) -> str:
+        """The one account this bot trades among those the login manages (``managed``).
+
+        A login that manages several (an advisor or linked accounts) needs ``IBKR_ACCOUNT``:
+        orders, sizing, limits and P&L are then of that account alone. The message names
+        the accounts in full, because the fix is to write one of them down.
+        """
+        names = ", ".join(managed)
+        if self.ibkr_account:
+            if self.ibkr_account not in managed:
+                raise ConfigError(
+                    f"IBKR_ACCOUNT={self.ibkr_account} is not an account of this login; it "
+                    f"manages {names}. Set IBKR_ACCOUNT to one of them in .env"
+                )
+            return self.ibkr_account
+        if len(managed) > 1:
+            raise ConfigError(
+                f"this login manages several accounts ({names}) and IBKR_ACCOUNT is not set; "
+                f"choose the one to trade, e.g. IBKR_ACCOUNT={managed[-1]} in .env"
+            )
+        if not managed:
+            raise ConfigError("the gateway names no account for this login; check its login")
+        return managed[0]
 
 
 def is_loopback(host: str) -> bool:

@@ -84,9 +84,11 @@ class MockIBKRClient:
         starting_cash: Decimal = Decimal(1_000_000),
         connected: bool = True,
         clock: Callable[[], datetime] | None = None,
+        account: str = "",
     ) -> None:
         self.events = BrokerEvents()
         self._accounts = list(accounts)
+        self._account = account or self._accounts[0]
         self._client_id = client_id
         self._state = ConnectionState.CONNECTED if connected else ConnectionState.DISCONNECTED
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -114,6 +116,11 @@ class MockIBKRClient:
     @property
     def accounts(self) -> list[str]:
         return list(self._accounts)
+
+    @property
+    def account(self) -> str:
+        """The account traded: orders go there; summary and P&L default to it."""
+        return self._account
 
     @property
     def client_id(self) -> int:
@@ -292,7 +299,7 @@ class MockIBKRClient:
         if request.order_type not in (OrderType.MARKET, OrderType.LIMIT):
             raise InvalidOrderError(f"the mock handles MKT and LMT, not {request.order_type}")
         contract = self._qualify(request.contract)
-        order_id = self._open_order(request, contract, self._client_id, self._accounts[0])
+        order_id = self._open_order(request, contract, self._client_id, self._account)
         if request.order_type is OrderType.MARKET or self._crosses(self._orders[order_id]):
             self._execute(order_id, self._prices[contract.symbol])
         return self._orders[order_id].update
@@ -526,11 +533,11 @@ class MockIBKRClient:
 
     async def get_pnl(self, account: str | None = None) -> PnL:
         self._require_connection()
-        return self._account_pnl(account or self._accounts[0])
+        return self._account_pnl(account or self._account)
 
     async def get_account_summary(self) -> AccountSummary:
         self._require_connection()
-        account = self._accounts[0]
+        account = self._account
         value = sum(
             (
                 self._position(a, c).market_value or Decimal(0)

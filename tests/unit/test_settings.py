@@ -57,3 +57,40 @@ def test_account_guard() -> None:
 
 def test_account_is_masked() -> None:
     assert mask_account("DU1234567") == "DU*****67"
+
+
+def test_one_managed_account_is_traded_without_ibkr_account() -> None:
+    assert load_settings(_env_file=None).trading_account(["DU1234567"]) == "DU1234567"
+
+
+def test_several_managed_accounts_need_ibkr_account_named_in_the_error() -> None:
+    settings = load_settings(_env_file=None)
+    with pytest.raises(ConfigError) as refused:
+        settings.trading_account(["DU111", "DU222"])
+    message = str(refused.value)
+    assert "DU111, DU222" in message
+    assert "IBKR_ACCOUNT=DU222 in .env" in message
+
+
+def test_ibkr_account_picks_one_of_the_managed_accounts() -> None:
+    settings = load_settings(_env_file=None, ibkr_account=" DU222 ")
+    assert settings.ibkr_account == "DU222"
+    assert settings.trading_account(["DU111", "DU222"]) == "DU222"
+    assert settings.trading_account(["DU222"]) == "DU222"
+
+
+def test_ibkr_account_not_managed_names_the_managed_ones() -> None:
+    settings = load_settings(_env_file=None, ibkr_account="DU333")
+    with pytest.raises(ConfigError, match=r"IBKR_ACCOUNT=DU333 .* manages DU111, DU222"):
+        settings.trading_account(["DU111", "DU222"])
+
+
+@pytest.mark.parametrize("value", ["DU111,DU222", "DU 111", "DU-111"])
+def test_ibkr_account_must_be_one_account_code(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"IBKR_ACCOUNT=.*one account code"):
+        load_settings(_env_file=None, ibkr_account=value)
+
+
+def test_ibkr_account_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IBKR_ACCOUNT", "DU222")
+    assert load_settings(_env_file=None).ibkr_account == "DU222"

@@ -264,7 +264,8 @@ class BotContext:
         self.need_connection()
         async with self._lock:
             self.reads.invalidate()
-            held = {p.symbol: p.quantity for p in (await self.positions()).value}
+            positions = (await self.positions()).value
+            held = {p.symbol: p.quantity for p in positions if p.account == self.broker.account}
             wanted = list(symbols) if symbols is not None else sorted(held)
             outcomes = []
             for symbol in wanted:

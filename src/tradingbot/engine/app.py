@@ -34,6 +34,7 @@ from tradingbot.risk.manager import RiskManager
 from tradingbot.settings import Settings
 from tradingbot.sim import SimulatedGateway
 from tradingbot.sim.market import SimClock
+from tradingbot.sim.server import DEFAULT_ACCOUNTS
 from tradingbot.storage.db import Database
 from tradingbot.sync.journal import OrderJournal
 from tradingbot.sync.position_sync import PositionSyncService
@@ -303,9 +304,11 @@ async def simulated_gateway(
     start: datetime | None = None,
     tick_interval_s: float = 0.25,
     bars_csv: Path | None = None,
+    accounts: tuple[str, ...] = (),
 ) -> AsyncIterator[SimulatedGateway]:
     """The simulated IB Gateway on a free loopback port, its clock running ``speed`` times
-    faster than the wall clock from ``start``."""
+    faster than the wall clock from ``start``; ``accounts`` (default: one paper account)
+    are the accounts its login manages."""
     if speed <= 0:
         raise ConfigError(f"--speed must be positive, got {speed}")
     clock = SimClock(start, speed=speed) if start is not None else None
@@ -317,6 +320,7 @@ async def simulated_gateway(
         clock=clock,
         tick_interval_s=tick_interval_s,
         bars_csv=bars_csv,
+        accounts=accounts or DEFAULT_ACCOUNTS,
     )
     async with gateway:
         log.info(

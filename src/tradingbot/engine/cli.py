@@ -116,6 +116,14 @@ def run(
             "into the latest NYSE session.",
         ),
     ] = None,
+    sim_accounts: Annotated[
+        str | None,
+        typer.Option(
+            "--sim-accounts",
+            help="--sim: accounts the simulated login manages, e.g. DU111,DU222 (then "
+            "IBKR_ACCOUNT picks the one to trade).",
+        ),
+    ] = None,
     db: Annotated[
         str | None,
         typer.Option(
@@ -145,6 +153,7 @@ def run(
         )
         duration_s = parse_duration(duration)
         start = _parse_start(sim_start) if sim_start else None
+        accounts = parse_accounts(sim_accounts) if sim_accounts is not None else ()
         if not sim:
             settings = settings.model_copy(update={"database_url": db}) if db else settings
             settings.check_safety()
@@ -156,7 +165,7 @@ def run(
     except TradingBotError as exc:
         raise fail(exc, 2) from exc
     console.print(f"logging to {path}", style="dim")
-    job = _SimJob(speed, seed, start, db) if sim else None
+    job = _SimJob(speed, seed, start, db, accounts) if sim else None
     try:
         asyncio.run(_main(settings, options, strategy_obj, duration_s, interactive, console, job))
     except TradingBotError as exc:
@@ -164,6 +173,14 @@ def run(
         raise fail(exc, exit_code(exc)) from exc
     except KeyboardInterrupt:  # before the bot's own handlers were installed: nothing to settle
         raise typer.Exit(130) from None
+
+
+def parse_accounts(text: str) -> tuple[str, ...]:
+    """``"DU111, DU222"`` -> ``("DU111", "DU222")``; an empty name is a mistake."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise ConfigError(f"--sim-accounts {text!r} has an empty name; give e.g. DU111,DU222")
+    return tuple(dict.fromkeys(names))
 
 
 def _parse_start(text: str) -> datetime:
@@ -182,6 +199,7 @@ class _SimJob:
     seed: int
     start: datetime | None
     db: str | None
+    accounts: tuple[str, ...] = ()
 
 
 async def _main(
@@ -201,7 +219,9 @@ async def _main(
         return
     calendar = ExchangeCalendar(settings.risk_market_calendar)
     start = sim.start or sim_start_time(datetime.now(UTC), calendar)
-    async with simulated_gateway(speed=sim.speed, seed=sim.seed, start=start) as gw:
+    async with simulated_gateway(
+        speed=sim.speed, seed=sim.seed, start=start, accounts=sim.accounts
+    ) as gw:
         url = sim.db or f"sqlite:///{DEFAULT_SIM_DATABASE}"
         bar_real_s = strategy.bar_size.total_seconds() / sim.speed
         bot = Bot(

@@ -170,6 +170,7 @@ class Runner:
         ev.connection_state.connect(self._on_connection_state)
         self.risk.on_kill_switch.connect(self._on_kill_switch)
         self._mode = mode_of(self.broker.accounts)
+        self.tracker.account = self.broker.account
         for symbol in self.symbols:
             contract = self.broker.create_contract(symbol)
             self._contracts[symbol] = await self.broker.qualify_contract(contract)
@@ -438,8 +439,7 @@ class Runner:
         return decision, ack
 
     def _expect(self, request: OrderRequest, now: datetime) -> None:
-        accounts = self.broker.accounts
-        self.tracker.expect(request, accounts[0] if accounts else "", self.broker.client_id, now)
+        self.tracker.expect(request, self.broker.account, self.broker.client_id, now)
 
     async def _acknowledged(self, sent: SentOrder) -> None:
         try:
@@ -475,7 +475,8 @@ class Runner:
         self.tracker.on_position(position)
 
     def _on_pnl(self, pnl: PnL) -> None:
-        if pnl.con_id == 0 and pnl.daily is not None:
+        # The mirror subscribes every account's P&L; the daily-loss limit is this account's.
+        if pnl.con_id == 0 and pnl.daily is not None and pnl.account == self.broker.account:
             self.daily_pnl = pnl.daily
             self.risk.update_daily_pnl(pnl.daily, self._clock())
 

@@ -5,6 +5,11 @@ order's statuses and fills before ``place_order`` returns its id. Positions move
 fill at once (deduplicated by exec id) so a target repeated right after a fill does not
 resend; IB's position reports overwrite them whenever no order in that symbol is working,
 which is when they are authoritative.
+
+Holdings are kept per (account, symbol) as IB reports them; ``account``, once the runner
+knows which one it trades, limits what :meth:`OrderTracker.position` and
+:meth:`OrderTracker.positions` count to that account, so a login that manages several never
+sizes one account's orders on another's shares.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class OrderTracker:
         self._exec_ids: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self.account = ""  # the account traded; "" counts every account
 
     # --- orders -------------------------------------------------------------------------
     def expect(self, request: OrderRequest, account: str, client_id: int, now: datetime) -> None:
@@ -146,10 +152,11 @@ class OrderTracker:
                 self.on_status(update)
 
     def position(self, symbol: str) -> Decimal:
-        return sum((q for (_, s), q in self._holdings.items() if s == symbol), Decimal(0))
+        return self.positions().get(symbol, Decimal(0))
 
     def positions(self) -> dict[str, Decimal]:
         out: dict[str, Decimal] = {}
-        for (_, symbol), qty in self._holdings.items():
-            out[symbol] = out.get(symbol, Decimal(0)) + qty
+        for (account, symbol), qty in self._holdings.items():
+            if account == self.account or not self.account:
+                out[symbol] = out.get(symbol, Decimal(0)) + qty
         return out

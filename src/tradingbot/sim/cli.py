@@ -24,7 +24,7 @@ from tradingbot.sim.faults import apply_command
 from tradingbot.sim.market import SimClock
 from tradingbot.sim.protocol import SERVER_VERSION
 from tradingbot.sim.replay import ReplayError
-from tradingbot.sim.server import SimulatedGateway
+from tradingbot.sim.server import DEFAULT_ACCOUNTS, SimulatedGateway
 
 
 def register(app: typer.Typer) -> None:
@@ -46,6 +46,13 @@ def sim(
         1.0
     ),
     account: Annotated[list[str] | None, typer.Option(help="Account id (repeatable).")] = None,
+    accounts: Annotated[
+        str | None,
+        typer.Option(
+            help="Managed accounts, comma-separated (e.g. DU111,DU222): one login serving "
+            "several, as an advisor or linked login does; orders must then name one."
+        ),
+    ] = None,
     starting_cash: Annotated[str, typer.Option(help="Cash per account, USD.")] = "1000000",
     no_realtime: Annotated[
         bool,
@@ -73,7 +80,7 @@ def sim(
             host,
             port,
             seed=seed,
-            accounts=tuple(account or ("DU1234567",)),
+            accounts=managed_accounts(account, accounts),
             tick_interval_s=tick_interval,
             realtime_permission=not no_realtime,
             historical_pacing=not no_pacing,
@@ -94,6 +101,17 @@ def sim(
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo("simulated gateway stopped")
+
+
+def managed_accounts(repeated: list[str] | None, listed: str | None) -> tuple[str, ...]:
+    """``--account`` (repeatable) and ``--accounts A,B`` together, in order, without repeats;
+    the default paper account when neither is given."""
+    names = [*(repeated or ())]
+    if listed is not None:
+        names += [name.strip() for name in listed.split(",")]
+    if any(not name for name in names):
+        raise ValueError(f"accounts: empty account name in {listed!r}; give e.g. DU111,DU222")
+    return tuple(dict.fromkeys(names)) or DEFAULT_ACCOUNTS
 
 
 def _parse_start(text: str) -> datetime:

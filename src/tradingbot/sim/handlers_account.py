@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from tradingbot.sim.daily_pnl import DailyPnL
 from tradingbot.sim.handlers_contract import contract_fields
+from tradingbot.sim.order_checks import invalid_account
 from tradingbot.sim.protocol import In, Out
 from tradingbot.sim.universe import by_con_id
 
@@ -90,7 +91,8 @@ class AccountService:
     def _check_account(self, session: Session, req_id: int, account: str) -> bool:
         if account in self.gateway.accounts:
             return True
-        session.send_error(req_id, 321, f"Error validating request:-'account' : cause - {account}")
+        refusal = invalid_account(account)
+        session.send_error(req_id, refusal.code, refusal.text)
         return False
 
     # ------------------------------------------------------------------ positions (61)

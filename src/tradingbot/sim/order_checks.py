@@ -24,6 +24,9 @@ TIFS = frozenset({"", "DAY", "GTC", "IOC"})
 REJECTED = 201
 BAD_TICK = 110
 MODIFY_MISMATCH = 105
+INVALID_REQUEST = 321
+NO_ALLOCATION = 436
+NO_ALLOCATION_TEXT = "You must specify an allocation (either a single account, group, or profile)."
 TICK_TEXT = "The price does not conform to the minimum price variation for this contract."
 
 
@@ -61,8 +64,9 @@ def check_ticket(ticket: OrderTicket, inst: Instrument, accounts: Sequence[str])
         return rejected(f"Order type {ticket.order_type!r} is not supported by the simulator")
     if ticket.tif not in TIFS:
         return rejected(f"Time in force {ticket.tif!r} is not supported by the simulator")
-    if ticket.account and ticket.account not in accounts:
-        return rejected(f"Account {ticket.account!r} is not a managed account")
+    refusal = check_order_account(ticket.account, accounts)
+    if refusal is not None:
+        return refusal
     if ticket.condition_count or ticket.algo_strategy:
         return rejected("Conditional and algo orders are not supported by the simulator")
     if ticket.order_type in ("LMT", "STP LMT") and not _positive(ticket.lmt_price):
@@ -72,6 +76,24 @@ def check_ticket(ticket: OrderTicket, inst: Instrument, accounts: Sequence[str])
     if not _on_tick(ticket.lmt_price, inst) or not _on_tick(ticket.aux_price, inst):
         return Refusal(BAD_TICK, TICK_TEXT)
     return None
+
+
+def check_order_account(account: str, accounts: Sequence[str]) -> Refusal | None:
+    """The account an order names: one IB manages, and named at all when it manages several
+    (an advisor or linked login), where TWS will not guess which one the order is for."""
+    if account and account not in accounts:
+        return invalid_account(account)
+    if not account and len(accounts) > 1:
+        return Refusal(NO_ALLOCATION, NO_ALLOCATION_TEXT)
+    return None
+
+
+def invalid_account(account: str) -> Refusal:
+    """TWS's answer to a request naming an account this login does not manage (321)."""
+    return Refusal(
+        INVALID_REQUEST,
+        f"Error validating request:-'account' : cause - Invalid account code '{account}'.",
+    )
 
 
 def check_modification(order: SimOrder, ticket: OrderTicket) -> Refusal | None:

@@ -100,8 +100,10 @@ class OrderDesk:
         order_type: str = "MKT",
         limit_price: Decimal | None = None,
         order_ref: str = "",
+        account: str = "",
     ) -> int:
-        """A manual TWS order (orderId 0, clientId 0); returns its permId.
+        """A manual TWS order (orderId 0, clientId 0) for ``account`` (the first managed
+        one by default, as TWS's order ticket preselects it); returns its permId.
 
         Bad input raises ``ValueError`` naming the problem, and nothing is placed.
         """
@@ -116,6 +118,7 @@ class OrderDesk:
             order_type=order_type.upper(),
             lmt_price=limit_price,
             order_ref=order_ref,
+            account=account or self.engine.book.accounts[0],
         )
         found = resolve_instrument(ticket)
         refusal = (
@@ -162,10 +165,11 @@ async def place_external_order(
     order_type: str = "MKT",
     limit_price: Decimal | None = None,
     order_ref: str = "",
+    account: str = "",
 ) -> int:
     """``gateway.place_external_order``: a manual TWS order; returns its permId."""
     return await _desk(gateway).place_external_order(
-        symbol, side, quantity, order_type, limit_price, order_ref
+        symbol, side, quantity, order_type, limit_price, order_ref, account
     )
 
 

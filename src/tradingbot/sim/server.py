@@ -39,11 +39,13 @@ from tradingbot.sim.replay import load_bars_csv
 from tradingbot.sim.session import Handler, Session
 from tradingbot.sim.universe import UNIVERSE
 
-__all__ = ["Handler", "Session", "SimulatedGateway"]
+__all__ = ["DEFAULT_ACCOUNTS", "Handler", "Session", "SimulatedGateway"]
 
 log = logging.getLogger(__name__)
 
 SessionListener = Callable[[Session], None]
+DEFAULT_ACCOUNTS = ("DU1234567",)
+"""The one paper account a simulated login manages unless told otherwise."""
 
 
 def is_loopback(host: str) -> bool:
@@ -84,7 +86,7 @@ class SimulatedGateway:
         port: int = 0,
         *,
         seed: int = 7,
-        accounts: Sequence[str] = ("DU1234567",),
+        accounts: Sequence[str] = DEFAULT_ACCOUNTS,
         tick_interval_s: float = 0.25,
         realtime_permission: bool = True,
         historical_pacing: bool = True,
@@ -301,8 +303,10 @@ class SimulatedGateway:
         order_type: str = "MKT",
         limit_price: Decimal | None = None,
         order_ref: str = "",
+        account: str = "",
     ) -> int:
-        """A manual TWS order (orderId 0, clientId 0), seen by client 0; returns its permId."""
+        """A manual TWS order (orderId 0, clientId 0), seen by client 0, for ``account``
+        (default: the first managed one); returns its permId."""
         return await orders.place_external_order(
-            self, symbol, side, quantity, order_type, limit_price, order_ref
+            self, symbol, side, quantity, order_type, limit_price, order_ref, account
         )

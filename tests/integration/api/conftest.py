@@ -30,6 +30,7 @@ from tradingbot.notify.webhook import WebhookNotifier
 from tradingbot.risk.manager import RiskManager
 from tradingbot.settings import Settings, load_settings
 from tradingbot.sim import SimulatedGateway
+from tradingbot.sim.server import DEFAULT_ACCOUNTS
 from tradingbot.storage.db import Database
 from tradingbot.sync.journal import OrderJournal
 from tradingbot.sync.position_sync import PositionSyncService
@@ -103,10 +104,12 @@ async def running_bot(
     token: str | None = None,
     notifier: WebhookNotifier | None = None,
     seed: dict[str, Decimal] | None = None,
+    accounts: tuple[str, ...] = DEFAULT_ACCOUNTS,
     **overrides: object,
 ) -> AsyncIterator[Stack]:
-    """Gateway, bot and API up; positions in ``seed`` bought by hand in TWS beforehand."""
-    async with SimulatedGateway(port=0, tick_interval_s=0.05) as gw:
+    """Gateway, bot and API up; positions in ``seed`` bought by hand in TWS beforehand
+    (in the first of ``accounts``, the accounts the login manages)."""
+    async with SimulatedGateway(port=0, tick_interval_s=0.05, accounts=accounts) as gw:
         for symbol, qty in (SEED if seed is None else seed).items():
             await gw.place_external_order(symbol, "BUY", qty)
         settings = bot_settings(gw, tmp_path, **overrides)

@@ -392,3 +392,42 @@ async def test_web_pages_of_other_sites_cannot_drive_the_loopback_api(bot: Stack
     assert same_origin.status_code == 200
     by_name = await bot.get("/api/v1/health", headers={"Host": f"localhost:{bot.server.port}"})
     assert by_name.status_code == 200
+
+
+async def test_flatten_on_a_login_with_several_accounts_closes_the_bots_account_only(
+    tmp_path: Path,
+) -> None:
+    async with running_bot(
+        tmp_path, token=TOKEN, seed={"AAPL": Decimal(10)}, accounts=("DU222", "DU111"),
+        ibkr_account="DU222",
+    ) as bot:  # fmt: skip
+        await bot.gateway.place_external_order("AAPL", "BUY", Decimal(30), account="DU111")
+
+        async def both_listed() -> bool:
+            rows = (await bot.get("/api/v1/positions")).json()["positions"]
+            return {
+                (r["account"], Decimal(r["quantity"])) for r in rows if r["symbol"] == "AAPL"
+            } == {
+                ("DU*22", Decimal(10)),
+                ("DU*11", Decimal(30)),
+            }
+
+        await until(both_listed, what="both accounts' AAPL in the API")
+        response = await bot.post(
+            "/api/v1/control/flatten", json={"symbol": "AAPL", "confirm": "AAPL"}
+        )
+        assert response.status_code == 200
+        [result] = response.json()["results"]
+        assert (result["result"], Decimal(result["quantity_before"])) == ("sent", Decimal(10))
+
+        def held(account: str) -> Decimal:
+            position = bot.gateway.book.position(account, 265598)
+            return position.quantity if position else Decimal(0)
+
+        await until(lambda: held("DU222") == 0, what="DU222 to be flat")
+        await until(lambda: not bot.runner.tracker.open_orders(), what="the flatten to settle")
+        assert held("DU111") == 30
+        ours = [o for o in bot.gateway.orders.engine.orders.values() if o.client_id == 9]
+        assert [(o.account, o.side, o.ticket.total_quantity) for o in ours] == [
+            ("DU222", "SLD", Decimal(10))
+        ]

@@ -79,3 +79,22 @@ async def test_follow_mirrors_external_orders_and_stops_on_sigterm(
     proc.terminate()
     await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0
+
+
+async def test_sync_on_a_login_with_several_accounts_mirrors_each_without_ibkr_account(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with SimulatedGateway(port=0, tick_interval_s=0.05, accounts=("DU111", "DU222")) as gw:
+        for account, quantity in (("DU111", 4), ("DU222", 9)):
+            await gw.place_external_order("AAPL", "BUY", Decimal(quantity), account=account)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DATABASE_URL": db_url,
+            "IBKR_PORT": str(gw.port),
+            "IBKR_CLIENT_ID": "9",
+            "TRADING_MODE": "paper",
+        }
+        assert "full sync" in await run("sync", env=env, cwd=tmp_path)
+    rows = json.loads(await run("positions", "-f", "json", env=env, cwd=tmp_path))
+    held = {(r["account"], r["symbol"], Decimal(r["quantity"])) for r in rows}
+    assert held == {("DU111", "AAPL", Decimal(4)), ("DU222", "AAPL", Decimal(9))}

@@ -18,6 +18,7 @@ from tradingbot.domain import (
     OrderStatus,
     OrderType,
     OrderUpdate,
+    PnL,
 )
 from tradingbot.engine.intents import OrderIntent, TargetPosition, TradeIntent
 from tradingbot.engine.journal import MemoryJournal
@@ -307,3 +308,27 @@ async def test_stop_gives_up_on_an_unanswered_order_within_its_timeout(
         await runner.stop(cancel_open_orders=False)
     assert ack.cancelled()
     assert runner._acks == set()
+
+
+async def test_on_a_login_with_several_accounts_only_the_traded_one_counts(
+    clock: Clock, make_risk: RiskFactory
+) -> None:
+    broker = MockIBKRClient(("DU111", "DU222"), clock=clock, account="DU222")
+    broker.set_position("AAPL", 50, 180, account="DU111")
+    runner = await started(broker, clock, make_risk)
+    assert runner.position("AAPL") == 0
+
+    broker.events.pnl.emit(PnL("DU111", D(-100_000), D(0), D(-100_000)))
+    assert runner.daily_pnl == 0  # another account's loss is not this bot's
+    broker.events.pnl.emit(PnL("DU222", D(-12), D(-12), D(0)))
+    assert runner.daily_pnl == D(-12)
+
+    await runner.submit(TargetPosition("AAPL", D(10)))
+    await runner.submit(TargetPosition("AAPL", D(0)))
+    assert [(r.side, r.quantity) for r in broker.placed] == [
+        (OrderSide.BUY, D(10)),
+        (OrderSide.SELL, D(10)),
+    ]
+    held = {(p.account, p.symbol): p.quantity for p in await broker.get_positions()}
+    assert held == {("DU111", "AAPL"): D(50)}
+    await runner.stop()

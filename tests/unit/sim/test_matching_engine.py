@@ -303,7 +303,7 @@ def test_order_ids_must_increase_per_client_else_103(
         (ticket(1, "SELL", "10", "STP", aux="180.123"), 110),
         (ticket(1, "BUY", "10", "TRAIL"), 201),
         (ticket(1, "BUY", "10", "LMT"), 201),
-        (ticket(1, "BUY", "10", account="DU0000000"), 201),
+        (ticket(1, "BUY", "10", account="DU0000000"), 321),
         (ticket(1, "BUY", "10", parent_id=77), 201),
     ],
 )

@@ -119,7 +119,12 @@ async def run_checks(
     except ConfigError as exc:
         report.add("handshake", True, "the gateway answered")
         report.add("client id", True, f"client id {s.ibkr_client_id} accepted")
-        report.add("account and mode", False, str(exc), "log in with the matching account")
+        report.add(
+            "account and mode",
+            False,
+            str(exc),
+            "log in with the matching account; on a login with several, set IBKR_ACCOUNT",
+        )
         return report.skip(*later[3:])
     except TradingBotError as exc:
         report.add("handshake", False, str(exc), "see the message; then run the check again")

@@ -52,7 +52,7 @@ from tradingbot.domain import (
     Position,
     TimeInForce,
 )
-from tradingbot.errors import ConfigError, NotConnectedError, OrderError
+from tradingbot.errors import NotConnectedError, OrderError
 from tradingbot.events import BrokerEvents
 from tradingbot.ports import SentOrder
 from tradingbot.settings import Settings, load_settings, mask_account, mask_accounts
@@ -88,6 +88,7 @@ class IBKRClient:
             ("ibkr_client_id", client_id),
             ("ibkr_readonly", readonly),
             ("ibkr_connect_timeout_s", timeout_s),
+            ("ibkr_account", account),
         ):
             if value is not None:
                 updates[key] = value
@@ -97,8 +98,8 @@ class IBKRClient:
         self._ib: Any = IB()
         self._state = ConnectionState.DISCONNECTED
         self._client_id = self.settings.ibkr_client_id
-        self._account_wanted = account
         self._accounts: list[str] = []
+        self._trading_account = ""
         self._contracts = ContractBook()
         self._market = MarketDataService(self._ib, self.events, self.settings.ibkr_market_data_type)
         self._history = HistoryService(self._ib, pacing_rules, clock)
@@ -139,7 +140,9 @@ class IBKRClient:
 
     @property
     def account(self) -> str:
-        return self._account_wanted or (self._accounts[0] if self._accounts else "")
+        """The account this client trades: ``IBKR_ACCOUNT`` (or ``account=``), else the
+        login's only one. Orders are sent to it; summary and P&L without an account are its."""
+        return self._trading_account or self.settings.ibkr_account
 
     @property
     def readonly(self) -> bool:
@@ -186,6 +189,7 @@ class IBKRClient:
             self._client_id = await connect_with_fallback(
                 self._ib, s.ibkr_host, s.ibkr_port, s.ibkr_client_id, s.ibkr_connect_timeout_s,
                 s.ibkr_readonly, s.ibkr_client_id_fallback_range, self._check_accounts,
+                account=s.ibkr_account,
             )  # fmt: skip
             self._accounts = list(self._ib.managedAccounts())
         except BaseException:
@@ -195,20 +199,23 @@ class IBKRClient:
         self._account.on_session_start()
         self._market.on_session_start()
         log.info(
-            "connected to %s:%d as client %d (server %d, accounts %s)",
+            "connected to %s:%d as client %d (server %d, accounts %s, trading %s)",
             s.ibkr_host, s.ibkr_port, self._client_id, self.server_version,
-            mask_accounts(self._accounts),
+            mask_accounts(self._accounts), mask_account(self.account),
         )  # fmt: skip
         self.set_connection_state(ConnectionState.CONNECTED)
 
     def _check_accounts(self, accounts: list[str]) -> None:
-        """Paper mode needs paper accounts ("DU…") and vice versa; run before any sync."""
+        """Paper mode needs paper accounts ("DU…") and vice versa, and a login managing
+        several accounts needs ``IBKR_ACCOUNT`` naming one of them; run before any sync.
+
+        A read-only client (the mirror, ``tradingbot sync``) sends no orders, so it needs no
+        account chosen: it reads every account, and its summary is of the first."""
         self.settings.check_account(accounts)
-        if self._account_wanted and self._account_wanted not in accounts:
-            raise ConfigError(
-                f"account {mask_account(self._account_wanted)} is not served by this login "
-                f"({mask_accounts(accounts)})"
-            )
+        if self.readonly and not self.settings.ibkr_account:
+            self._trading_account = accounts[0]
+        else:
+            self._trading_account = self.settings.trading_account(accounts)
 
     async def disconnect(self) -> None:
         self.set_connection_state(ConnectionState.DISCONNECTED)

@@ -66,12 +66,16 @@ async def connect_once(
     timeout_s: float,
     readonly: bool,
     check_accounts: AccountCheck | None = None,
+    *,
+    account: str = "",
 ) -> None:
     """One connect attempt with ``client_id``; raises our errors, never ib_async's.
 
     ``check_accounts`` runs as soon as the gateway names its accounts, before ib_async's
     start-up sync: a paper bot that reaches a live login hangs up without having asked
-    that account for anything.
+    that account for anything. ``account`` is the one whose portfolio stream the sync
+    starts (reqAccountUpdates serves one account at a time; ib_async picks the only one
+    itself, and none when the login manages several).
     """
     loop = asyncio.get_running_loop()
     in_use: asyncio.Future[None] = loop.create_future()
@@ -104,6 +108,7 @@ async def connect_once(
             clientId=client_id,
             timeout=timeout_s,
             readonly=readonly,
+            account=account,
             raiseSyncErrors=True,
         )
     )
@@ -189,12 +194,16 @@ async def connect_with_fallback(
     readonly: bool,
     fallback: tuple[int, int] | None,
     check_accounts: AccountCheck | None = None,
+    *,
+    account: str = "",
 ) -> int:
     """Connect with the first free id; returns the id used. 326 on every id → the error."""
     ids = candidate_ids(client_id, fallback)
     for candidate in ids:
         try:
-            await connect_once(ib, host, port, candidate, timeout_s, readonly, check_accounts)
+            await connect_once(
+                ib, host, port, candidate, timeout_s, readonly, check_accounts, account=account
+            )
         except ClientIdInUseError:
             if candidate == ids[-1]:
                 if len(ids) == 1:
