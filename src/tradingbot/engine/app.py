@@ -154,14 +154,14 @@ class Bot:
             await self.manager.start()
             self.client = await self.manager.get_client(timeout_s=settings.ibkr_connect_timeout_s)
             settings.check_account(self.client.accounts)
-            account = self.client.accounts[0] if self.client.accounts else ""
+            account = self.client.account  # IBKR_ACCOUNT, or the login's only one
             self.risk.restore_kill_switch(DatabaseKillSwitchStore(self.db, account))
             # Before the mirror's first sync: it must leave other bots' symbols alone, and a
             # symbol another live bot trades is refused before we touch anything.
             self.claims = ClaimKeeper(
                 self.db, new_claimant(self.order_ref_prefix), self.claim_ttl_s
             )
-            self.claims.claim(self.client.accounts, self.config.symbols)
+            self.claims.claim([account], self.config.symbols)
             await self._start_trading(self.manager, self.db, self.risk, self.journal)
         except BaseException:
             await self._close()

@@ -12,6 +12,7 @@ another live bot claims to that bot, which books its own executions (see
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,6 +47,25 @@ class Claimant:
         )
 
 
+def _live(row: BotClaim, claimant: Claimant, now: datetime) -> bool:
+    """A claim holds until it lapses, unless its bot ran on this host and its process is
+    gone: a bot killed and started again (by hand or a supervisor) takes its symbols back
+    at once instead of waiting for the claim to lapse."""
+    if row.expires_at <= now:
+        return False
+    return row.host != claimant.host or _process_exists(row.pid)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def _describe(row: BotClaim) -> str:
     return Claimant(row.bot_id, row.order_ref_prefix, row.host, row.pid).describe()
 
@@ -77,7 +97,7 @@ class ClaimStore:
                 select(BotClaim).where(BotClaim.account == account, BotClaim.symbol.in_(symbols))
             ).all()
             for row in rows:
-                if row.bot_id != claimant.bot_id and row.expires_at > now:
+                if row.bot_id != claimant.bot_id and _live(row, claimant, now):
                     raise SymbolClaimedError(
                         f"{row.symbol} in account {account} is already traded by "
                         f"{_describe(row)}, heartbeat {row.heartbeat_at:%Y-%m-%d %H:%M:%S} "

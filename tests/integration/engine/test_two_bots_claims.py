@@ -3,6 +3,10 @@ naming the first; once the first stops (or its claim lapses) the second starts."
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -115,3 +119,21 @@ def _expiry(db: Database) -> datetime | None:
     with db.transaction() as session:
         row = session.get(BotClaim, ("DU1", "AAPL"))
         return None if row is None else row.expires_at
+
+
+def test_a_claim_of_a_process_gone_from_this_host_is_taken_over_at_once(db_url: str) -> None:
+    """A bot killed and restarted (SIGKILL, then a supervisor) must not wait for its old
+    claim to lapse; a live process's claim on this host still holds."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    db = Database(db_url)
+    try:
+        store = ClaimStore(db, ttl_s=60)
+        host = socket.gethostname()
+        now = datetime.now(UTC)
+        store.claim(Claimant("tb-dead", "tb-", host, dead.pid), "DU1", ["AAPL"], now)
+        store.claim(Claimant("tb-live", "tb-", host, os.getpid()), "DU1", ["AAPL"], now)
+        with pytest.raises(SymbolClaimedError, match="tb-live"):
+            store.claim(Claimant("tb-next", "tb-", host, 0), "DU1", ["AAPL"], now)
+    finally:
+        db.close()
