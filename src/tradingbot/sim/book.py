@@ -188,6 +188,23 @@ class AccountBook:
                 log.exception("book listener %r failed", listener)
         return new
 
+    def undo_fill(
+        self,
+        account: str,
+        before: BookPosition,
+        side: Side,
+        shares: Decimal,
+        price: Decimal,
+        commission: Decimal,
+    ) -> None:
+        """Take back the last execution of a position: the position returns to ``before``
+        and the cash to what it was. Used to book an execution correction, which replaces
+        the execution it corrects; listeners hear of the corrected fill that follows."""
+        self._check(account)
+        signed = shares if side == "BOT" else -shares
+        self._cash[account] += signed * price + commission
+        self._positions[account][before.con_id] = before
+
     def _check(self, account: str) -> str:
         if account not in self._cash:
             raise KeyError(f"account: unknown account {account!r}; known: {list(self.accounts)}")

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, or_, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -40,6 +40,10 @@ DONE_STATUSES = ("ApiCancelled", "Cancelled", "Filled", "Inactive", "Rejected")
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _by_account(keys: Collection[PositionKey]) -> dict[str, list[int]]:
@@ -160,6 +164,37 @@ class Repositories:
     def execution(self, exec_id: str) -> ExecutionRow | None:
         return self.session.get(ExecutionRow, exec_id)
 
+    def executions_with_stems(self, stems: Collection[str]) -> list[ExecutionRow]:
+        """The executions sharing these exec id stems: originals and their corrections."""
+        found: list[ExecutionRow] = []
+        for chunk in _chunks(sorted(stems)):
+            patterns = [_like_escaped(stem) + ".%" for stem in chunk]
+            stmt = select(ExecutionRow).where(
+                or_(*(ExecutionRow.exec_id.like(p, escape="\\") for p in patterns))
+            )
+            found.extend(self.session.scalars(stmt))
+        return found
+
+    def booked_after(self, account: str, con_id: int, time: datetime) -> list[ExecutionRow]:
+        """Booked, effective executions of a position from ``time`` on, oldest first."""
+        stmt = (
+            select(ExecutionRow)
+            .where(
+                ExecutionRow.account == account,
+                ExecutionRow.con_id == con_id,
+                ExecutionRow.applied.is_(True),
+                ExecutionRow.corrected_by.is_(None),
+                ExecutionRow.time >= time,
+            )
+            .order_by(ExecutionRow.time, ExecutionRow.exec_id)
+        )
+        return list(self.session.scalars(stmt))
+
+    def fill_event(self, exec_id: str) -> PositionEvent | None:
+        return self.session.scalars(
+            select(PositionEvent).where(PositionEvent.exec_id == exec_id)
+        ).first()
+
     def keys_received_since(self, accounts: Collection[str], since: datetime) -> set[PositionKey]:
         """Positions that took an execution we stored after ``since``."""
         stmt = (
@@ -247,7 +282,9 @@ class Repositories:
         return self.session.scalars(stmt).first()
 
     def executed_quantity(self, perm_id: int) -> Any:
-        stmt = select(ExecutionRow.quantity).where(ExecutionRow.perm_id == perm_id)
+        stmt = select(ExecutionRow.quantity).where(
+            ExecutionRow.perm_id == perm_id, ExecutionRow.corrected_by.is_(None)
+        )
         return sum(self.session.scalars(stmt), start=0)
 
     # --- P&L, runs ----------------------------------------------------------------------
