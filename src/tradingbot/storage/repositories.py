@@ -190,10 +190,12 @@ class Repositories:
         )
         return list(self.session.scalars(stmt))
 
-    def fill_event(self, exec_id: str) -> PositionEvent | None:
-        return self.session.scalars(
-            select(PositionEvent).where(PositionEvent.exec_id == exec_id)
-        ).first()
+    def fill_event(self, exec_ids: Collection[str]) -> PositionEvent | None:
+        """The event of the fill, among these executions, that moved the position."""
+        stmt = select(PositionEvent).where(
+            PositionEvent.exec_id.in_(list(exec_ids)), PositionEvent.source == "fill"
+        )
+        return self.session.scalars(stmt).first()
 
     def keys_received_since(self, accounts: Collection[str], since: datetime) -> set[PositionKey]:
         """Positions that took an execution we stored after ``since``."""

@@ -365,14 +365,17 @@ class Ledger:
         return Holding(pos.quantity, pos.avg_cost, pos.realized_pnl)
 
     def _event_before(self, exec_id: str) -> tuple[Decimal, Decimal] | None:
-        """(quantity, average cost) of the position just before this execution was booked."""
+        """(quantity, average cost) of the position just before the execution of this stem
+        was first booked: a correction of a correction starts where the original did."""
+        stem = correction_parts(exec_id)[0]
+        family = {e.exec_id for e in self._stems.get(stem, [])} | {exec_id}
         for event in self._new_events:
-            if event["exec_id"] == exec_id:
+            if event["exec_id"] in family and event["source"] == "fill":
                 quantity, avg_cost = event["quantity_before"], event["avg_cost_before"]
                 assert isinstance(quantity, Decimal)
                 assert isinstance(avg_cost, Decimal)
                 return quantity, avg_cost
-        stored = self.repos.fill_event(exec_id)
+        stored = self.repos.fill_event(family)
         return None if stored is None else (stored.quantity_before, stored.avg_cost_before)
 
     def _booked_after(self, key: PositionKey, prior: Execution) -> list[Execution]:
