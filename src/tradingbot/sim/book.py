@@ -140,10 +140,14 @@ class AccountBook:
         shares: Decimal,
         price: Decimal,
         commission: Decimal,
+        *,
+        notify: bool = True,
     ) -> BookPosition:
         """Book one execution by the average-cost method and return the new position.
 
-        Bad input raises ``ValueError`` naming the field and leaves the book unchanged.
+        ``notify=False`` leaves telling the listeners to the caller (:meth:`notify`), so a
+        correction's position update follows its execDetails. Bad input raises
+        ``ValueError`` naming the field and leaves the book unchanged.
         """
         self._check(account)
         if side not in ("BOT", "SLD"):
@@ -181,12 +185,17 @@ class AccountBook:
         self._cash[account] -= signed * price + commission
         new = BookPosition(con_id, symbol, new_qty, avg, realized)
         self._positions[account][con_id] = new
+        if notify:
+            self.notify(account, new)
+        return new
+
+    def notify(self, account: str, position: BookPosition) -> None:
+        """Tell every listener of a position's new state."""
         for listener in list(self._listeners):
             try:
-                listener(account, new)
+                listener(account, position)
             except Exception:  # one broken subscriber must not hide the fill from the rest
                 log.exception("book listener %r failed", listener)
-        return new
 
     def undo_fill(
         self,

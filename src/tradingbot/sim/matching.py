@@ -375,8 +375,9 @@ class OrderEngine:
         side: Side = "BOT" if old.side == "BOT" else "SLD"
         self.book.undo_fill(old.account, before, side, old.shares, old.price, old.commission)
         position = self.book.apply_fill(
-            old.account, old.con_id, old.symbol, side, new_shares, new_price, commission
-        )
+            old.account, old.con_id, old.symbol, side, new_shares, new_price, commission,
+            notify=False,
+        )  # fmt: skip
         closing = before.quantity != 0 and (before.quantity > 0) != (side == "BOT")
         order.filled = filled_before + new_shares
         order.filled_value = value_before + new_shares * new_price
@@ -395,6 +396,7 @@ class OrderEngine:
         self.executions.append(corrected)
         self._before[corrected.exec_id] = before
         self.sink.order_filled(order, corrected)
+        self.book.notify(old.account, position)  # the position update follows the execution
         return corrected
 
     def _execution(self, exec_id: str) -> SimExecution:
