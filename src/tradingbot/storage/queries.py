@@ -86,7 +86,11 @@ def orders(db: Database, *, open_only: bool = False, limit: int = 50) -> list[Ro
         ]
 
 
-def fills(db: Database, *, limit: int = 50, days: int | None = None) -> list[Row]:
+def fills(
+    db: Database, *, limit: int = 50, days: int | None = None, history: bool = False
+) -> list[Row]:
+    """Effective executions, newest first; with ``history`` also those IB corrected since,
+    each naming the correction that replaced it (``corrected_by``)."""
     stmt = (
         select(ExecutionRow, CommissionReportRow)
         .join(
@@ -98,6 +102,8 @@ def fills(db: Database, *, limit: int = 50, days: int | None = None) -> list[Row
     )
     if days is not None:
         stmt = stmt.where(ExecutionRow.time >= _day_start(days))
+    if not history:
+        stmt = stmt.where(ExecutionRow.corrected_by.is_(None))
     with db.transaction() as session:
         return [
             {
@@ -114,6 +120,7 @@ def fills(db: Database, *, limit: int = 50, days: int | None = None) -> list[Row
                 "perm_id": e.perm_id,
                 "origin": "external" if e.external else "bot",
             }
+            | ({"corrected_by": e.corrected_by} if history else {})
             for e, c in session.execute(stmt.limit(limit))
         ]
 
