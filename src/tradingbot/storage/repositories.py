@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, or_, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -40,10 +40,6 @@ DONE_STATUSES = ("ApiCancelled", "Cancelled", "Filled", "Inactive", "Rejected")
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
-
-
-def _like_escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _by_account(keys: Collection[PositionKey]) -> dict[str, list[int]]:
@@ -164,14 +160,10 @@ class Repositories:
     def execution(self, exec_id: str) -> ExecutionRow | None:
         return self.session.get(ExecutionRow, exec_id)
 
-    def executions_with_stems(self, stems: Collection[str]) -> list[ExecutionRow]:
-        """The executions sharing these exec id stems: originals and their corrections."""
+    def executions_by_ids(self, exec_ids: Collection[str]) -> list[ExecutionRow]:
         found: list[ExecutionRow] = []
-        for chunk in _chunks(sorted(stems)):
-            patterns = [_like_escaped(stem) + ".%" for stem in chunk]
-            stmt = select(ExecutionRow).where(
-                or_(*(ExecutionRow.exec_id.like(p, escape="\\") for p in patterns))
-            )
+        for chunk in _chunks(sorted(exec_ids)):
+            stmt = select(ExecutionRow).where(ExecutionRow.exec_id.in_(list(chunk)))
             found.extend(self.session.scalars(stmt))
         return found
 

@@ -52,6 +52,7 @@ from tradingbot.sync.pnl import ZERO, Holding, apply_fill, unrealized_pnl
 log = logging.getLogger(__name__)
 
 PNL_TOLERANCE = Decimal("0.01")
+_CORRECTIONS_AHEAD = 10  # corrections of one execution looked for beyond its own number
 
 
 class Ledger:
@@ -101,20 +102,27 @@ class Ledger:
         for row in self.repos.commissions(ids).values():
             self._fees[row.exec_id] = row.commission
         self._checked |= ids
-        self._load_stems({correction_parts(f.exec_id)[0] for f in fills})
+        self._load_stems([f.exec_id for f in fills])
         perm_ids = {f.perm_id for f in fills if f.perm_id} - self._perm_checked
         self._orders.update(self.repos.orders_by_perm_ids(perm_ids))
         self._perm_checked |= perm_ids
         self.load({(f.account, f.con_id) for f in fills})
 
-    def _load_stems(self, stems: Collection[str]) -> None:
-        missing = [stem for stem in stems if stem not in self._stems]
-        for stem in missing:
-            self._stems[stem] = []
-        for row in self.repos.executions_with_stems(missing):
-            stem = correction_parts(row.exec_id)[0]
+    def _load_stems(self, exec_ids: Iterable[str]) -> None:
+        """Load the executions that may share a stem with these: every lower correction
+        number and a few higher ones, by exact id (the primary key, not a pattern scan)."""
+        candidates: set[str] = set()
+        for exec_id in exec_ids:
+            stem, number = correction_parts(exec_id)
             if stem in self._stems:
-                self._stems[stem].append(row)
+                continue
+            self._stems[stem] = []
+            if number == 0:  # not IB's shape: no corrections to look for
+                continue
+            width = len(exec_id) - len(stem) - 1
+            candidates |= {f"{stem}.{n:0{width}d}" for n in range(1, number + _CORRECTIONS_AHEAD)}
+        for row in self.repos.executions_by_ids(candidates):
+            self._stems[correction_parts(row.exec_id)[0]].append(row)
 
     def load(self, keys: Collection[PositionKey]) -> None:
         missing = [k for k in keys if k not in self._positions]
@@ -185,7 +193,7 @@ class Ledger:
         """Link a new execution with the others of its stem; True if a later correction
         already replaced it (it is stored as history and never booked)."""
         stem, number = correction_parts(row.exec_id)
-        self._load_stems([stem])
+        self._load_stems([row.exec_id])
         family = self._stems[stem]
         newer = [e for e in family if correction_parts(e.exec_id)[1] > number]
         older = [
@@ -212,7 +220,7 @@ class Ledger:
         stem, number = correction_parts(row.exec_id)
         if number < 2:
             return None
-        self._load_stems([stem])
+        self._load_stems([row.exec_id])
         for prior in self._stems[stem]:
             # A prior that was never booked (no realized figure) has nothing to replace.
             if prior.corrected_by == row.exec_id and prior.realized_pnl is not None:
