@@ -210,6 +210,16 @@ class Fill:
     realized_pnl: Decimal | None = None
 
 
+def correction_parts(exec_id: str) -> tuple[str, int]:
+    """An exec id's stem and correction number: IB's ``….01.02`` corrects ``….01.01``
+    ("differs from a previous ExecId in only the digits after the final period").
+    An id whose last part is not a number is its own stem, number 0."""
+    stem, _, last = exec_id.rpartition(".")
+    if not stem or not last.isdigit():
+        return exec_id, 0
+    return stem, int(last)
+
+
 @dataclass(frozen=True, slots=True)
 class CommissionReport:
     exec_id: str

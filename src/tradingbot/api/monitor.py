@@ -19,7 +19,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from tradingbot.domain import BrokerError, ConnectionState, Fill, MarketSnapshot, OrderUpdate, PnL
+from tradingbot.domain import (
+    BrokerError,
+    ConnectionState,
+    Fill,
+    MarketSnapshot,
+    OrderUpdate,
+    PnL,
+    correction_parts,
+)
 from tradingbot.events import BrokerEvents
 from tradingbot.risk.base import RiskDecision
 from tradingbot.risk.checks.daily_loss import KillSwitchTrip
@@ -135,8 +143,16 @@ class Monitor:
 
     # --- handlers -------------------------------------------------------------------------
     def _remember_fill(self, fill: Fill) -> bool:
+        """Keep a fill once; an execution correction takes the place of what it corrects."""
         if fill.exec_id in self._fill_ids:
             return False
+        stem, number = correction_parts(fill.exec_id)
+        family = [f for f in self.fills if correction_parts(f.exec_id)[0] == stem]
+        if any(correction_parts(f.exec_id)[1] > number for f in family):
+            return False  # a later correction already replaced it
+        for replaced in family:
+            self.fills.remove(replaced)
+            self._fill_ids.discard(replaced.exec_id)
         if len(self.fills) == self.fills.maxlen:
             self._fill_ids.discard(self.fills[0].exec_id)
         self.fills.append(fill)

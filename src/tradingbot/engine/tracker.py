@@ -2,7 +2,8 @@
 
 Orders are keyed by ``order_ref`` (ours, set before sending), because IB may report an
 order's statuses and fills before ``place_order`` returns its id. Positions move with each
-fill at once (deduplicated by exec id) so a target repeated right after a fill does not
+fill at once (deduplicated by exec id; an execution correction moves them by the
+difference from what it corrects) so a target repeated right after a fill does not
 resend; IB's position reports overwrite them whenever no order in that symbol is working,
 which is when they are authoritative.
 
@@ -20,7 +21,14 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from tradingbot.domain import Fill, OrderRequest, OrderStatus, OrderUpdate, Position
+from tradingbot.domain import (
+    Fill,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Position,
+    correction_parts,
+)
 from tradingbot.engine.intents import pending_quantity
 from tradingbot.risk.base import signed_quantity
 
@@ -31,6 +39,7 @@ class OrderTracker:
         self._open: set[str] = set()
         self._holdings: dict[tuple[str, str], Decimal] = {}
         self._exec_ids: set[str] = set()
+        self._effective: dict[str, tuple[int, Decimal]] = {}  # stem -> (number, signed qty)
         self._idle = asyncio.Event()
         self._idle.set()
         self.account = ""  # the account traded; "" counts every account
@@ -132,10 +141,15 @@ class OrderTracker:
         if fill.exec_id in self._exec_ids:
             return False
         self._exec_ids.add(fill.exec_id)
+        stem, number = correction_parts(fill.exec_id)
+        signed = signed_quantity(fill.side, fill.quantity)
+        known = self._effective.get(stem)
+        if known is not None and known[0] > number:
+            return False  # a later correction already replaced this execution
+        self._effective[stem] = (number, signed)
+        move = signed - known[1] if known is not None else signed
         key = (fill.account, fill.symbol)
-        self._holdings[key] = self._holdings.get(key, Decimal(0)) + signed_quantity(
-            fill.side, fill.quantity
-        )
+        self._holdings[key] = self._holdings.get(key, Decimal(0)) + move
         return True
 
     def on_position(self, position: Position) -> None:

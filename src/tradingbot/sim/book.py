@@ -140,10 +140,14 @@ class AccountBook:
         shares: Decimal,
         price: Decimal,
         commission: Decimal,
+        *,
+        notify: bool = True,
     ) -> BookPosition:
         """Book one execution by the average-cost method and return the new position.
 
-        Bad input raises ``ValueError`` naming the field and leaves the book unchanged.
+        ``notify=False`` leaves telling the listeners to the caller (:meth:`notify`), so a
+        correction's position update follows its execDetails. Bad input raises
+        ``ValueError`` naming the field and leaves the book unchanged.
         """
         self._check(account)
         if side not in ("BOT", "SLD"):
@@ -181,12 +185,34 @@ class AccountBook:
         self._cash[account] -= signed * price + commission
         new = BookPosition(con_id, symbol, new_qty, avg, realized)
         self._positions[account][con_id] = new
+        if notify:
+            self.notify(account, new)
+        return new
+
+    def notify(self, account: str, position: BookPosition) -> None:
+        """Tell every listener of a position's new state."""
         for listener in list(self._listeners):
             try:
-                listener(account, new)
+                listener(account, position)
             except Exception:  # one broken subscriber must not hide the fill from the rest
                 log.exception("book listener %r failed", listener)
-        return new
+
+    def undo_fill(
+        self,
+        account: str,
+        before: BookPosition,
+        side: Side,
+        shares: Decimal,
+        price: Decimal,
+        commission: Decimal,
+    ) -> None:
+        """Take back the last execution of a position: the position returns to ``before``
+        and the cash to what it was. Used to book an execution correction, which replaces
+        the execution it corrects; listeners hear of the corrected fill that follows."""
+        self._check(account)
+        signed = shares if side == "BOT" else -shares
+        self._cash[account] += signed * price + commission
+        self._positions[account][before.con_id] = before
 
     def _check(self, account: str) -> str:
         if account not in self._cash:

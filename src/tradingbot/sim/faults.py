@@ -54,6 +54,7 @@ HELP = """commands:
   reject CODE [REASON]      reject the next order with CODE
   fill PERM_ID [PRICE]      fill a resting order now
   take-id CLIENT_ID on|off  hold a client id as another program would (connects get 326)
+  correct [EXEC_ID] [price=P] [qty=Q]   correct an execution (the last one by default)
   status                    list connected clients
   help                      this text"""
 
@@ -101,12 +102,31 @@ async def _run(gateway: SimulatedGateway, cmd: str, args: list[str]) -> str:
         client_id, taken = int(args[0]), _on_off(args[1])
         gateway.take_client_id(client_id, taken)
         return f"client id {client_id} {'taken' if taken else 'free'}"
+    if cmd == "correct":
+        return _correct(gateway, args)
     if cmd == "status":
         clients = ", ".join(f"{s.client_id}@{s.peer}" for s in gateway.sessions) or "none"
         return f"listening on {gateway.host}:{gateway.port}; clients: {clients}"
     if cmd == "help":
         return HELP
     return f"unknown command {cmd!r}; type 'help'"
+
+
+def _correct(gateway: SimulatedGateway, args: list[str]) -> str:
+    exec_id: str | None = None
+    figures: dict[str, Decimal] = {}
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        if not sep:
+            exec_id = arg
+        elif name in ("price", "qty"):
+            figures[name] = Decimal(value)
+        else:
+            raise ValueError(f"unknown figure {name!r}; use price=P and/or qty=Q")
+    if not figures:
+        raise ValueError("nothing to correct; give price=P and/or qty=Q")
+    new_id = gateway.correct_execution(exec_id, figures.get("price"), figures.get("qty"))
+    return f"sent correction {new_id}"
 
 
 def _on_off(word: str) -> bool:

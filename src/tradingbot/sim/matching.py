@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from tradingbot.sim.book import AccountBook
+from tradingbot.sim.book import AccountBook, BookPosition, Side
 from tradingbot.sim.commissions import execution_commission
 from tradingbot.sim.market import Quote
 from tradingbot.sim.order_checks import (
@@ -40,6 +40,7 @@ from tradingbot.sim.order_model import OrderTicket, SimExecution, SimOrder
 from tradingbot.sim.order_ports import IdSource, MarketView, NullSink, OrderSink
 
 _EXEC_EXCHANGE = {"NASDAQ": "ISLAND"}
+_ZERO = Decimal(0)
 
 
 class OrderEngine:
@@ -62,6 +63,7 @@ class OrderEngine:
         self.max_fill_shares = max_fill_shares
         self.orders: dict[int, SimOrder] = {}
         self.executions: list[SimExecution] = []
+        self._before: dict[str, BookPosition] = {}  # exec id -> its position before it
         self._by_key: dict[tuple[int, int], SimOrder] = {}
         self._working: dict[int, dict[int, SimOrder]] = {}
         self._max_order_id: dict[int, int] = {}
@@ -287,6 +289,7 @@ class OrderEngine:
         inst = order.instrument
         commission = execution_commission(order.filled, order.filled_value, shares, price)
         before = self.book.position(order.account, inst.con_id)
+        start = before or BookPosition(inst.con_id, inst.symbol, _ZERO, _ZERO, _ZERO)
         position = self.book.apply_fill(
             order.account, inst.con_id, inst.symbol, "BOT" if order.side == "BOT" else "SLD",
             shares, price, commission,
@@ -326,9 +329,81 @@ class OrderEngine:
             currency=inst.currency,
         )
         self.executions.append(execution)
+        self._before[execution.exec_id] = start
         self.sink.order_filled(order, execution)
         self._after_fill(order, shares)
         return execution
+
+    def correct_execution(
+        self,
+        exec_id: str | None = None,
+        price: Decimal | None = None,
+        shares: Decimal | None = None,
+    ) -> SimExecution:
+        """Correct an execution's price and/or quantity, as IB's back office does.
+
+        IB's ``Execution.execId`` documentation: "A correction is indicated by an ExecId
+        which differs from a previous ExecId in only the digits after the final period,
+        e.g. an ExecId ending in ".02" would be a correction of a previous execution with
+        an ExecId ending in ".01"." The correction is a new execDetails for the same order
+        with the corrected figures and its own commission report; it replaces what it
+        corrects (position, cash, P&L are rebooked here). IB documents the correction as an
+        additional execution and withdraws nothing, so ``reqExecutions`` keeps answering
+        both, the original and the correction, in the order they happened.
+
+        Only the latest execution of its position can be corrected (what is booked after
+        it would need rebooking too); without ``exec_id`` the last execution is corrected.
+        """
+        if not self.executions:
+            raise ValueError("exec_id: there is no execution to correct yet")
+        old = self.executions[-1] if exec_id is None else self._execution(exec_id)
+        latest = [e for e in self.executions if (e.account, e.con_id) == (old.account, old.con_id)]
+        if latest[-1] is not old:
+            raise ValueError(
+                f"exec_id: {old.exec_id} is not the latest execution of {old.symbol}; "
+                f"correct {latest[-1].exec_id} instead"
+            )
+        new_price = old.price if price is None else price
+        new_shares = old.shares if shares is None else shares
+        if new_price <= 0 or new_shares <= 0:
+            raise ValueError(f"price and qty: must be > 0, got {new_price} and {new_shares}")
+        order = self.orders[old.perm_id]
+        filled_before = order.filled - old.shares
+        value_before = order.filled_value - old.shares * old.price
+        commission = execution_commission(filled_before, value_before, new_shares, new_price)
+        before = self._before[old.exec_id]
+        side: Side = "BOT" if old.side == "BOT" else "SLD"
+        self.book.undo_fill(old.account, before, side, old.shares, old.price, old.commission)
+        position = self.book.apply_fill(
+            old.account, old.con_id, old.symbol, side, new_shares, new_price, commission,
+            notify=False,
+        )  # fmt: skip
+        closing = before.quantity != 0 and (before.quantity > 0) != (side == "BOT")
+        order.filled = filled_before + new_shares
+        order.filled_value = value_before + new_shares * new_price
+        order.last_fill_price = new_price
+        stem, number = old.exec_id.rsplit(".", 1)
+        corrected = replace(
+            old,
+            exec_id=f"{stem}.{int(number) + 1:02d}",
+            shares=new_shares,
+            price=new_price,
+            commission=commission,
+            cum_qty=order.filled,
+            avg_price=order.avg_fill_price,
+            realized_pnl=position.realized_pnl - before.realized_pnl if closing else None,
+        )
+        self.executions.append(corrected)
+        self._before[corrected.exec_id] = before
+        self.sink.order_filled(order, corrected)
+        self.book.notify(old.account, position)  # the position update follows the execution
+        return corrected
+
+    def _execution(self, exec_id: str) -> SimExecution:
+        for execution in reversed(self.executions):
+            if execution.exec_id == exec_id:
+                return execution
+        raise ValueError(f"exec_id: no execution {exec_id!r}; see reqExecutions for the list")
 
     def _after_fill(self, order: SimOrder, shares: Decimal) -> None:
         if order.status == "Filled":

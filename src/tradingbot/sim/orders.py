@@ -92,6 +92,12 @@ class OrderDesk:
         """Fill the rest of a live order now (also with no client connected)."""
         self.engine.fill_now(perm_id, price)
 
+    def correct_execution(
+        self, exec_id: str | None, price: Decimal | None, shares: Decimal | None
+    ) -> str:
+        """Correct an execution (the last one by default); returns the correction's id."""
+        return self.engine.correct_execution(exec_id, price, shares).exec_id
+
     async def place_external_order(
         self,
         symbol: str,
@@ -176,6 +182,16 @@ async def place_external_order(
 async def fill_order(gateway: SimulatedGateway, perm_id: int, price: Decimal | None = None) -> None:
     """``gateway.fill_order``: fill a resting order now, even with no client connected."""
     await _desk(gateway).fill_order(perm_id, price)
+
+
+def correct_execution(
+    gateway: SimulatedGateway,
+    exec_id: str | None = None,
+    price: Decimal | None = None,
+    shares: Decimal | None = None,
+) -> str:
+    """``gateway.correct_execution``: send a correction of an execution (the last one)."""
+    return _desk(gateway).correct_execution(exec_id, price, shares)
 
 
 def reject_next_order(

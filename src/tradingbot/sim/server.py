@@ -295,6 +295,16 @@ class SimulatedGateway:
         """Fill a resting order now, even while no client is connected."""
         await orders.fill_order(self, perm_id, price)
 
+    def correct_execution(
+        self,
+        exec_id: str | None = None,
+        price: Decimal | None = None,
+        shares: Decimal | None = None,
+    ) -> str:
+        """Correct an execution's price and/or quantity (the last execution by default):
+        clients get the correction (same stem, next number); returns its exec id."""
+        return orders.correct_execution(self, exec_id, price, shares)
+
     async def place_external_order(
         self,
         symbol: str,

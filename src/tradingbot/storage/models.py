@@ -148,7 +148,9 @@ class OrderStatusEvent(Base):
 
 class ExecutionRow(Base):
     """One IB execution, keyed by IB's exec id. ``applied`` is set in the same transaction
-    that moves the position, so a crash can neither lose nor double a fill."""
+    that moves the position, so a crash can neither lose nor double a fill.
+    ``corrected_by`` names the correction (same stem, higher last part) that replaced this
+    execution: the row stays as history, and only rows without it count."""
 
     __tablename__ = "executions"
     __table_args__ = (
@@ -174,6 +176,7 @@ class ExecutionRow(Base):
     external: Mapped[bool]
     applied: Mapped[bool]
     realized_pnl: Mapped[Decimal | None]
+    corrected_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class CommissionReportRow(Base):

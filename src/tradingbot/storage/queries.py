@@ -94,9 +94,12 @@ def fills(
     *,
     limit: int = 50,
     days: int | None = None,
+    history: bool = False,
     now: datetime | None = None,
     trading_days: TradingDays = US_TRADING_DAYS,
 ) -> list[Row]:
+    """Effective executions, newest first; with ``history`` also those IB corrected since,
+    each naming the correction that replaced it (``corrected_by``)."""
     stmt = (
         select(ExecutionRow, CommissionReportRow)
         .join(
@@ -108,6 +111,8 @@ def fills(
     )
     if days is not None:
         stmt = stmt.where(ExecutionRow.time >= _day_start(days, now, trading_days))
+    if not history:
+        stmt = stmt.where(ExecutionRow.corrected_by.is_(None))
     with db.transaction() as session:
         return [
             {
@@ -124,6 +129,7 @@ def fills(
                 "perm_id": e.perm_id,
                 "origin": "external" if e.external else "bot",
             }
+            | ({"corrected_by": e.corrected_by} if history else {})
             for e, c in session.execute(stmt.limit(limit))
         ]
 

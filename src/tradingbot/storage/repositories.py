@@ -160,6 +160,35 @@ class Repositories:
     def execution(self, exec_id: str) -> ExecutionRow | None:
         return self.session.get(ExecutionRow, exec_id)
 
+    def executions_by_ids(self, exec_ids: Collection[str]) -> list[ExecutionRow]:
+        found: list[ExecutionRow] = []
+        for chunk in _chunks(sorted(exec_ids)):
+            stmt = select(ExecutionRow).where(ExecutionRow.exec_id.in_(list(chunk)))
+            found.extend(self.session.scalars(stmt))
+        return found
+
+    def booked_after(self, account: str, con_id: int, time: datetime) -> list[ExecutionRow]:
+        """Booked, effective executions of a position from ``time`` on, oldest first."""
+        stmt = (
+            select(ExecutionRow)
+            .where(
+                ExecutionRow.account == account,
+                ExecutionRow.con_id == con_id,
+                ExecutionRow.applied.is_(True),
+                ExecutionRow.corrected_by.is_(None),
+                ExecutionRow.time >= time,
+            )
+            .order_by(ExecutionRow.time, ExecutionRow.exec_id)
+        )
+        return list(self.session.scalars(stmt))
+
+    def fill_event(self, exec_ids: Collection[str]) -> PositionEvent | None:
+        """The event of the fill, among these executions, that moved the position."""
+        stmt = select(PositionEvent).where(
+            PositionEvent.exec_id.in_(list(exec_ids)), PositionEvent.source == "fill"
+        )
+        return self.session.scalars(stmt).first()
+
     def keys_received_since(self, accounts: Collection[str], since: datetime) -> set[PositionKey]:
         """Positions that took an execution we stored after ``since``."""
         stmt = (
@@ -261,7 +290,9 @@ class Repositories:
         return self.session.scalars(stmt).first()
 
     def executed_quantity(self, perm_id: int) -> Any:
-        stmt = select(ExecutionRow.quantity).where(ExecutionRow.perm_id == perm_id)
+        stmt = select(ExecutionRow.quantity).where(
+            ExecutionRow.perm_id == perm_id, ExecutionRow.corrected_by.is_(None)
+        )
         return sum(self.session.scalars(stmt), start=0)
 
     # --- P&L, runs ----------------------------------------------------------------------

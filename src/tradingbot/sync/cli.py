@@ -197,11 +197,15 @@ def fills(
     fmt: FormatOption = Format.TABLE,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     days: Annotated[int | None, typer.Option(min=1)] = None,
+    history: Annotated[
+        bool, typer.Option("--history", help="Also list executions IB corrected since.")
+    ] = False,
 ) -> None:
-    """Executions with commissions and the realized P&L each one booked, newest first."""
+    """Executions with commissions and the realized P&L each one booked, newest first.
+    An execution IB corrected is replaced by its correction; ``--history`` shows both."""
     from tradingbot.storage import queries
 
-    _report(lambda db: queries.fills(db, limit=limit, days=days), fmt, "Fills")
+    _report(lambda db: queries.fills(db, limit=limit, days=days, history=history), fmt, "Fills")
 
 
 def _report(query: Any, fmt: Format, title: str) -> None:

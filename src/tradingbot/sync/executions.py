@@ -28,6 +28,7 @@ class NewExecution:
     external: bool
     applied: bool = False
     realized_pnl: Decimal | None = None
+    corrected_by: str | None = None
 
     @property
     def exec_id(self) -> str:
@@ -81,6 +82,7 @@ class NewExecution:
             "external": self.external,
             "applied": self.applied,
             "realized_pnl": self.realized_pnl,
+            "corrected_by": self.corrected_by,
         }
 
 

@@ -5,6 +5,12 @@ the execution; the average cost needs it), in execution-time order per position.
 sets ``executions.applied`` in the same transaction as the position change, so a crash
 can neither lose nor double a fill, and an exec id seen before is ignored.
 
+An execution correction (IB's ``….01.02`` replacing ``….01.01``: same order, corrected
+price or quantity) replaces what it corrects: the corrected row is kept, marked
+``corrected_by``, and the position is rebooked from the corrected execution on, so the
+correction moves it by the difference. A correction seen before its original (a catch-up
+lists them together) leaves the original unbooked from the start.
+
 A :class:`Ledger` lives for one batch of events: it prefetches what the batch touches with a
 few indexed queries and caches it, so a batch of thousands of fills costs a handful of
 round trips, and one fill among 10,000 positions costs the same as among ten.
@@ -19,7 +25,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
-from tradingbot.domain import CommissionReport, Fill, OrderSide, PnL, Position
+from tradingbot.domain import (
+    CommissionReport,
+    Fill,
+    OrderSide,
+    PnL,
+    Position,
+    correction_parts,
+)
 from tradingbot.storage.repositories import (
     Account,
     CommissionReportRow,
@@ -39,6 +52,7 @@ from tradingbot.sync.pnl import ZERO, Holding, apply_fill, unrealized_pnl
 log = logging.getLogger(__name__)
 
 PNL_TOLERANCE = Decimal("0.01")
+_CORRECTIONS_AHEAD = 10  # corrections of one execution looked for beyond its own number
 
 
 class Ledger:
@@ -66,6 +80,7 @@ class Ledger:
         self._orders: dict[int, OrderRow] = {}
         self._perm_checked: set[int] = set()  # permIds looked up (found or not)
         self._accounts: set[str] | None = None
+        self._stems: dict[str, list[Execution]] = {}  # exec id stem -> executions seen
 
     def ensure_account(self, code: str) -> bool:
         """Create the account row on first sight; True if it is new."""
@@ -87,10 +102,27 @@ class Ledger:
         for row in self.repos.commissions(ids).values():
             self._fees[row.exec_id] = row.commission
         self._checked |= ids
+        self._load_stems([f.exec_id for f in fills])
         perm_ids = {f.perm_id for f in fills if f.perm_id} - self._perm_checked
         self._orders.update(self.repos.orders_by_perm_ids(perm_ids))
         self._perm_checked |= perm_ids
         self.load({(f.account, f.con_id) for f in fills})
+
+    def _load_stems(self, exec_ids: Iterable[str]) -> None:
+        """Load the executions that may share a stem with these: every lower correction
+        number and a few higher ones, by exact id (the primary key, not a pattern scan)."""
+        candidates: set[str] = set()
+        for exec_id in exec_ids:
+            stem, number = correction_parts(exec_id)
+            if stem in self._stems:
+                continue
+            self._stems[stem] = []
+            if number == 0:  # not IB's shape: no corrections to look for
+                continue
+            width = len(exec_id) - len(stem) - 1
+            candidates |= {f"{stem}.{n:0{width}d}" for n in range(1, number + _CORRECTIONS_AHEAD)}
+        for row in self.repos.executions_by_ids(candidates):
+            self._stems[correction_parts(row.exec_id)[0]].append(row)
 
     def load(self, keys: Collection[PositionKey]) -> None:
         missing = [k for k in keys if k not in self._positions]
@@ -146,6 +178,8 @@ class Ledger:
         self._rows[row.exec_id] = row
         if fill.commission is not None:
             self._store_fee(CommissionReport(fill.exec_id, fill.commission, "USD", None))
+        if self._supersede(row):
+            return True
         if book:
             key = (fill.account, fill.con_id)
             self.load([key])
@@ -154,6 +188,44 @@ class Ledger:
             if not self.hold_booking:
                 self.book_ready(key)
         return True
+
+    def _supersede(self, row: NewExecution) -> bool:
+        """Link a new execution with the others of its stem; True if a later correction
+        already replaced it (it is stored as history and never booked)."""
+        stem, number = correction_parts(row.exec_id)
+        self._load_stems([row.exec_id])
+        family = self._stems[stem]
+        newer = [e for e in family if correction_parts(e.exec_id)[1] > number]
+        older = [
+            e for e in family if correction_parts(e.exec_id)[1] < number and e.corrected_by is None
+        ]
+        family.append(row)
+        if newer:
+            row.corrected_by = min(newer, key=lambda e: correction_parts(e.exec_id)[1]).exec_id
+            row.applied = True
+            log.info("execution %s was already corrected by %s", row.exec_id, row.corrected_by)
+            return True
+        for prior in older:
+            prior.corrected_by = row.exec_id
+            log.info("execution %s corrects %s", row.exec_id, prior.exec_id)
+            if not prior.applied:  # never booked: drop it from its queue, book the correction
+                prior.applied = True
+                queue = self._pending.get((prior.account, prior.con_id), [])
+                if prior in queue:
+                    queue.remove(prior)
+        return False
+
+    def _corrected(self, row: Execution) -> Execution | None:
+        """The booked execution ``row`` corrects, if any."""
+        stem, number = correction_parts(row.exec_id)
+        if number < 2:
+            return None
+        self._load_stems([row.exec_id])
+        for prior in self._stems[stem]:
+            # A prior that was never booked (no realized figure) has nothing to replace.
+            if prior.corrected_by == row.exec_id and prior.realized_pnl is not None:
+                return prior
+        return None
 
     def _order_for(self, fill: Fill) -> OrderRow:
         order = self._orders.get(fill.perm_id) if fill.perm_id else None
@@ -236,6 +308,10 @@ class Ledger:
         return {key for key, queue in self._pending.items() if queue}
 
     def _book(self, key: PositionKey, row: Execution, fee: Decimal) -> None:
+        prior = self._corrected(row)
+        if prior is not None:
+            self._rebook(key, row, prior, fee)
+            return
         dirty = self._dirty.get(key)
         if dirty is None:
             pos = self.position_row(key, row.symbol)
@@ -257,6 +333,81 @@ class Ledger:
             log.warning(
                 "realized P&L of %s: ours %s, IB's %s", row.exec_id, effect.realized, ib_realized
             )
+
+    def _rebook(self, key: PositionKey, row: Execution, prior: Execution, fee: Decimal) -> None:
+        """Book a correction: the position goes back to what it was before ``prior`` and
+        every effective execution from there on is booked again, the correction in its
+        place. The position moves by the difference; one ``adjust`` event records it."""
+        now = self._holding(key, row.symbol)
+        start = self._event_before(prior.exec_id)
+        if start is None:  # booked without a fill of ours (reconciliation): IB's figure rules
+            log.warning(
+                "correction %s of %s: no booked fill to replace", row.exec_id, prior.exec_id
+            )
+            row.applied, row.realized_pnl = True, ZERO
+            return
+        later = self._booked_after(key, prior)
+        realized_since = (prior.realized_pnl or ZERO) + sum(
+            (e.realized_pnl or ZERO for e in later), ZERO
+        )
+        holding = Holding(start[0], start[1], now.realized - realized_since)
+        fees = self._fees_of(later)
+        for execution in sorted([row, *later], key=order_key):
+            cost = fee if execution is row else fees.get(execution.exec_id, ZERO)
+            effect = apply_fill(
+                holding, OrderSide(execution.side), execution.quantity, execution.price, cost
+            )
+            execution.realized_pnl, holding = effect.realized, effect.after
+        row.applied = True
+        self._dirty[key] = (holding, row.time)
+        self.add_event(
+            key, row.symbol, LifecycleKind.ADJUST, now, holding, row.price,
+            holding.realized - now.realized, "correction", row,
+        )  # fmt: skip
+
+    def _holding(self, key: PositionKey, symbol: str) -> Holding:
+        dirty = self._dirty.get(key)
+        if dirty is not None:
+            return dirty[0]
+        pos = self.position_row(key, symbol)
+        return Holding(pos.quantity, pos.avg_cost, pos.realized_pnl)
+
+    def _event_before(self, exec_id: str) -> tuple[Decimal, Decimal] | None:
+        """(quantity, average cost) of the position just before the execution of this stem
+        was first booked: a correction of a correction starts where the original did."""
+        stem = correction_parts(exec_id)[0]
+        family = {e.exec_id for e in self._stems.get(stem, [])} | {exec_id}
+        for event in self._new_events:
+            if event["exec_id"] in family and event["source"] == "fill":
+                quantity, avg_cost = event["quantity_before"], event["avg_cost_before"]
+                assert isinstance(quantity, Decimal)
+                assert isinstance(avg_cost, Decimal)
+                return quantity, avg_cost
+        stored = self.repos.fill_event(family)
+        return None if stored is None else (stored.quantity_before, stored.avg_cost_before)
+
+    def _booked_after(self, key: PositionKey, prior: Execution) -> list[Execution]:
+        """The effective executions of this position booked after ``prior``."""
+        found: dict[str, Execution] = {
+            e.exec_id: e for e in self.repos.booked_after(key[0], key[1], prior.time)
+        }
+        for e in self._new:
+            if (e.account, e.con_id) == key and e.applied and e.realized_pnl is not None:
+                found[e.exec_id] = e
+        return [
+            e
+            for e in found.values()
+            if e.corrected_by is None
+            and e.exec_id != prior.exec_id
+            and order_key(e) > order_key(prior)
+        ]
+
+    def _fees_of(self, rows: Iterable[Execution]) -> dict[str, Decimal]:
+        ids = [r.exec_id for r in rows]
+        missing = [i for i in ids if i not in self._fees]
+        for report in self.repos.commissions(missing).values():
+            self._fees[report.exec_id] = report.commission
+        return {i: self._fees[i] for i in ids if i in self._fees}
 
     def write_holdings(self) -> None:
         """Put the holdings booked in this batch onto their position rows."""

@@ -190,3 +190,25 @@ async def test_a_taken_client_id_is_answered_326_until_it_is_freed(
     again = await connect(gateway.port, client_id=7)
     assert again.isConnected()
     again.disconnect()
+
+
+async def test_correct_sends_a_correction_with_its_commission_and_keeps_both_listed(
+    ib: IB, gateway: SimulatedGateway
+) -> None:
+    assert (await apply_command(gateway, "correct price=1")).startswith("error: correct")
+    trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 10))
+    await until(lambda: trade.isDone(), what="the market order to fill")
+    [original] = trade.fills
+    assert (await apply_command(gateway, "correct")).startswith("error: correct: nothing")
+    assert (await apply_command(gateway, "correct size=3")).startswith("error: correct")
+    answer = await apply_command(gateway, "correct qty=6 price=150.5")
+    stem = original.execution.execId.rsplit(".", 1)[0]
+    assert answer == f"sent correction {stem}.02"
+    await until(lambda: len(trade.fills) == 2 and trade.fills[1].commissionReport.commission > 0,
+                what="the correction and its commission report")  # fmt: skip
+    corrected = trade.fills[1].execution
+    assert (corrected.execId, corrected.shares, corrected.price) == (f"{stem}.02", 6, 150.5)
+    listed = [f.execution.execId for f in await ib.reqExecutionsAsync()]
+    assert listed == [original.execution.execId, f"{stem}.02"]  # IB lists both
+    await until(lambda: [p.position for p in ib.positions() if p.contract.symbol == "AAPL"] == [6],
+                what="the position update after the correction")  # fmt: skip

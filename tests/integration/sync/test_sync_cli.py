@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.integration.sync.conftest import client_for
 from tradingbot.domain import OrderSide
 from tradingbot.sim import SimulatedGateway
+from tradingbot.sim.faults import apply_command
 
 CLI = str(Path(sys.executable).with_name("tradingbot"))
 
@@ -98,3 +99,31 @@ async def test_sync_on_a_login_with_several_accounts_mirrors_each_without_ibkr_a
     rows = json.loads(await run("positions", "-f", "json", env=env, cwd=tmp_path))
     held = {(r["account"], r["symbol"], Decimal(r["quantity"])) for r in rows}
     assert held == {("DU111", "AAPL", Decimal(4)), ("DU222", "AAPL", Decimal(9))}
+
+
+async def test_fills_show_a_correction_in_place_of_what_it_corrected(
+    gateway: SimulatedGateway, db_url: str, tmp_path: Path
+) -> None:
+    async with client_for(gateway) as bot:
+        await bot.place_market_order(bot.create_contract("MSFT"), OrderSide.BUY, 7)
+    answer = await apply_command(gateway, "correct qty=5")  # as typed into `tradingbot sim`
+    [original, correction] = gateway.executions
+    assert answer == f"sent correction {correction.exec_id}"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": db_url,
+        "IBKR_PORT": str(gateway.port),
+        "IBKR_CLIENT_ID": "9",
+        "TRADING_MODE": "paper",
+    }
+    await run("sync", env=env, cwd=tmp_path)
+    await gateway.stop()
+    [fill] = json.loads(await run("fills", "-f", "json", env=env, cwd=tmp_path))
+    assert (fill["exec_id"], Decimal(fill["quantity"])) == (correction.exec_id, Decimal(5))
+    history = json.loads(await run("fills", "--history", "-f", "json", env=env, cwd=tmp_path))
+    assert {(f["exec_id"], f["corrected_by"]) for f in history} == {
+        (original.exec_id, correction.exec_id),
+        (correction.exec_id, ""),  # the report prints no value as ""
+    }
+    [position] = json.loads(await run("positions", "-f", "json", env=env, cwd=tmp_path))
+    assert Decimal(position["quantity"]) == Decimal(5)

@@ -116,3 +116,22 @@ def test_host_names_from_host_headers() -> None:
     assert _host_name("LocalHost:8080") == "localhost"
     assert _host_name("127.0.0.1") == "127.0.0.1"
     assert _host_name("evil.example:80") == "evil.example"
+
+
+def test_monitor_shows_a_correction_in_place_of_what_it_corrected() -> None:
+    events = BrokerEvents()
+    monitor = Monitor(events)
+
+    def fill(exec_id: str, quantity: int) -> Fill:
+        return Fill(exec_id, 1, 2, 9, "tb-1", "DU1", "AAPL", 1, OrderSide.SELL,
+                    Decimal(quantity), Decimal(10), T)  # fmt: skip
+
+    other, original, correction = (
+        fill("a.a.01.01", 5),
+        fill("a.b.01.01", 100),
+        fill("a.b.01.02", 60),
+    )
+    for each in (other, original, correction, original):
+        events.fill.emit(each)
+    assert list(monitor.fills) == [other, correction]
+    monitor.close()

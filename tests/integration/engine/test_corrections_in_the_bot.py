@@ -1,0 +1,43 @@
+"""An IB execution correction reaching the running bot over TCP: the runner's tracker moves
+by the difference from what was corrected, so a flatten afterwards trades the right side."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from tests.integration.engine.test_risk_through_the_stack import bot_on, send
+from tests.polling import until
+from tradingbot.engine.intents import TargetPosition
+from tradingbot.sim import SimulatedGateway
+
+D = Decimal
+
+
+def held(gw: SimulatedGateway, symbol: str) -> Decimal:
+    return sum(
+        (p.quantity for a in gw.book.accounts for p in gw.book.positions(a) if p.symbol == symbol),
+        D(0),
+    )
+
+
+async def test_flatten_after_a_quantity_correction_sells_what_is_left(tmp_path: Path) -> None:
+    async with bot_on(tmp_path) as (bot, gw):
+        runner = bot.runner
+        assert runner is not None
+        assert (await send(bot, TargetPosition("AAPL", D(100)))).accepted
+        await until(lambda: runner.tracker.position("AAPL") == 100 and held(gw, "AAPL") == 100,
+                    what="the buy of 100 to fill")  # fmt: skip
+        assert (await send(bot, TargetPosition("AAPL", D(0)))).accepted
+        await until(lambda: held(gw, "AAPL") == 0 and not runner.tracker.open_orders(),
+                    what="the sell of 100 to fill")  # fmt: skip
+        await until(lambda: runner.tracker.position("AAPL") == 0, what="the tracker at 0")
+        gw.correct_execution(shares=D(60))  # IB: the sell was really 60 shares
+        await until(lambda: runner.tracker.position("AAPL") == 40,
+                    what="the tracker to move by the correction's difference")  # fmt: skip
+        assert (await send(bot, TargetPosition("AAPL", D(0)))).accepted
+        await until(lambda: held(gw, "AAPL") == 0 and not runner.tracker.open_orders(),
+                    what="the flatten to sell the 40 left")  # fmt: skip
+        assert runner.tracker.position("AAPL") == 0
+        sells = [e for e in gw.orders.engine.executions if e.symbol == "AAPL" and e.side == "SLD"]
+        assert [e.shares for e in sells][-1] == 40

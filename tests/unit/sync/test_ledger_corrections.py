@@ -1,0 +1,72 @@
+"""The ledger under IB execution corrections, on SQLite and PostgreSQL: a correction that
+arrives before its original (a catch-up can deliver them in any order), and commission
+reports that come after either one.
+
+Buy 100 @ 190 ($1.00) -> average 190.01; sell 100 @ 200 corrected to 60 shares @ 200
+($1.00) realizes 60 * 9.99 - 1 = 598.40 and leaves 40.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from tests.unit.sync.helpers import ExecutionRow, position, rows
+from tradingbot.domain import CommissionReport, Fill, OrderSide
+from tradingbot.storage.db import Database
+from tradingbot.storage.repositories import unit_of_work
+from tradingbot.sync.ledger import Ledger
+
+D = Decimal
+T0 = datetime(2024, 7, 2, 15, tzinfo=UTC)
+
+
+def fill(exec_id: str, perm_id: int, side: OrderSide, quantity: int, price: int) -> Fill:
+    return Fill(exec_id, perm_id, perm_id, 9, f"tb-x-{perm_id}", "DU1", "AAPL", 265598,
+                side, D(quantity), D(price), T0)  # fmt: skip
+
+
+def batch(db: Database, *events: Fill | CommissionReport) -> None:
+    with unit_of_work(db) as repos:
+        ledger = Ledger(repos, "tb-x", T0)
+        for event in events:
+            if isinstance(event, Fill):
+                ledger.record_fill(event)
+            else:
+                ledger.record_commission(event)
+        ledger.finish()
+
+
+def fee(exec_id: str) -> CommissionReport:
+    return CommissionReport(exec_id, D(1), "USD", None)
+
+
+BUY = fill("a.b.01.01", 1, OrderSide.BUY, 100, 190)
+SELL = fill("a.c.01.01", 2, OrderSide.SELL, 100, 200)
+CORRECTED = fill("a.c.01.02", 2, OrderSide.SELL, 60, 200)
+
+
+def test_correction_before_its_original_books_only_the_correction(db: Database) -> None:
+    batch(db, BUY, fee(BUY.exec_id))
+    batch(db, CORRECTED, fee(CORRECTED.exec_id))
+    batch(db, SELL, fee(SELL.exec_id))
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.realized_pnl) == (D(40), D("598.40"))
+    [old] = [e for e in rows(db, ExecutionRow) if e.exec_id == SELL.exec_id]
+    assert old.corrected_by == CORRECTED.exec_id
+
+
+def test_correction_before_the_originals_commission_replaces_it_unbooked(db: Database) -> None:
+    batch(db, BUY, fee(BUY.exec_id), SELL)
+    batch(db, CORRECTED, fee(SELL.exec_id), fee(CORRECTED.exec_id))
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.realized_pnl) == (D(40), D("598.40"))
+
+
+def test_correction_in_a_later_batch_rebooks(db: Database) -> None:
+    batch(db, BUY, fee(BUY.exec_id), SELL, fee(SELL.exec_id))
+    assert position(db, "AAPL").realized_pnl == D("998.00")
+    batch(db, CORRECTED)
+    batch(db, fee(CORRECTED.exec_id))  # its commission report comes in the next batch
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.avg_cost, aapl.realized_pnl) == (D(40), D("190.01"), D("598.40"))
