@@ -307,3 +307,19 @@ async def test_stop_gives_up_on_an_unanswered_order_within_its_timeout(
         await runner.stop(cancel_open_orders=False)
     assert ack.cancelled()
     assert runner._acks == set()
+
+
+def test_order_refs_differ_between_runners_started_at_the_same_instant(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """Two bots started in one second (or on a frozen clock) must never share a ref: 1,000
+    runners on one clock reading would repeat a 16-bit random part almost surely."""
+    risk = make_risk()
+    stems = {
+        Runner(
+            broker, sma(), risk, MemoryJournal(), RunnerConfig(symbols=("AAPL",)), clock=clock
+        )._ref_stem
+        for _ in range(1000)
+    }
+    assert len(stems) == 1000
+    assert all(s.startswith("tb-") and len(s) < 36 for s in stems)
