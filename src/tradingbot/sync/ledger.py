@@ -41,6 +41,16 @@ log = logging.getLogger(__name__)
 PNL_TOLERANCE = Decimal("0.01")
 
 
+def _fill_fits(order: OrderRow, fill: Fill) -> bool:
+    """Whether ``fill`` can be an execution of ``order``: the same permId once both know
+    one, the same instrument (an MSFT fill never attaches to an AAPL order)."""
+    if fill.perm_id and order.perm_id and order.perm_id != fill.perm_id:
+        return False
+    if fill.con_id and order.con_id and order.con_id != fill.con_id:
+        return False
+    return not (order.symbol and fill.symbol and order.symbol != fill.symbol)
+
+
 class Ledger:
     def __init__(
         self, repos: Repositories, prefix: str, now: datetime, *, hold_booking: bool = False
@@ -160,11 +170,27 @@ class Ledger:
         if order is None and fill.perm_id and fill.perm_id not in self._perm_checked:
             order = self.repos.order_by_perm_id(fill.perm_id)
             self._perm_checked.add(fill.perm_id)
-        if order is None and fill.order_ref:
+        if order is not None and not _fill_fits(order, fill):
+            order = None  # a repeated permId of another order: never take its row
+        if order is None and is_ours(fill.order_ref, self.prefix):  # foreign refs repeat
             order = self.repos.order_by_ref(fill.order_ref)
+            if order is not None and not _fill_fits(order, fill):
+                order = None
         if order is None:
-            order = order_from_fill(self.repos, fill, self.prefix, self.now)
-        if fill.perm_id:
+            taken = bool(fill.perm_id) and self.repos.order_by_perm_id(fill.perm_id) is not None
+            taken = taken or (
+                is_ours(fill.order_ref, self.prefix)
+                and self.repos.order_by_ref(fill.order_ref) is not None
+            )
+            if taken:
+                log.warning(
+                    "execution %s of %s: its permId/ref belong to an order of another"
+                    " instrument; recorded on an order of its own",
+                    fill.exec_id,
+                    fill.symbol,
+                )
+            order = order_from_fill(self.repos, fill, self.prefix, self.now, keep_ids=not taken)
+        if fill.perm_id and order.perm_id in (None, fill.perm_id):
             self._orders[fill.perm_id] = order
         advance_order(self.repos, order, fill, self.now)
         return order

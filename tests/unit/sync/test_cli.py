@@ -80,12 +80,12 @@ def test_db_upgrade_works_from_any_directory(tmp_path: Path) -> None:
         [str(cli), "db", "upgrade"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    assert "-> 0002" in done.stdout
+    assert "-> 0006" in done.stdout
     assert (tmp_path / "deep" / "bot.db").is_file()
     again = subprocess.run(  # noqa: S603
         [str(cli), "db", "upgrade"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
-    assert "0002 -> 0002" in again.stdout
+    assert "0006 -> 0006" in again.stdout
 
 
 def test_reports_on_an_empty_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
