@@ -4,13 +4,16 @@ within one connection session only; foreign refs repeat and are never a key."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from tests.unit.sync.helpers import OrderRow, rows
+from tests.mocks.mock_ibkr_client import MockIBKRClient
+from tests.unit.sync.helpers import ExecutionRow, OrderRow, rows
 from tests.unit.sync.test_journal import AAPL, Decision, update
-from tradingbot.domain import OrderRequest, OrderSide, OrderStatus, OrderType
+from tradingbot.domain import Fill, OrderRequest, OrderSide, OrderStatus, OrderType
 from tradingbot.storage.db import Database
 from tradingbot.sync.journal import OrderJournal
+from tradingbot.sync.position_sync import PositionSyncService
 
 D = Decimal
 
@@ -68,3 +71,34 @@ def test_an_order_amended_to_a_larger_size_is_not_filled_by_its_first_size(
         D(10),
         D(15),
     )
+
+
+async def _fills(db: Database, *fills: Fill) -> None:
+    broker = MockIBKRClient()
+    async with PositionSyncService(broker, db, reconcile_interval_s=None) as sync:
+        for fill in fills:
+            broker.events.fill.emit(fill)
+        await sync.wait_idle()
+
+
+async def test_a_fill_never_attaches_to_an_order_of_another_instrument(db: Database) -> None:
+    """A fresh gateway repeating a permId (or a foreign ref repeated by another program)
+    must not put an MSFT fill on an AAPL order."""
+    now = datetime.now(UTC)
+    acct = "DU1234567"
+    await _fills(
+        db,
+        Fill("e-1", 5, 77, 9, "tb-1", acct, "AAPL", 265598, OrderSide.BUY, D(10), D(190), now),
+        Fill("e-2", 5, 77, 9, "tb-2", acct, "MSFT", 272093, OrderSide.BUY, D(3), D(420), now),
+        Fill("e-3", 1, 81, 0, "manual", acct, "AAPL", 265598, OrderSide.BUY, D(1), D(191), now),
+        Fill("e-4", 2, 82, 0, "manual", acct, "SPY", 756733, OrderSide.BUY, D(2), D(500), now),
+    )
+    found = sorted((r.symbol, r.filled, r.avg_fill_price) for r in rows(db, OrderRow))
+    assert found == [
+        ("AAPL", D(1), D(191)),
+        ("AAPL", D(10), D(190)),
+        ("MSFT", D(3), D(420)),
+        ("SPY", D(2), D(500)),
+    ]
+    by_exec = {e.exec_id: e.order_pk for e in rows(db, ExecutionRow)}
+    assert len(set(by_exec.values())) == 4
