@@ -53,11 +53,19 @@ def _fill_fits(order: OrderRow, fill: Fill) -> bool:
 
 class Ledger:
     def __init__(
-        self, repos: Repositories, prefix: str, now: datetime, *, hold_booking: bool = False
+        self,
+        repos: Repositories,
+        prefix: str,
+        now: datetime,
+        *,
+        hold_booking: bool = False,
+        session_start: datetime | None = None,
     ) -> None:
         self.repos = repos
         self.prefix = prefix
         self.now = now
+        self.session_start = session_start
+        """When the connection session began, for (client id, order id) matches."""
         self.hold_booking = hold_booking
         """Store fills but leave them pending: older fills are missing (a lost write), and
         the average cost depends on the order, so the catch-up books them all in time order."""
@@ -177,8 +185,12 @@ class Ledger:
             if order is not None and not _fill_fits(order, fill):
                 order = None
         if order is None:
-            taken = bool(fill.perm_id) and self.repos.order_by_perm_id(fill.perm_id) is not None
-            taken = taken or (
+            # a status earlier in this batch may have made the row since the prefetch
+            holder = self.repos.order_by_perm_id(fill.perm_id) if fill.perm_id else None
+            if holder is not None and _fill_fits(holder, fill):
+                order = holder
+        if order is None:
+            taken = holder is not None or (
                 is_ours(fill.order_ref, self.prefix)
                 and self.repos.order_by_ref(fill.order_ref) is not None
             )
