@@ -85,6 +85,9 @@ def find_order(
     if perm_id:
         row = repos.order_by_perm_id(perm_id)
         if row is not None:
+            other_ref = bool(row.order_ref) and row.order_ref != order_ref
+            if is_ours(order_ref, prefix) and other_ref:
+                return None  # our refs are unique: a permId repeated by another gateway
             return row if _agrees(row, perm_id, con_id, symbol) else None
     if order_ref and is_ours(order_ref, prefix):
         row = repos.order_by_ref(order_ref)

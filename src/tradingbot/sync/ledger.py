@@ -173,21 +173,26 @@ class Ledger:
                 self.book_ready(key)
         return True
 
+    def _fits(self, order: OrderRow, fill: Fill) -> bool:
+        """:func:`_fill_fits`, and our refs being unique, a fill of ours with another ref."""
+        other_ref = bool(order.order_ref) and order.order_ref != fill.order_ref
+        return _fill_fits(order, fill) and not (is_ours(fill.order_ref, self.prefix) and other_ref)
+
     def _order_for(self, fill: Fill) -> OrderRow:
         order = self._orders.get(fill.perm_id) if fill.perm_id else None
         if order is None and fill.perm_id and fill.perm_id not in self._perm_checked:
             order = self.repos.order_by_perm_id(fill.perm_id)
             self._perm_checked.add(fill.perm_id)
-        if order is not None and not _fill_fits(order, fill):
+        if order is not None and not self._fits(order, fill):
             order = None  # a repeated permId of another order: never take its row
         if order is None and is_ours(fill.order_ref, self.prefix):  # foreign refs repeat
             order = self.repos.order_by_ref(fill.order_ref)
-            if order is not None and not _fill_fits(order, fill):
+            if order is not None and not self._fits(order, fill):
                 order = None
         if order is None:
             # a status earlier in this batch may have made the row since the prefetch
             holder = self.repos.order_by_perm_id(fill.perm_id) if fill.perm_id else None
-            if holder is not None and _fill_fits(holder, fill):
+            if holder is not None and self._fits(holder, fill):
                 order = holder
         if order is None:
             taken = holder is not None or (
