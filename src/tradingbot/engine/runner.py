@@ -128,8 +128,9 @@ class Runner:
         # the connection to a fallback id, or from an earlier run): their targets wait.
         self._held: set[str] = set()
         self._refs = itertools.count(1)
-        # Unique per run even for two runs in one (simulated) second: refs are never reused.
-        run_id = f"{clock().strftime('%y%m%d%H%M%S')}{secrets.token_hex(2)}"
+        # Unique per run whatever the clocks say (two bots started in one second, frozen or
+        # simulated clocks): 64 random bits, so refs never repeat across processes and runs.
+        run_id = f"{clock().strftime('%y%m%d%H%M%S')}{secrets.token_hex(8)}"
         self._ref_stem = f"{self.config.order_ref_prefix}-{run_id}-"  # + a counter per order
         self._mode: TradingMode = "live"
 

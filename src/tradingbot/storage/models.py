@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tradingbot.storage.base import Base
@@ -98,10 +98,20 @@ class OrderRow(Base):
     result), then updated with IB's ids and every status. External orders have no intent."""
 
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_client_id_order_id", "client_id", "order_id"),)
+    __table_args__ = (
+        Index("ix_orders_client_id_order_id", "client_id", "order_id"),
+        # Our refs are unique by construction; foreign ones are free text others repeat.
+        Index(
+            "uq_orders_order_ref_ours",
+            "order_ref",
+            unique=True,
+            sqlite_where=text("NOT external"),
+            postgresql_where=text("NOT external"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    order_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
+    order_ref: Mapped[str | None] = mapped_column(String(64), index=True)
     perm_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     order_id: Mapped[int | None]
     client_id: Mapped[int | None]

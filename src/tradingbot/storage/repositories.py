@@ -246,14 +246,16 @@ class Repositories:
         stmt = select(OrderRow).where(OrderRow.order_ref == order_ref)
         return self.session.scalars(stmt).first()
 
-    def order_by_ids(self, client_id: int, order_id: int) -> OrderRow | None:
-        """A not-yet-acknowledged order (no permId) of this client, newest first."""
+    def order_by_ids(self, client_id: int, order_id: int, since: datetime) -> OrderRow | None:
+        """A not-yet-acknowledged order (no permId) of this client touched since ``since``
+        (the connection session's start: order ids repeat across sessions), newest first."""
         stmt = (
             select(OrderRow)
             .where(
                 OrderRow.client_id == client_id,
                 OrderRow.order_id == order_id,
                 OrderRow.perm_id.is_(None),
+                OrderRow.updated_at >= since,
             )
             .order_by(OrderRow.id.desc())
         )

@@ -52,17 +52,64 @@ def is_ours(order_ref: str, prefix: str) -> bool:
     return bool(order_ref) and order_ref.startswith(prefix)
 
 
+def _agrees(row: OrderRow, perm_id: int, con_id: int, symbol: str) -> bool:
+    """Whether a message may land on ``row``: a permId known on both sides is authoritative,
+    and the instrument must be the same (an MSFT report never lands on an AAPL order)."""
+    if perm_id and row.perm_id and row.perm_id != perm_id:
+        return False
+    if con_id and row.con_id and row.con_id != con_id:
+        return False
+    return not (symbol and row.symbol and row.symbol != symbol)
+
+
 def find_order(
-    repos: Repositories, perm_id: int, order_ref: str, client_id: int = 0, order_id: int = 0
+    repos: Repositories,
+    perm_id: int,
+    order_ref: str,
+    client_id: int = 0,
+    order_id: int = 0,
+    *,
+    prefix: str = DEFAULT_ORDER_REF_PREFIX,
+    session_start: datetime | None = None,
+    con_id: int = 0,
+    symbol: str = "",
 ) -> OrderRow | None:
-    """permId is IB's lasting key; before IB assigns it, our ``order_ref`` identifies the
-    order, and failing that the session's (client id, order id)."""
-    row = repos.order_by_perm_id(perm_id) if perm_id else None
-    if row is None and order_ref:
+    """The journal's row for one of IB's messages, as IB defines an order's identity.
+
+    permId is the one global key once known. Before that, our own ``order_ref`` (unique by
+    construction) identifies the order; a foreign ref is free text that others repeat, never
+    a key on its own. Last, (client id, order id) names an order only within one connection
+    session: ids restart with a new client id or TWS's "Reset API order ID sequence", so
+    only rows without a permId touched since ``session_start`` are candidates (none without
+    it). A candidate whose permId, contract or ref disagrees with the message is not it."""
+    if perm_id:
+        row = repos.order_by_perm_id(perm_id)
+        if row is not None:
+            other_ref = bool(row.order_ref) and row.order_ref != order_ref
+            if is_ours(order_ref, prefix) and other_ref:
+                return None  # our refs are unique: a permId repeated by another gateway
+            return row if _agrees(row, perm_id, con_id, symbol) else None
+    if order_ref and is_ours(order_ref, prefix):
         row = repos.order_by_ref(order_ref)
-    if row is None and order_id:  # matches only rows IB has not given a permId yet
-        row = repos.order_by_ids(client_id, order_id)
-    return row
+        if row is not None:
+            return row if _agrees(row, perm_id, con_id, symbol) else None
+    if order_id and session_start is not None:
+        row = repos.order_by_ids(client_id, order_id, session_start)
+        if (
+            row is not None
+            and _agrees(row, perm_id, con_id, symbol)
+            and (not order_ref or not row.order_ref or row.order_ref == order_ref)
+        ):
+            return row
+    return None
+
+
+def _taken(repos: Repositories, perm_id: int, order_ref: str, prefix: str) -> bool:
+    """Whether a new row with these ids would collide with another order's (IB never
+    repeats a permId, and our refs are unique: such a message is not about a new order)."""
+    if perm_id and repos.order_by_perm_id(perm_id) is not None:
+        return True
+    return is_ours(order_ref, prefix) and repos.order_by_ref(order_ref) is not None
 
 
 def _intent(request: OrderRequest) -> dict[str, Any]:
@@ -174,10 +221,35 @@ def status_event(
 
 
 def record_status(
-    repos: Repositories, update: OrderUpdate, prefix: str, source: str, now: datetime
+    repos: Repositories,
+    update: OrderUpdate,
+    prefix: str,
+    source: str,
+    now: datetime,
+    session_start: datetime | None = None,
 ) -> bool:
-    """Store one status report; False when it changed nothing (a duplicate or stale one)."""
-    row = find_order(repos, update.perm_id, update.order_ref, update.client_id, update.order_id)
+    """Store one status report; False when it changed nothing (a duplicate or stale one).
+    ``session_start`` is when the current connection session began (see :func:`find_order`)."""
+    row = find_order(
+        repos,
+        update.perm_id,
+        update.order_ref,
+        update.client_id,
+        update.order_id,
+        prefix=prefix,
+        session_start=session_start,
+        con_id=update.con_id,
+        symbol=update.symbol,
+    )
+    if row is None and _taken(repos, update.perm_id, update.order_ref, prefix):
+        log.warning(
+            "ignoring a status of %s (permId %s, ref %r): its permId or ref belongs to another"
+            " order in the journal",
+            update.symbol,
+            update.perm_id,
+            update.order_ref,
+        )
+        return False
     if row is None:
         row = OrderRow(
             order_ref=update.order_ref or None,
@@ -200,6 +272,10 @@ def record_status(
     before = _status_key(row) if row.id is not None else None
     row.status = update.status.value
     row.filled, row.remaining = update.filled, update.remaining
+    if not update.status.is_done and update.filled + update.remaining > 0:
+        # A working order may be modified (placeOrder again with the same id): IB's
+        # filled + remaining is its size now, not the intent's.
+        row.quantity = update.filled + update.remaining
     row.avg_fill_price = update.avg_fill_price
     row.perm_id = update.perm_id or row.perm_id
     row.order_id, row.client_id = update.order_id, update.client_id
@@ -214,11 +290,16 @@ def record_status(
     return True
 
 
-def order_from_fill(repos: Repositories, fill: Fill, prefix: str, now: datetime) -> OrderRow:
-    """An order we only know from its execution (placed elsewhere, or while we were down)."""
+def order_from_fill(
+    repos: Repositories, fill: Fill, prefix: str, now: datetime, *, keep_ids: bool = True
+) -> OrderRow:
+    """An order we only know from its execution (placed elsewhere, or while we were down).
+    Without ``keep_ids`` the row takes neither permId nor our ref: they belong to another
+    row the fill cannot be part of (a different instrument)."""
+    ours = is_ours(fill.order_ref, prefix)
     row = OrderRow(
-        order_ref=fill.order_ref or None,
-        perm_id=fill.perm_id or None,
+        order_ref=fill.order_ref or None if keep_ids or not ours else None,
+        perm_id=fill.perm_id or None if keep_ids else None,
         order_id=fill.order_id,
         client_id=fill.client_id,
         account=fill.account,
@@ -231,7 +312,7 @@ def order_from_fill(repos: Repositories, fill: Fill, prefix: str, now: datetime)
         filled=fill.cum_quantity or fill.quantity,
         remaining=Decimal(0),
         avg_fill_price=fill.avg_price or fill.price,
-        external=not is_ours(fill.order_ref, prefix),
+        external=not ours,
         created_at=now,
         updated_at=now,
     )
@@ -302,6 +383,8 @@ class OrderJournal:
     ) -> None:
         self._db = db
         self.prefix = order_ref_prefix
+        # (client id, order id) match only rows touched from here on: see find_order
+        self.session_start = datetime.now(UTC)
         self._log: IntentLog | None = None
         # order_ref -> (request, risk result, at): logged, not yet in the database
         self._unwritten: dict[str, tuple[OrderRequest, str, str]] = {}
@@ -438,7 +521,8 @@ class OrderJournal:
         """Store a status change; False if it was already known."""
         self.write_pending()
         with unit_of_work(self._db) as repos:
-            return record_status(repos, update, self.prefix, source, datetime.now(UTC))
+            now = datetime.now(UTC)
+            return record_status(repos, update, self.prefix, source, now, self.session_start)
 
     def working_orders(self) -> list[OrderUpdate]:
         """Our orders the journal holds as working, PendingSubmit rows included."""

@@ -55,13 +55,31 @@ PNL_TOLERANCE = Decimal("0.01")
 _CORRECTIONS_AHEAD = 10  # corrections of one execution looked for beyond its own number
 
 
+def _fill_fits(order: OrderRow, fill: Fill) -> bool:
+    """Whether ``fill`` can be an execution of ``order``: the same permId once both know
+    one, the same instrument (an MSFT fill never attaches to an AAPL order)."""
+    if fill.perm_id and order.perm_id and order.perm_id != fill.perm_id:
+        return False
+    if fill.con_id and order.con_id and order.con_id != fill.con_id:
+        return False
+    return not (order.symbol and fill.symbol and order.symbol != fill.symbol)
+
+
 class Ledger:
     def __init__(
-        self, repos: Repositories, prefix: str, now: datetime, *, hold_booking: bool = False
+        self,
+        repos: Repositories,
+        prefix: str,
+        now: datetime,
+        *,
+        hold_booking: bool = False,
+        session_start: datetime | None = None,
     ) -> None:
         self.repos = repos
         self.prefix = prefix
         self.now = now
+        self.session_start = session_start
+        """When the connection session began, for (client id, order id) matches."""
         self.hold_booking = hold_booking
         """Store fills but leave them pending: older fills are missing (a lost write), and
         the average cost depends on the order, so the catch-up books them all in time order."""
@@ -227,16 +245,41 @@ class Ledger:
                 return prior
         return None
 
+    def _fits(self, order: OrderRow, fill: Fill) -> bool:
+        """:func:`_fill_fits`, and our refs being unique, a fill of ours with another ref."""
+        other_ref = bool(order.order_ref) and order.order_ref != fill.order_ref
+        return _fill_fits(order, fill) and not (is_ours(fill.order_ref, self.prefix) and other_ref)
+
     def _order_for(self, fill: Fill) -> OrderRow:
         order = self._orders.get(fill.perm_id) if fill.perm_id else None
         if order is None and fill.perm_id and fill.perm_id not in self._perm_checked:
             order = self.repos.order_by_perm_id(fill.perm_id)
             self._perm_checked.add(fill.perm_id)
-        if order is None and fill.order_ref:
+        if order is not None and not self._fits(order, fill):
+            order = None  # a repeated permId of another order: never take its row
+        if order is None and is_ours(fill.order_ref, self.prefix):  # foreign refs repeat
             order = self.repos.order_by_ref(fill.order_ref)
+            if order is not None and not self._fits(order, fill):
+                order = None
         if order is None:
-            order = order_from_fill(self.repos, fill, self.prefix, self.now)
-        if fill.perm_id:
+            # a status earlier in this batch may have made the row since the prefetch
+            holder = self.repos.order_by_perm_id(fill.perm_id) if fill.perm_id else None
+            if holder is not None and self._fits(holder, fill):
+                order = holder
+        if order is None:
+            taken = holder is not None or (
+                is_ours(fill.order_ref, self.prefix)
+                and self.repos.order_by_ref(fill.order_ref) is not None
+            )
+            if taken:
+                log.warning(
+                    "execution %s of %s: its permId/ref belong to an order of another"
+                    " instrument; recorded on an order of its own",
+                    fill.exec_id,
+                    fill.symbol,
+                )
+            order = order_from_fill(self.repos, fill, self.prefix, self.now, keep_ids=not taken)
+        if fill.perm_id and order.perm_id in (None, fill.perm_id):
             self._orders[fill.perm_id] = order
         advance_order(self.repos, order, fill, self.now)
         return order

@@ -95,6 +95,9 @@ class PositionSyncService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_pnl: dict[tuple[str, int], tuple[Decimal | None, ...]] = {}
         self._was_disconnected = False
+        # (client id, order id) match only orders touched from here on: ids repeat
+        # across connection sessions (see sync.journal.find_order)
+        self.session_start = datetime.now(UTC)
         self._progress = asyncio.Condition()  # notified after every written batch
         self.caught_up = asyncio.Event()  # cleared on disconnect, set after the catch-up
         self.caught_up.set()
@@ -379,7 +382,7 @@ class PositionSyncService:
         """One transaction; ``snapshot`` None only books fills still waiting (``settle``)."""
         others = self._claims.held_by_others(self.bot_id, datetime.now(UTC))
         with unit_of_work(self.db) as repos:
-            ledger = Ledger(repos, self.prefix, datetime.now(UTC))
+            ledger = Ledger(repos, self.prefix, datetime.now(UTC), session_start=self.session_start)
             force_before = ledger.now - timedelta(seconds=grace_s)
             if snapshot is None:
                 ledger.book_all(force_before=force_before)
@@ -411,7 +414,13 @@ class PositionSyncService:
         # booked now, they would go onto the position before older fills still missing.
         hold = self._repaired_upto < self._lost_writes
         with unit_of_work(self.db) as repos:
-            ledger = Ledger(repos, self.prefix, datetime.now(UTC), hold_booking=hold)
+            ledger = Ledger(
+                repos,
+                self.prefix,
+                datetime.now(UTC),
+                hold_booking=hold,
+                session_start=self.session_start,
+            )
             ledger.prefetch(
                 (e for e in events if isinstance(e, Fill)),
                 [e for e in events if isinstance(e, CommissionReport)],
@@ -422,7 +431,9 @@ class PositionSyncService:
                 elif isinstance(event, CommissionReport):
                     ledger.record_commission(event)
                 elif isinstance(event, OrderUpdate):
-                    record_status(repos, event, self.prefix, "event", ledger.now)
+                    record_status(
+                        repos, event, self.prefix, "event", ledger.now, self.session_start
+                    )
                 elif isinstance(event, Position):
                     ledger.record_position(event)
                 else:

@@ -252,7 +252,7 @@ def _reconcile_orders(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) 
     repos: Repositories = ledger.repos
     listed = {u.perm_id for u in snap.open_orders}
     for update in snap.open_orders:
-        record_status(repos, update, ledger.prefix, "sync", ledger.now)
+        record_status(repos, update, ledger.prefix, "sync", ledger.now, ledger.session_start)
     for row in repos.open_orders():
         # IB lists only this client's open orders (reqOpenOrders; client 0 also gets TWS's),
         # so another client's order missing from the list says nothing about it.

@@ -332,3 +332,19 @@ async def test_on_a_login_with_several_accounts_only_the_traded_one_counts(
     held = {(p.account, p.symbol): p.quantity for p in await broker.get_positions()}
     assert held == {("DU111", "AAPL"): D(50)}
     await runner.stop()
+
+
+def test_order_refs_differ_between_runners_started_at_the_same_instant(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """Two bots started in one second (or on a frozen clock) must never share a ref: 1,000
+    runners on one clock reading would repeat a 16-bit random part almost surely."""
+    risk = make_risk()
+    stems = {
+        Runner(
+            broker, sma(), risk, MemoryJournal(), RunnerConfig(symbols=("AAPL",)), clock=clock
+        )._ref_stem
+        for _ in range(1000)
+    }
+    assert len(stems) == 1000
+    assert all(s.startswith("tb-") and len(s) < 36 for s in stems)
