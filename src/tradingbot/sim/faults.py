@@ -50,6 +50,7 @@ HELP = """commands:
   realtime on|off           grant or revoke real-time market data permission
   reject CODE [REASON]      reject the next order with CODE
   fill PERM_ID [PRICE]      fill a resting order now
+  order-id-reset [CLIENT_ID]    order ids restart at 1 (TWS's "Reset API order ID sequence")
   status                    list connected clients
   help                      this text"""
 
@@ -93,6 +94,16 @@ async def _run(gateway: SimulatedGateway, cmd: str, args: list[str]) -> str:
         price = Decimal(args[1]) if len(args) > 1 else None
         await gateway.fill_order(int(args[0]), price)
         return f"filled order permId {args[0]}"
+    if cmd == "order-id-reset":
+        client_id = int(args[0]) if args else None
+        working = gateway.reset_order_ids(client_id)
+        whose = "every client id" if client_id is None else f"client id {client_id}"
+        kept = (
+            f"; {working} working order(s) keep their ids (reusing one modifies it)"
+            if working
+            else ""
+        )
+        return f"order ids restart at 1 for {whose}{kept}"
     if cmd == "status":
         clients = ", ".join(f"{s.client_id}@{s.peer}" for s in gateway.sessions) or "none"
         return f"listening on {gateway.host}:{gateway.port}; clients: {clients}"
