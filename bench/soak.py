@@ -172,7 +172,9 @@ async def _trade_with_faults(
     db_url: str,
     log_path: Path,
 ) -> tuple[Verdict, list[str]]:
-    async with SimulatedGateway(port=0, seed=seed, tick_interval_s=0.05) as gw:
+    # Each run has a fresh database, so its ids may be fixed by its seed: a replay then
+    # meets the very permIds and execIds the failing run did.
+    async with SimulatedGateway(port=0, seed=seed, tick_interval_s=0.05, id_epoch=seed) as gw:
         gw.orders.engine.max_fill_shares = max_fill_slice(rng)
         witness = Witness(gw)
         env = _bot_env(gw.port, db_url)

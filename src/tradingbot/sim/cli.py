@@ -38,7 +38,24 @@ def sim(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 4002 is IB Gateway paper.")] = (
         4002
     ),
-    seed: Annotated[int, typer.Option(help="Same seed, same prices, fills and ids.")] = 7,
+    seed: Annotated[int, typer.Option(help="Same seed, same prices and fills.")] = 7,
+    id_epoch: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Fix permIds and execIds (same epoch, same ids) to replay a run on a fresh "
+            "database; by default they follow the clock and never repeat, as at IB.",
+        ),
+    ] = None,
+    reset_order_ids: Annotated[
+        bool,
+        typer.Option(
+            "--reset-order-ids",
+            help="Every client id's order ids start at 1 again whenever the gateway restarts "
+            "(the 'restart' command), whatever orders exist, as after TWS's 'Reset API order "
+            "ID sequence'; without it a restart keeps them, as TWS does.",
+        ),
+    ] = False,
     tick_interval: Annotated[
         float, typer.Option(min=0.0, help="Seconds between price steps; 0 = as fast as possible.")
     ] = 0.25,
@@ -89,6 +106,8 @@ def sim(
             starting_cash=cash,
             speed=speed,
             clock=clock,
+            id_epoch=id_epoch,
+            reset_order_ids_on_restart=reset_order_ids,
         )
     except (ValueError, ArithmeticError, ReplayError) as exc:
         typer.echo(f"error: {exc}", err=True)

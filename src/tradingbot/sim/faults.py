@@ -55,6 +55,7 @@ HELP = """commands:
   fill PERM_ID [PRICE]      fill a resting order now
   take-id CLIENT_ID on|off  hold a client id as another program would (connects get 326)
   correct [EXEC_ID] [price=P] [qty=Q]   correct an execution (the last one by default)
+  order-id-reset [CLIENT_ID]    order ids restart at 1 (TWS's "Reset API order ID sequence")
   status                    list connected clients
   help                      this text"""
 
@@ -104,6 +105,16 @@ async def _run(gateway: SimulatedGateway, cmd: str, args: list[str]) -> str:
         return f"client id {client_id} {'taken' if taken else 'free'}"
     if cmd == "correct":
         return _correct(gateway, args)
+    if cmd == "order-id-reset":
+        client_id = int(args[0]) if args else None
+        working = gateway.reset_order_ids(client_id)
+        whose = "every client id" if client_id is None else f"client id {client_id}"
+        kept = (
+            f"; {working} working order(s) keep their ids (reusing one modifies it)"
+            if working
+            else ""
+        )
+        return f"order ids restart at 1 for {whose}{kept}"
     if cmd == "status":
         clients = ", ".join(f"{s.client_id}@{s.peer}" for s in gateway.sessions) or "none"
         return f"listening on {gateway.host}:{gateway.port}; clients: {clients}"

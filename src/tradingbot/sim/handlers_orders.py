@@ -63,8 +63,6 @@ class OrderHandlers:
             order_id = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else -1
             session.send_error(order_id, 321, f"Error validating request:-'3' : cause - {exc}")
             return
-        if ticket.order_id > 0:
-            self.gateway.note_order_id(session.client_id, ticket.order_id)
         rejection = None if ticket.what_if else self.gateway.faults.take_rejection()
         if rejection is not None:
             self.engine.reject_next_order(*rejection)

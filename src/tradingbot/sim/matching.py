@@ -51,7 +51,7 @@ class OrderEngine:
         book: AccountBook,
         market: MarketView,
         *,
-        seed: int = 7,
+        id_epoch: int | None = None,
         max_fill_shares: Decimal = Decimal(1000),
         sink: OrderSink | None = None,
     ) -> None:
@@ -68,13 +68,31 @@ class OrderEngine:
         self._working: dict[int, dict[int, SimOrder]] = {}
         self._max_order_id: dict[int, int] = {}
         self._reject_next: Refusal | None = None
-        self.ids = IdSource(seed)
+        self.ids = IdSource(id_epoch)
         market.add_listener(self.on_quote)
 
     # ------------------------------------------------------------------ queries
     def next_valid_id(self, client_id: int) -> int:
         """The nextValidId for ``client_id``: above every id it has used, across sessions."""
         return self._max_order_id.get(client_id, 0) + 1
+
+    def note_order_id(self, client_id: int, order_id: int) -> None:
+        """Record that ``client_id`` used ``order_id`` (TWS keeps this across sessions)."""
+        self._max_order_id[client_id] = max(self._max_order_id.get(client_id, 0), order_id)
+
+    def reset_order_ids(self, client_id: int | None = None) -> int:
+        """TWS's "Reset API order ID sequence": the ids of ``client_id`` (of every client when
+        ``None``) start at 1 again, and an id that a finished order had may be used anew.
+
+        TWS resets cleanly only when no API order is working; working orders keep their ids
+        here as there, so a new order reusing one modifies that order. Returns how many
+        working API orders kept their ids.
+        """
+        if client_id is None:
+            self._max_order_id.clear()
+        else:
+            self._max_order_id.pop(client_id, None)
+        return sum(1 for o in self.open_orders(client_id) if o.order_id > 0)
 
     def open_orders(self, client_id: int | None = None) -> list[SimOrder]:
         """Transmitted, not-yet-done orders; of one client, or of all when ``None``."""
@@ -103,9 +121,9 @@ class OrderEngine:
         existing = self._by_key.get(key) if ticket.order_id > 0 else None
         if existing is not None and not existing.is_done and not ticket.what_if:
             return self._modify(existing, ticket)
-        refusal = self._refuse_id(client_id, ticket.order_id, existing)
+        refusal = self._refuse_id(client_id, ticket.order_id)
         if ticket.order_id > 0:
-            self._max_order_id[client_id] = max(self._max_order_id.get(client_id, 0), key[1])
+            self.note_order_id(client_id, ticket.order_id)
         if refusal is None and not ticket.what_if and self._reject_next is not None:
             refusal, self._reject_next = self._reject_next, None
         found = resolve_instrument(ticket)
@@ -196,13 +214,12 @@ class OrderEngine:
                 self._work(order, quote)
 
     # ------------------------------------------------------------------ internals
-    def _refuse_id(
-        self, client_id: int, order_id: int, existing: SimOrder | None
-    ) -> Refusal | None:
-        # 103: an id must be new and above every id this client used before (TWS_PROTOCOL §7).
+    def _refuse_id(self, client_id: int, order_id: int) -> Refusal | None:
+        # 103: an id must be above every id this client used since the sequence last started
+        # (TWS_PROTOCOL §7); a finished order's id is free again after a reset.
         if order_id <= 0:
             return None
-        if existing is not None or order_id <= self._max_order_id.get(client_id, 0):
+        if order_id <= self._max_order_id.get(client_id, 0):
             return Refusal(103, f"Duplicate order id {order_id}")
         return None
 

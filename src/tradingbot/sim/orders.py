@@ -146,7 +146,7 @@ def install(gateway: SimulatedGateway) -> OrderDesk:
     if not isinstance(book, AccountBook):
         book = AccountBook(gateway.accounts, gateway.starting_cash)
         gateway.book = book
-    engine = OrderEngine(book, gateway.market, seed=gateway.seed)
+    engine = OrderEngine(book, gateway.market, id_epoch=gateway.id_epoch)
     desk = OrderDesk(gateway, engine)
     engine.sink = desk
     gateway.orders = desk

@@ -95,6 +95,8 @@ class SimulatedGateway:
         starting_cash: Decimal = Decimal("1000000"),
         speed: float = 1.0,
         clock: SimClock | None = None,
+        id_epoch: int | None = None,
+        reset_order_ids_on_restart: bool = False,
     ) -> None:
         if not is_loopback(host) and not allow_remote:
             raise ValueError(
@@ -106,6 +108,8 @@ class SimulatedGateway:
         self.host = host
         self.port = port
         self.seed = seed
+        self.id_epoch = id_epoch
+        self.reset_order_ids_on_restart = reset_order_ids_on_restart
         self.accounts: tuple[str, ...] = tuple(accounts)
         self.starting_cash = Decimal(starting_cash)
         self.allow_remote = allow_remote
@@ -129,7 +133,6 @@ class SimulatedGateway:
         self._connections: set[Session] = set()
         self._session_tasks: set[asyncio.Task[Any]] = set()
         self._handlers: dict[int, Handler] = {}
-        self._next_ids: dict[int, int] = {}
         self._server: asyncio.Server | None = None
 
         handlers_basic.install(self)
@@ -166,12 +169,17 @@ class SimulatedGateway:
 
     def next_valid_id(self, client_id: int) -> int:
         """The next order id for ``client_id``: above every id it used, across sessions."""
-        return self._next_ids.get(client_id, 1)
+        return self.orders.engine.next_valid_id(client_id)
 
     def note_order_id(self, client_id: int, order_id: int) -> None:
         """Record that ``client_id`` used ``order_id`` (TWS keeps this across sessions)."""
-        if order_id >= self.next_valid_id(client_id):
-            self._next_ids[client_id] = order_id + 1
+        self.orders.engine.note_order_id(client_id, order_id)
+
+    def reset_order_ids(self, client_id: int | None = None) -> int:
+        """TWS's "Reset API order ID sequence": ``client_id``'s order ids (every client's when
+        ``None``) start at 1 on the next connect or reqIds, and a finished order's id may be
+        used again. Working orders keep theirs; returns how many there are."""
+        return self.orders.engine.reset_order_ids(client_id)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -235,13 +243,16 @@ class SimulatedGateway:
         """Drop everyone, refuse connections for ``downtime_s``, then listen again.
 
         The account book, orders and market carry on, as an IB account does while its
-        gateway restarts.
+        gateway restarts; so do the order id sequences, unless the gateway was made with
+        ``reset_order_ids_on_restart`` (every client id then starts at 1 again).
         """
         if downtime_s < 0:
             raise ValueError(f"downtime_s: must be >= 0, got {downtime_s}")
         await self._stop_listening()
         await self.drop_connections()
         await asyncio.sleep(downtime_s)
+        if self.reset_order_ids_on_restart:
+            self.reset_order_ids()
         await self._listen()
 
     def take_client_id(self, client_id: int, taken: bool = True) -> None:

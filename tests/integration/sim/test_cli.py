@@ -9,8 +9,10 @@ import sys
 from collections.abc import AsyncIterator
 
 import pytest
+from ib_async import MarketOrder
 
-from tests.integration.sim.conftest import TIMEOUT_S, Expect, connect
+from tests.integration.sim.conftest import TIMEOUT_S, Expect, RawClient, connect
+from tests.integration.sim.orders_support import AAPL
 
 CLI = [sys.executable, "-c", "from tradingbot.cli import app; app()", "sim"]
 
@@ -97,6 +99,7 @@ async def test_readme_snippet_prints_positions_and_fills_an_order(
         (["--host", "0.0.0.0", "--port", "0"], "allow_remote"),
         (["--port", "0", "--bars-csv", "/nonexistent/bars.csv"], "cannot read"),
         (["--port", "0", "--start", "yesterday"], "start"),
+        (["--port", "0", "--id-epoch", "-1"], "--id-epoch"),
     ],
 )
 async def test_bad_options_exit_2_with_the_reason(args: list[str], message: str) -> None:
@@ -104,3 +107,48 @@ async def test_bad_options_exit_2_with_the_reason(args: list[str], message: str)
     _, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
     assert proc.returncode == 2
     assert message in stderr.decode()
+
+
+async def _command(proc: asyncio.subprocess.Process, line: str) -> str:
+    assert proc.stdin is not None
+    proc.stdin.write(f"{line}\n".encode())
+    await proc.stdin.drain()
+    return await _line(proc)
+
+
+async def _next_valid_id(port: int, client_id: int) -> str:
+    raw = await RawClient.open(port)
+    try:
+        return (await raw.handshake(client_id))[0][2]
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize(("switch", "after_restart"), [([], "6"), (["--reset-order-ids"], "1")])
+async def test_reset_order_ids_makes_a_restart_start_every_client_id_at_1(
+    switch: list[str], after_restart: str
+) -> None:
+    proc = await _start("--port", "0", "--tick-interval", "0.05", *switch)
+    try:
+        banner = await _line(proc)
+        port = int(banner.split("127.0.0.1:")[1].split()[0])
+        ib = await connect(port, client_id=3)
+        try:
+            [aapl] = await ib.qualifyContractsAsync(AAPL)
+            order = MarketOrder("BUY", 10)
+            order.orderId = 5
+            trade = ib.placeOrder(aapl, order)
+            done = Expect(trade.filledEvent)
+            await done.wait()
+        finally:
+            ib.disconnect()
+        assert await _next_valid_id(port, 3) == "6"
+        assert (await _command(proc, "restart 0")).startswith("restarted after 0s down")
+        assert await _next_valid_id(port, 3) == after_restart
+        assert (
+            await _command(proc, "order-id-reset 3")
+        ) == "order ids restart at 1 for client id 3"
+        assert await _next_valid_id(port, 3) == "1"
+    finally:
+        proc.kill()
+        await proc.wait()

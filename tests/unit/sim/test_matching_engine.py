@@ -134,7 +134,7 @@ def sink() -> RecordingSink:
 
 @pytest.fixture
 def engine(market: HandMarket, sink: RecordingSink) -> OrderEngine:
-    return OrderEngine(AccountBook([ACCT], D("100000")), market, seed=7, sink=sink)
+    return OrderEngine(AccountBook([ACCT], D("100000")), market, sink=sink)
 
 
 def test_market_buy_fills_at_the_ask_and_books_position_cash_and_commission(
@@ -385,9 +385,9 @@ def test_global_cancel_cancels_every_client(engine: OrderEngine, sink: Recording
     assert [e[0] for e in sink.events].count("cancelled") == 2
 
 
-def test_same_seed_gives_the_same_perm_ids_and_exec_ids() -> None:
-    def run(seed: int) -> list[str]:
-        engine = OrderEngine(AccountBook([ACCT], D("100000")), HandMarket(), seed=seed)
+def test_an_id_epoch_fixes_the_ids_and_without_one_no_engine_repeats_another() -> None:
+    def run(id_epoch: int | None) -> list[str]:
+        engine = OrderEngine(AccountBook([ACCT], D("100000")), HandMarket(), id_epoch=id_epoch)
         orders = [engine.place(1, ticket(i)) for i in (1, 2)]
         return [str(o.perm_id) for o in orders if o] + [e.exec_id for e in engine.executions]
 
@@ -395,3 +395,29 @@ def test_same_seed_gives_the_same_perm_ids_and_exec_ids() -> None:
     assert run(7) != run(8)
     ids = run(7)
     assert len(set(ids)) == len(ids)
+    fresh = run(None) + run(None)
+    assert len(set(fresh)) == len(fresh) == 8
+
+
+def test_an_id_epoch_below_zero_is_refused() -> None:
+    with pytest.raises(ValueError, match="id_epoch"):
+        OrderEngine(AccountBook([ACCT], D("100000")), HandMarket(), id_epoch=-1)
+
+
+def test_after_a_reset_a_finished_orders_id_is_new_again_and_a_working_one_is_modified(
+    engine: OrderEngine, sink: RecordingSink
+) -> None:
+    filled = engine.place(1, ticket(1, "BUY", "1"))
+    resting = engine.place(1, ticket(2, "BUY", "10", "LMT", lmt="150.00"))
+    assert filled is not None
+    assert resting is not None
+    assert engine.reset_order_ids(1) == 1
+    assert engine.next_valid_id(1) == 1
+    again = engine.place(1, ticket(1, "BUY", "1"))
+    assert again is not None
+    assert again.perm_id != filled.perm_id
+    assert engine.place(1, ticket(2, "BUY", "20", "LMT", lmt="150.00")) is resting
+    assert resting.ticket.total_quantity == 20
+    assert engine.find(1, 1) is again
+    assert engine.next_valid_id(1) == 2
+    assert sink.codes() == []
