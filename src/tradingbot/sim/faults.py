@@ -106,9 +106,9 @@ async def _run(gateway: SimulatedGateway, cmd: str, args: list[str]) -> str:
     if cmd == "correct":
         return _correct(gateway, args)
     if cmd == "order-id-reset":
-        client_id = int(args[0]) if args else None
-        working = gateway.reset_order_ids(client_id)
-        whose = "every client id" if client_id is None else f"client id {client_id}"
+        which = int(args[0]) if args else None
+        working = gateway.reset_order_ids(which)
+        whose = "every client id" if which is None else f"client id {which}"
         kept = (
             f"; {working} working order(s) keep their ids (reusing one modifies it)"
             if working
