@@ -123,3 +123,56 @@ def test_upgrade_keeps_existing_rows(db_url: str) -> None:
         assert row.received_at == row.time == datetime(2026, 1, 2, 15, 0, tzinfo=UTC)
     finally:
         database.close()
+
+
+def test_upgrade_of_a_database_with_orders_others_point_at(db_url: str) -> None:
+    """0002 -> head with orders that status events and executions refer to: rebuilding the
+    orders table (SQLite's batch mode) must neither fail on those references nor lose a row,
+    and foreign keys are enforced again afterwards."""
+    database = Database(db_url, upgrade=False)
+    try:
+        database.upgrade("0002")
+        stamp = "2026-01-05 15:00:00" + ("" if database.dialect == "sqlite" else "+00")
+        with database.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO accounts (code, currency, first_seen_at) VALUES ('DU1', 'USD', :t)"
+                ),
+                {"t": stamp},
+            )
+            for pk, ref, external in ((1, "tb-1-1", False), (2, "manual", True)):
+                values = {"pk": pk, "ref": ref, "ext": external, "t": stamp}
+                conn.execute(
+                    text(
+                        "INSERT INTO orders (id, order_ref, perm_id, symbol, side, order_type,"
+                        " quantity, status, filled, remaining, external, created_at, updated_at)"
+                        " VALUES (:pk, :ref, 100 + :pk, 'AAPL', 'BUY', 'MKT', 10, 'Filled', 10, 0,"
+                        " :ext, :t, :t)"
+                    ),
+                    values,
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO order_status_events (order_pk, status, filled, remaining,"
+                        " source, time) VALUES (:pk, 'Filled', 10, 0, 'runner', :t)"
+                    ),
+                    values,
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO executions (exec_id, order_pk, perm_id, order_id, client_id,"
+                        " order_ref, account, con_id, symbol, side, quantity, price, time,"
+                        " received_at, external, applied) VALUES ('e' || :pk, :pk, 100 + :pk, 1, 9,"
+                        " :ref, 'DU1', 265598, 'AAPL', 'BOT', 10, 190, :t, :t, :ext, true)"
+                    ),
+                    values,
+                )
+        database.upgrade()
+        assert database.current_revision() == database.head_revision()
+        with database.engine.begin() as conn:
+            for table in ("orders", "order_status_events", "executions"):
+                assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 2  # noqa: S608
+            if database.dialect == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        database.close()

@@ -1,11 +1,20 @@
 """Alembic environment: runs on the engine :class:`tradingbot.storage.db.Database` passes in
-(or one built from ``sqlalchemy.url``), in one transaction, batch mode for SQLite ALTERs."""
+(or one built from ``sqlalchemy.url``), in one transaction, batch mode for SQLite ALTERs.
+
+SQLite's batch mode rebuilds a table (copy, drop, rename). With foreign keys enforced, the
+drop of a table that other rows point at (orders, by its status events and executions)
+fails, so on SQLite enforcement is off while migrations run and the whole database is
+checked with ``PRAGMA foreign_key_check`` before the transaction commits. The pragma has no
+effect inside a transaction, hence the raw driver connection around it."""
 
 from __future__ import annotations
 
-from alembic import context
-from sqlalchemy import Engine
+from typing import Any
 
+from alembic import context
+from sqlalchemy import Connection, Engine
+
+from tradingbot.errors import StorageError
 from tradingbot.storage import models  # noqa: F401 - registers the tables on the metadata
 from tradingbot.storage.base import Base
 from tradingbot.storage.db import create_db_engine
@@ -18,15 +27,35 @@ def run_migrations_online() -> None:
     if not isinstance(engine, Engine):
         engine = create_db_engine(config.get_main_option("sqlalchemy.url") or "")
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=Base.metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            _foreign_keys(connection, on=False)
+        try:
+            _migrate(connection)
+        finally:
+            if sqlite:
+                _foreign_keys(connection, on=True)
+
+
+def _foreign_keys(connection: Connection, *, on: bool) -> None:
+    driver: Any = connection.connection.driver_connection
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
+def _migrate(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise StorageError(f"a migration left rows pointing at nothing: {broken[:5]}")
+    connection.commit()
 
 
 run_migrations_online()
