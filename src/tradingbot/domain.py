@@ -67,6 +67,15 @@ _DONE_STATES = frozenset(
     }
 )
 
+INFERRED_CLOSE = "closed by reconciliation: "
+"""How the reason of an order our reconciliation closed for want of any trace at IB begins
+(``error_text``): the status was inferred, not reported by IB, so a later working status
+from IB revives the order instead of being dropped as stale."""
+
+
+def closed_by_inference(error_text: str | None) -> bool:
+    return error_text is not None and error_text.startswith(INFERRED_CLOSE)
+
 
 class ConnectionState(enum.StrEnum):
     """What the manager knows of the link: TWS <-> API and TWS <-> IB servers (1100/1102)."""

@@ -25,6 +25,7 @@ from tradingbot.domain import OrderUpdate
 from tradingbot.engine.claim_keeper import ClaimKeeper, new_claimant
 from tradingbot.engine.kill_switch_store import DatabaseKillSwitchStore
 from tradingbot.engine.loader import load_strategy
+from tradingbot.engine.order_resolution import ClaimKey
 from tradingbot.engine.runner import Runner, RunnerConfig, utc_now
 from tradingbot.engine.strategies.base import Strategy
 from tradingbot.engine.summary import RunSummary, summarize
@@ -61,13 +62,16 @@ class BotOptions:
     stop_timeout_s: float = 10.0
     reconcile_interval_s: float | None = 60.0
 
-    def runner_config(self, flush_interval_s: float = 1.0) -> RunnerConfig:
+    def runner_config(
+        self, flush_interval_s: float = 1.0, ack_timeout_s: float = 10.0
+    ) -> RunnerConfig:
         return RunnerConfig(
             symbols=self.symbols,
             cancel_on_stop=self.cancel_on_exit,
             entries_stopped=self.stop_entries,
             stop_timeout_s=self.stop_timeout_s,
             flush_interval_s=flush_interval_s,
+            ack_timeout_s=ack_timeout_s,
         )
 
 
@@ -117,7 +121,8 @@ class Bot:
         self.claims: ClaimKeeper | None = None
         self.options = options or BotOptions()
         self.strategy = strategy or load_strategy(self.options.strategy, self.options.params)
-        self.config = self.options.runner_config(flush_interval_s)
+        # the client waits this long for IB's acknowledgement of an order
+        self.config = self.options.runner_config(flush_interval_s, settings.ibkr_connect_timeout_s)
         self.clock = clock
         self.calendar = calendar
         self.trading_days = US_TRADING_DAYS  # the calendar's, once started
@@ -203,6 +208,7 @@ class Bot:
                     self.config,
                     clock=self.clock,
                     wait_reconciled=manager.wait_reconciled,
+                    claimed_by_others=self._claimed_by_others,
                 )
                 await self.runner.start()
                 return
@@ -216,6 +222,9 @@ class Bot:
                 if self.runner is not None:
                     await self.runner.stop(cancel_open_orders=False)
                 await self.sync.stop()
+
+    def _claimed_by_others(self) -> frozenset[ClaimKey]:
+        return frozenset() if self.claims is None else self.claims.held_by_others()
 
     async def stop(self, cancel_open_orders: bool | None = None) -> list[OrderUpdate]:
         """Stop entries and data, cancel if configured, let the mirror catch up, disconnect.

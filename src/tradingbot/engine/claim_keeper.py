@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from tradingbot.errors import StorageError
-from tradingbot.storage.claims import Claimant, ClaimStore
+from tradingbot.storage.claims import Claimant, ClaimKey, ClaimStore
 from tradingbot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,10 @@ class ClaimKeeper:
     @property
     def bot_id(self) -> str:
         return self.claimant.bot_id
+
+    def held_by_others(self) -> frozenset[ClaimKey]:
+        """(account, symbol) pairs another live bot claims now: their orders are theirs."""
+        return self.store.held_by_others(self.bot_id, datetime.now(UTC))
 
     def claim(self, accounts: Iterable[str], symbols: Iterable[str]) -> None:
         """Claim every symbol in every account, or raise SymbolClaimedError (nothing held)."""

@@ -66,9 +66,12 @@ class MemoryJournal:
     intents: list[tuple[str, OrderRequest, RiskDecision]] = field(default_factory=list)
     statuses: list[OrderUpdate] = field(default_factory=list)
     send_failures: list[tuple[str, int, str]] = field(default_factory=list)
+    written_at: dict[str, datetime] = field(default_factory=dict)
+    """When each intent was recorded (the wall clock, as the database journal's rows)."""
 
     def record_intent(self, order_ref: str, request: OrderRequest, decision: RiskDecision) -> None:
         self.intents.append((order_ref, request, decision))
+        self.written_at[order_ref] = datetime.now(UTC)
 
     def record_status(self, update: OrderUpdate) -> None:
         self.statuses.append(update)
@@ -83,7 +86,7 @@ class MemoryJournal:
             if not decision.accepted or ref in failed:
                 continue
             statuses = self.statuses_of(ref)
-            last = statuses[-1] if statuses else pending(ref, request, datetime.now(UTC))
+            last = statuses[-1] if statuses else pending(ref, request, self.written_at[ref])
             if not last.status.is_done:
                 out.append(last)
         return out

@@ -17,20 +17,34 @@ any client of the login, and ends in one of two ways:
   Cancelled with what filled when IB knew it (a permId) but lists it nowhere now, and
   Cancelled "never reached IB" for an order IB has no trace of: no permId, no open or
   completed order, no execution. Cancelled because the order is void and nothing was
-  refused: Rejected is kept for IB's refusals and failed sends.
+  refused: Rejected is kept for IB's refusals and failed sends. What filled is the most
+  any source knows: today's executions miss yesterday's fills and those reported to
+  another client id, so the journal's own count is never lowered, and an execution IB
+  corrected counts once, as its latest correction.
 
-Nothing stays PendingSubmit after a resolution.
+Bots on one database share the journal and, with the same ref prefix, each other's refs.
+A row or working order on a symbol another live bot claims is that bot's: it is neither
+resolved nor adopted here. And a PendingSubmit row younger than the acknowledgement
+timeout may be on its way to IB, so IB having no trace of it yet is no proof: it stays
+as it is until a later resolution. Every other order leaves PendingSubmit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from tradingbot.domain import Fill, OrderStatus, OrderUpdate, Position
+from tradingbot.domain import (
+    INFERRED_CLOSE,
+    Fill,
+    OrderStatus,
+    OrderUpdate,
+    Position,
+    correction_parts,
+)
 from tradingbot.engine.journal import Journal
 from tradingbot.engine.tracker import OrderTracker
 from tradingbot.ports import Broker
@@ -40,15 +54,18 @@ log = logging.getLogger(__name__)
 HELD_RECHECK_S = 2.0
 """How often the runner looks again at orders held under another client id."""
 
+# Inferred from IB's silence (INFERRED_CLOSE): IB reporting the order working revives it.
 NEVER_REACHED_IB = (
-    "closed by reconciliation: never reached IB (no open or completed order and no "
-    "execution carries its order ref)"
+    f"{INFERRED_CLOSE}never reached IB (no open or completed order and no execution carries "
+    "its order ref)"
 )
+NO_LONGER_WORKING = f"{INFERRED_CLOSE}no longer working at IB and not among its completed orders"
+# Reported by IB: final.
 FROM_COMPLETED = "closed by reconciliation from IB's completed orders"
 FROM_EXECUTIONS = "closed by reconciliation from IB's executions"
-NO_LONGER_WORKING = (
-    "closed by reconciliation: no longer working at IB and not among its completed orders"
-)
+
+ClaimKey = tuple[str, str]
+"""(account, symbol) that another live bot claims."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +90,17 @@ class OrdersAtBroker:
         return None
 
     def fills_of(self, order: OrderUpdate) -> list[Fill]:
-        return [
-            f
-            for f in self.executions
-            if (order.perm_id and f.perm_id == order.perm_id)
-            or (order.order_ref and f.order_ref == order.order_ref)
-        ]
+        """``order``'s executions, each once: a correction (``….01.02``) replaces the
+        execution it corrects (``….01.01``), whatever order IB reported them in."""
+        latest: dict[str, tuple[int, Fill]] = {}
+        for f in self.executions:
+            if (order.perm_id and f.perm_id == order.perm_id) or (
+                order.order_ref and f.order_ref == order.order_ref
+            ):
+                stem, number = correction_parts(f.exec_id)
+                if stem not in latest or number > latest[stem][0]:
+                    latest[stem] = (number, f)
+        return [f for _, f in latest.values()]
 
 
 async def orders_at_broker(broker: Broker) -> OrdersAtBroker:
@@ -103,16 +125,21 @@ def resolve(order: OrderUpdate, at: OrdersAtBroker, now: datetime) -> OrderUpdat
     avg = sum((f.price * f.quantity for f in fills), Decimal(0)) / executed if executed else None
     completed = at.find(at.completed, order)
     perm_id = order.perm_id or next((f.perm_id for f in fills), 0)
+    # Each source may miss fills another saw (today's executions, this client id's only):
+    # the most filled wins, with its average price.
+    known = [(order.filled, order.avg_fill_price), (executed, avg)]
     if completed is not None:
-        filled = max(completed.filled, executed)
+        known.append((completed.filled, completed.avg_fill_price))
+    filled, avg = max(known, key=lambda k: (k[0], k[1] is not None))
+    if completed is not None:
         status, reason = completed.status, FROM_COMPLETED
         perm_id = completed.perm_id or perm_id
-    elif executed >= order.quantity > 0:
-        filled, status, reason = executed, OrderStatus.FILLED, FROM_EXECUTIONS
-    elif perm_id:
-        filled, status, reason = executed, OrderStatus.CANCELLED, NO_LONGER_WORKING
+    elif filled >= order.quantity > 0:
+        status, reason = OrderStatus.FILLED, FROM_EXECUTIONS
+    elif perm_id or filled:
+        status, reason = OrderStatus.CANCELLED, NO_LONGER_WORKING
     else:
-        filled, status, reason = Decimal(0), OrderStatus.CANCELLED, NEVER_REACHED_IB
+        status, reason = OrderStatus.CANCELLED, NEVER_REACHED_IB
     return replace(
         order,
         perm_id=perm_id,
@@ -138,28 +165,53 @@ class Resolution:
         return {o.symbol for o in self.held.values()}
 
 
+def claimed(order: OrderUpdate, claims: Collection[ClaimKey]) -> bool:
+    """Whether another live bot claims ``order``'s symbol: in its account, or in any while
+    the order has none yet (a row IB has not acknowledged)."""
+    if order.account:
+        return (order.account, order.symbol) in claims
+    return any(symbol == order.symbol for _, symbol in claims)
+
+
 def resolve_book(
     at: OrdersAtBroker,
     tracker: OrderTracker,
     journaled: Iterable[OrderUpdate],
     adopt_prefix: str | None,
     now: datetime,
+    *,
+    in_flight_since: datetime,
+    claimed_by_others: Collection[ClaimKey] = frozenset(),
 ) -> Resolution:
     """Bring the tracker's working orders, the journal's and (with ``adopt_prefix``, at
-    start) IB's working orders with our ref prefix in line with ``at``."""
+    start) IB's working orders with our ref prefix in line with ``at``, leaving alone the
+    orders on symbols in ``claimed_by_others`` and the journal's rows written since
+    ``in_flight_since`` (a wall-clock time, as the journal's) that IB has no trace of."""
     out = Resolution()
     for fill in at.executions:
         tracker.on_fill(fill)  # records exec ids, so replays of these fills are ignored
     if adopt_prefix is not None:
         for update in at.working:
-            if update.order_ref.startswith(adopt_prefix) and not tracker.is_ours(update.order_ref):
+            if (
+                update.order_ref.startswith(adopt_prefix)
+                and not tracker.is_ours(update.order_ref)
+                and not claimed(update, claimed_by_others)
+            ):
                 log.warning("adopting working order %s from an earlier run", update.order_ref)
                 tracker.adopt(update)
                 out.statuses.append(update)
     for row in journaled:
         if tracker.is_ours(row.order_ref):
             continue  # the tracker's state is newer; resolved below
+        if claimed(row, claimed_by_others):
+            continue  # another live bot's, under its own client id: it resolves it
         resolved = resolve(row, at, now)
+        if resolved.error_text == NEVER_REACHED_IB and row.time > in_flight_since:
+            log.info(
+                "journaled order %s is not at IB yet and may be on its way; left as it is",
+                row.order_ref,
+            )
+            continue
         if resolved.status.is_done:
             log.warning(
                 "journaled order %s resolved as %s (%s)",

@@ -19,9 +19,9 @@ import itertools
 import logging
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -46,6 +46,7 @@ from tradingbot.engine.intents import (
 from tradingbot.engine.journal import Journal
 from tradingbot.engine.order_resolution import (
     HELD_RECHECK_S,
+    ClaimKey,
     journal_statuses,
     orders_at_broker,
     recheck_held,
@@ -83,12 +84,15 @@ class RunnerConfig:
     stop_timeout_s: float = 10.0
     flush_interval_s: float = 1.0
     order_ref_prefix: str = "tb"
+    ack_timeout_s: float = 10.0
+    """How long IB may take to acknowledge an order: a journaled order younger than that
+    may still be on its way, so IB having no trace of it does not close it yet."""
 
     def __post_init__(self) -> None:
         if not self.symbols or any(not s.strip() for s in self.symbols):
             raise ConfigError(f"symbols must be non-empty names, got {self.symbols!r}")
-        if self.stop_timeout_s <= 0 or self.flush_interval_s <= 0:
-            raise ConfigError("stop_timeout_s and flush_interval_s must be positive")
+        if self.stop_timeout_s <= 0 or self.flush_interval_s <= 0 or self.ack_timeout_s <= 0:
+            raise ConfigError("stop_timeout_s, flush_interval_s and ack_timeout_s must be positive")
         if not self.order_ref_prefix or "-" in self.order_ref_prefix:
             raise ConfigError(
                 f"order_ref_prefix must be non-empty without '-': {self.order_ref_prefix!r}"
@@ -108,11 +112,15 @@ class Runner:
         *,
         clock: Callable[[], datetime] = utc_now,
         wait_reconciled: Callable[[], Awaitable[object]] | None = None,
+        claimed_by_others: Callable[[], Collection[ClaimKey]] | None = None,
     ) -> None:
         self.broker, self.strategy, self.risk, self.journal = broker, strategy, risk, journal
         self.config = config or RunnerConfig()
         self._clock = clock
         self._wait_reconciled = wait_reconciled
+        # (account, symbol) pairs other live bots on this database trade: their orders
+        # share our journal (and, with the same prefix, our refs) but are theirs to resolve.
+        self._claimed_by_others = claimed_by_others
         self.tracker = OrderTracker()
         self.rejections: deque[tuple[datetime, RiskDecision]] = deque(maxlen=50)
         self.entries_stopped = self.config.entries_stopped
@@ -195,13 +203,21 @@ class Runner:
     async def _load_book(self, adopt: bool) -> None:
         """Resolve every order the tracker and the journal hold as working against what IB
         reports to any client of the login (see ``order_resolution``); at start, also adopt
-        IB's working orders that carry our ref prefix. The broker's positions then replace
-        ours."""
+        IB's working orders that carry our ref prefix. Orders on symbols another live bot
+        claims are left to it. The broker's positions then replace ours."""
         prefix = f"{self.config.order_ref_prefix}-"
         at = await orders_at_broker(self.broker)
         journaled = [u for u in self.journal.working_orders() if u.order_ref.startswith(prefix)]
+        others = self._claimed_by_others() if self._claimed_by_others is not None else frozenset()
         resolution = resolve_book(
-            at, self.tracker, journaled, prefix if adopt else None, self._clock()
+            at,
+            self.tracker,
+            journaled,
+            prefix if adopt else None,
+            self._clock(),
+            # the journal stamps its rows with the wall clock, whatever the runner's says
+            in_flight_since=utc_now() - timedelta(seconds=self.config.ack_timeout_s),
+            claimed_by_others=others,
         )
         journal_statuses(self.journal, resolution.statuses)
         self._held = resolution.held_symbols

@@ -4,7 +4,8 @@ The runner calls :meth:`OrderJournal.record_intent` before an order is sent — 
 between "decided" and "sent" still leaves a trace keyed by our ``order_ref`` — and every
 status change afterwards is stored with IB's order id and permId. Recording the same status
 twice changes nothing; a late non-final status after a final one is ignored (IB may deliver
-them out of order around reconnects).
+them out of order around reconnects), unless that final status was only inferred by our
+reconciliation from IB's silence: then the order works after all, and is reopened.
 
 An order is ours if its ``order_ref`` carries our prefix or was journaled by us; anything
 else (TWS, another API client, a human) is recorded as external, never confused with ours.
@@ -21,7 +22,15 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii as _str  # json.dumps's own string encoder
 from typing import Any, Protocol
 
-from tradingbot.domain import Fill, OrderRequest, OrderSide, OrderStatus, OrderType, OrderUpdate
+from tradingbot.domain import (
+    Fill,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    closed_by_inference,
+)
 from tradingbot.errors import StorageError
 from tradingbot.storage import intent_log
 from tradingbot.storage.db import Database, DuplicateRowError
@@ -267,8 +276,16 @@ def record_status(
         )
         repos.add(row)
     elif row.status in DONE_STATUSES and not update.status.is_done:
-        log.info("ignoring stale %s for order %s already %s", update.status, row.id, row.status)
-        return False
+        if not closed_by_inference(row.error_text):
+            log.info("ignoring stale %s for order %s already %s", update.status, row.id, row.status)
+            return False
+        # Closed by our reconciliation only because IB showed no trace of it then (another
+        # bot's order still on its way, say): IB reporting it working is the truth.
+        log.warning(
+            "order %s, closed as %s (%s), is %s at IB: reopened",
+            row.id, row.status, row.error_text, update.status,
+        )  # fmt: skip
+        row.error_text = None
     before = _status_key(row) if row.id is not None else None
     row.status = update.status.value
     row.filled, row.remaining = update.filled, update.remaining

@@ -6,14 +6,16 @@ cancel (10147) or hear the fills of the order its own id placed: the order must 
 working in the books, its symbol must wait, and once the configured id is free again the
 bot must manage it and cancel it on stop. A restart under another client id adopts the
 previous run's working order. A journal left with a PendingSubmit row that never reached
-IB, and with an order that filled while the bot was down, ends with both resolved.
+IB, and with an order that filled while the bot was down, ends with both resolved; a row
+written moments ago may still be on its way and is left as it is. Bots sharing the
+database leave each other's orders alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from tests.integration.engine.conftest import sim_bot_settings
 from tests.integration.engine.strats import Scripted
 from tests.mocks.databases import db_url
 from tests.polling import until
-from tradingbot.domain import OrderSide, OrderStatus, OrderType
+from tradingbot.domain import OrderRequest, OrderSide, OrderStatus, OrderType
 from tradingbot.engine.app import Bot, BotOptions, simulated_gateway
 from tradingbot.engine.intents import TargetPosition, TradeIntent, intent_to_request
 from tradingbot.engine.order_resolution import NEVER_REACHED_IB
@@ -45,11 +47,15 @@ async def gateway() -> AsyncIterator[SimulatedGateway]:
 
 
 def make_bot(
-    gw: SimulatedGateway, url: str, cancel_on_exit: bool = True, **settings: object
+    gw: SimulatedGateway,
+    url: str,
+    cancel_on_exit: bool = True,
+    symbols: tuple[str, ...] = ("AAPL",),
+    **settings: object,
 ) -> Bot:
     return Bot(
         sim_bot_settings(gw, Path(), database_url=url, **settings),  # the URL replaces the path
-        BotOptions(symbols=("AAPL",), stop_timeout_s=3.0, cancel_on_exit=cancel_on_exit),
+        BotOptions(symbols=symbols, stop_timeout_s=3.0, cancel_on_exit=cancel_on_exit),
         strategy=Scripted(),
         clock=gw.market.now,
     )
@@ -162,24 +168,103 @@ async def test_a_start_resolves_a_row_that_never_reached_ib_and_an_order_filled_
         (at_gw,) = gw.orders.engine.open_orders()
         await gw.fill_order(at_gw.perm_id)  # while no bot is connected
 
-        # A crash between the journal's write and the send leaves a PendingSubmit row.
-        lost_ref = f"{stem}-99"
+        # A crash between the journal's write and the send, an hour ago, left a
+        # PendingSubmit row; another process wrote one just now and is sending it.
+        lost_ref, on_its_way_ref = f"{stem}-99", f"{stem}-100"
         db = Database(db_url)
         try:
-            request = TradeIntent("AAPL", OrderSide.BUY, Decimal(3))
-            order_request = intent_to_request(request, contract, Decimal(0), Decimal(0), lost_ref)
-            assert order_request is not None
-            OrderJournal(db).record_intent(lost_ref, order_request, RiskDecision.accept())
+            journal = OrderJournal(db)
+            for ref in (lost_ref, on_its_way_ref):
+                request = TradeIntent("AAPL", OrderSide.BUY, Decimal(3))
+                order_request = intent_to_request(request, contract, Decimal(0), Decimal(0), ref)
+                assert order_request is not None
+                journal.record_intent(ref, order_request, RiskDecision.accept())
+            with unit_of_work(db) as repos:
+                lost_row = repos.order_by_ref(lost_ref)
+                assert lost_row is not None
+                lost_row.created_at -= timedelta(hours=1)
+                lost_row.updated_at -= timedelta(hours=1)
         finally:
             db.close()
         assert journal_row(db_url, lost_ref)["status"] == OrderStatus.PENDING_SUBMIT.value
 
         # Restarted under another id: its own executions never show client 9's fill.
-        async with make_bot(gw, db_url, ibkr_client_id=CONFIGURED_ID + 1):
+        async with make_bot(
+            gw, db_url, ibkr_client_id=CONFIGURED_ID + 1, ibkr_connect_timeout_s=30.0
+        ):
             pass
         lost = journal_row(db_url, lost_ref)
         assert lost["status"] == OrderStatus.CANCELLED.value
         assert lost["error_text"] == NEVER_REACHED_IB
+        assert journal_row(db_url, on_its_way_ref)["status"] == OrderStatus.PENDING_SUBMIT.value
         filled = journal_row(db_url, filled_ref)
         assert filled["status"] == OrderStatus.FILLED.value
         assert filled["filled"] == 5
+
+
+async def test_bots_on_one_database_leave_each_others_orders_alone(db_url: str) -> None:
+    """Same account, database and ref prefix, each bot its own client id. While A's order
+    is journaled and on its way to IB, B starting or reconnecting must not close it as
+    never reached IB (A's acknowledgement would then be dropped as stale, the journal
+    saying Cancelled of an order working at IB); nor may a bot starting later adopt it."""
+    async with gateway() as gw:
+        a = make_bot(gw, db_url, ibkr_client_id=21, ibkr_connect_timeout_s=30.0)
+        await a.start()
+        try:
+            runner, journal, manager = runner_of(a), a.journal, a.manager
+            assert journal is not None
+            assert manager is not None
+            limit = (runner.feed.last["AAPL"] * Decimal("0.97")).quantize(Decimal("0.01"))
+            ref = f"{runner.order_ref_stem}900"
+            journal.record_intent(
+                ref,
+                OrderRequest(
+                    runner.broker.create_contract("AAPL"), OrderSide.BUY, Decimal(2),
+                    OrderType.LIMIT, limit, order_ref=ref,
+                ),
+                RiskDecision.accept(),
+            )  # fmt: skip
+            journal.write_pending()  # in the journal, not yet sent
+
+            b = make_bot(gw, db_url, symbols=("MSFT",), ibkr_client_id=22)
+            await b.start()
+            try:
+                assert journal_row(db_url, ref)["status"] == OrderStatus.PENDING_SUBMIT.value
+                b_manager = b.manager
+                assert b_manager is not None
+                await gw.drop_connections()
+                await until(
+                    lambda: all(
+                        m.reconnects and m.is_ready and r.reconciled
+                        for m, r in ((manager, runner), (b_manager, runner_of(b)))
+                    ),
+                    what="both bots reconnected and reconciled",
+                )
+                assert journal_row(db_url, ref)["status"] == OrderStatus.PENDING_SUBMIT.value
+            finally:
+                await b.stop()
+
+            broker = runner.broker
+            contract = await broker.qualify_contract(broker.create_contract("AAPL"))
+            request = OrderRequest(
+                contract, OrderSide.BUY, Decimal(2), OrderType.LIMIT, limit, order_ref=ref
+            )
+            sent = broker.send_order(request)
+            runner.tracker.expect(request, broker.account, broker.client_id, runner.now)
+            acknowledged = await sent.acknowledged()
+            if runner.tracker.on_status(acknowledged):
+                journal.record_status(acknowledged)
+            assert journal_row(db_url, ref)["status"] == OrderStatus.SUBMITTED.value
+
+            c = make_bot(gw, db_url, symbols=("MSFT",), ibkr_client_id=23)
+            await c.start()
+            try:
+                assert runner_of(c).tracker.open_orders() == []
+            finally:
+                await c.stop()
+            assert journal_row(db_url, ref)["status"] == OrderStatus.SUBMITTED.value
+            assert runner.tracker.order(ref) is not None
+        finally:
+            await a.stop()
+        assert gw.orders.engine.open_orders() == []
+        assert journal_row(db_url, ref)["status"] == OrderStatus.CANCELLED.value

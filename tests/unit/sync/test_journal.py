@@ -17,6 +17,7 @@ from tradingbot.domain import (
     OrderType,
     OrderUpdate,
 )
+from tradingbot.engine.order_resolution import NEVER_REACHED_IB
 from tradingbot.storage.db import Database
 from tradingbot.sync.journal import OrderJournal
 
@@ -73,6 +74,26 @@ def test_intent_then_statuses_are_one_order(db: Database) -> None:
         "Submitted",
         "Filled",
     ]
+
+
+def test_a_working_status_reopens_an_order_only_reconciliation_closed(db: Database) -> None:
+    """Another bot's start found no trace of this order at IB (still on its way) and closed
+    it; IB then reports it working, which is the truth. A status IB reported final stays."""
+    journal = OrderJournal(db)
+    inferred, reported = journal.new_order_ref(), journal.new_order_ref()
+    for ref in (inferred, reported):
+        request = OrderRequest(AAPL, OrderSide.BUY, D(10), OrderType.LIMIT, D(150), order_ref=ref)
+        journal.record_intent(ref, request, Decision(True, "accepted"))
+    [never_reached] = (u for u in journal.working_orders() if u.order_ref == inferred)
+    closed = replace(never_reached, status=OrderStatus.CANCELLED, error_text=NEVER_REACHED_IB)
+    assert journal.record_status(closed)
+    assert journal.record_status(update(inferred, OrderStatus.SUBMITTED, perm_id=556))
+    assert journal.record_status(update(reported, OrderStatus.CANCELLED, perm_id=557))
+    assert not journal.record_status(update(reported, OrderStatus.SUBMITTED, perm_id=557))
+    by_ref = {o.order_ref: o for o in rows(db, OrderRow)}
+    assert (by_ref[inferred].status, by_ref[inferred].error_text) == ("Submitted", None)
+    assert by_ref[reported].status == "Cancelled"
+    assert [u.order_ref for u in journal.working_orders()] == [inferred]
 
 
 def test_risk_rejection_is_journaled_and_refs_are_unique(db: Database) -> None:
