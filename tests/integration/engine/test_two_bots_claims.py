@@ -137,3 +137,29 @@ def test_a_claim_of_a_process_gone_from_this_host_is_taken_over_at_once(db_url: 
             store.claim(Claimant("tb-next", "tb-", host, 0), "DU1", ["AAPL"], now)
     finally:
         db.close()
+
+
+def test_a_claim_left_by_an_earlier_process_with_this_pid_is_taken_over_at_once(
+    db_url: str,
+) -> None:
+    """A container restarted by its runtime: same hostname, and the bot is pid 1 again. The
+    row the killed run left names this very pid, but this process never took it."""
+    db = Database(db_url)
+    try:
+        host, pid, now = socket.gethostname(), os.getpid(), datetime.now(UTC)
+        with db.transaction() as session:  # what the killed run left behind
+            session.add(
+                BotClaim(
+                    account="DU1", symbol="AAPL", bot_id="tb-1-before", order_ref_prefix="tb-",
+                    host=host, pid=pid, heartbeat_at=now, expires_at=now + timedelta(seconds=60),
+                )
+            )  # fmt: skip
+        store = ClaimStore(db, ttl_s=60)
+        restarted = Claimant("tb-1-after", "tb-", host, pid)
+        assert store.claim(restarted, "DU1", ["AAPL"], now) == 1
+        assert store.held_by_others("tb-1-after", now) == frozenset()
+        # A second bot of this same process is alive, though: it is still refused.
+        with pytest.raises(SymbolClaimedError, match="tb-1-after"):
+            store.claim(Claimant("tb-1-beside", "tb-", host, pid), "DU1", ["AAPL"], now)
+    finally:
+        db.close()
