@@ -113,8 +113,8 @@ class ClaimKeeper:
         log.error(
             "this bot's symbol claims on %s are lost: %s. Another bot may trade the same "
             "symbols, so new entries are stopped (exits still pass) and the claims are asked "
-            "for again every %.0f s; stop one of the two bots (the other bot's claim names "
-            "it), and look at why the heartbeat stalled (database reachable and fast?)",
+            "for again every %.3g s; stop one of the two bots (table bot_claims names the "
+            "other), and look at why the heartbeat stalled (database reachable and fast?)",
             ",".join(self._symbols), why, self.heartbeat_s,
         )  # fmt: skip
         if self.on_lost is not None:
@@ -128,8 +128,8 @@ class ClaimKeeper:
             return
         self.lost = False
         log.warning(
-            "this bot's symbol claims on %s are back (no other bot held them); new entries "
-            "resume", ",".join(self._symbols),
+            "this bot's symbol claims on %s are back (no other bot held them); the entries "
+            "stopped for their loss resume", ",".join(self._symbols),
         )  # fmt: skip
         if self.on_regained is not None:
             self.on_regained()
