@@ -91,7 +91,7 @@ class CancelOutcome:
 class FlattenOutcome:
     symbol: str
     quantity_before: Decimal
-    result: str  # sent | rejected | nothing-to-do | not-traded
+    result: str  # sent | rejected | deferred | nothing-to-do | not-traded
     message: str = ""
 
 
@@ -278,12 +278,29 @@ class BotContext:
                     outcomes.append(FlattenOutcome(symbol, qty, "nothing-to-do", "already flat"))
                 else:
                     self.monitor.last_tick_at.pop(symbol, None)  # not a tick-to-order sample
+                    waiting_for = runner.waiting_for(symbol)
                     decision = await runner.submit(
                         TargetPosition(symbol, Decimal(0), reason="operator flatten")
                     )
-                    outcomes.append(_flatten_outcome(symbol, qty, decision))
+                    if decision is None and waiting_for is not None:
+                        on_hold = symbol in runner.held_symbols
+                        outcomes.append(_deferred(symbol, qty, waiting_for, on_hold))
+                    else:
+                        outcomes.append(_flatten_outcome(symbol, qty, decision))
             self.reads.invalidate()
             return outcomes
+
+
+def _deferred(symbol: str, qty: Decimal, waiting_for: str, held: bool) -> FlattenOutcome:
+    """The runner kept the flatten as the symbol's target: it goes out once the wait ends."""
+    if held:
+        message = (
+            f"{symbol} is held: waiting for {waiting_for}; the flatten is kept and sent once "
+            "that order ends (to go on now, cancel it from the client that placed it)"
+        )
+    else:
+        message = f"{symbol} waits for {waiting_for}; the flatten is kept and sent after it"
+    return FlattenOutcome(symbol, qty, "deferred", message)
 
 
 def _flatten_outcome(symbol: str, qty: Decimal, decision: RiskDecision | None) -> FlattenOutcome:

@@ -137,6 +137,7 @@ class Bot:
         self.left_working: list[OrderUpdate] = []
         self.summary: RunSummary | None = None
         self._closed = False
+        self._entries_stopped_for_claims = False
 
     @property
     def order_ref_prefix(self) -> str:
@@ -164,7 +165,11 @@ class Bot:
             # Before the mirror's first sync: it must leave other bots' symbols alone, and a
             # symbol another live bot trades is refused before we touch anything.
             self.claims = ClaimKeeper(
-                self.db, new_claimant(self.order_ref_prefix), self.claim_ttl_s
+                self.db,
+                new_claimant(self.order_ref_prefix),
+                self.claim_ttl_s,
+                on_lost=self._claims_lost,
+                on_regained=self._claims_regained,
             )
             self.claims.claim([account], self.config.symbols)
             await self._start_trading(self.manager, self.db, self.risk, self.journal)
@@ -210,6 +215,8 @@ class Bot:
                     wait_reconciled=manager.wait_reconciled,
                     claimed_by_others=self._claimed_by_others,
                 )
+                if self.claims is not None and self.claims.lost:
+                    self._claims_lost()
                 await self.runner.start()
                 return
             except _LOST_WHILE_STARTING as exc:
@@ -225,6 +232,21 @@ class Bot:
 
     def _claimed_by_others(self) -> frozenset[ClaimKey]:
         return frozenset() if self.claims is None else self.claims.held_by_others()
+
+    def _claims_lost(self) -> None:
+        """Another bot may trade our symbols now: no new entries (the same switch as
+        ``--stop-entries``) until the claims are ours again."""
+        runner = self.runner
+        if runner is not None and not runner.entries_stopped:
+            runner.entries_stopped = True
+            self._entries_stopped_for_claims = True
+
+    def _claims_regained(self) -> None:
+        """Entries resume, unless they were stopped for another reason before the loss."""
+        runner = self.runner
+        if self._entries_stopped_for_claims and runner is not None and runner.running:
+            runner.entries_stopped = False
+        self._entries_stopped_for_claims = False
 
     async def stop(self, cancel_open_orders: bool | None = None) -> list[OrderUpdate]:
         """Stop entries and data, cancel if configured, let the mirror catch up, disconnect.

@@ -391,15 +391,39 @@ class Runner:
             await asyncio.wait({ack})
         return decision
 
+    @property
+    def held_symbols(self) -> frozenset[str]:
+        """Symbols whose targets wait for an order of ours under another client id."""
+        return frozenset(self._held)
+
+    def waiting_for(self, symbol: str) -> str | None:
+        """What an order for ``symbol`` would wait for now (a target waits and is sent once
+        that is over), or None when it would go out."""
+        if not self._reconciled.is_set():
+            return "reconciliation after a reconnect"
+        if symbol not in self._held:
+            return None
+        ids = sorted(
+            {
+                o.client_id
+                for o in self.tracker.open_orders()
+                if o.symbol == symbol and o.client_id != self.broker.client_id
+            }
+        )
+        under = ", ".join(str(i) for i in ids) or "another"
+        return (
+            f"the order of this bot on {symbol} working under client id {under}, which this "
+            f"connection (client id {self.broker.client_id}) cannot cancel"
+        )
+
     def _send(self, intent: OrderIntent) -> tuple[RiskDecision | None, asyncio.Task[None] | None]:
         """Decide and send with no await in between; returns the decision and the task
         awaiting IB's answer (None when nothing was sent)."""
         symbol = intent.symbol
-        if not self._reconciled.is_set() or symbol in self._held:
+        why = self.waiting_for(symbol)
+        if why is not None:
             if isinstance(intent, TargetPosition):
                 self._deferred[symbol] = intent
-            held = self._reconciled.is_set()
-            why = "an order under another client id" if held else "reconciliation after a reconnect"
             log.warning("not sending %s: waiting for %s", intent, why)
             return None, None
         contract = self._contracts.get(symbol)

@@ -47,13 +47,26 @@ class Claimant:
         )
 
 
+# The claimants of this process that hold claims (taken, not yet released). A pid names a
+# process only among the processes alive at once: a container restarted by its runtime
+# runs the bot as the same pid on the same hostname, so a row with this process's pid is
+# ours only if this process took it.
+_HELD_HERE: set[str] = set()
+
+
 def _live(row: BotClaim, claimant: Claimant, now: datetime) -> bool:
     """A claim holds until it lapses, unless its bot ran on this host and its process is
     gone: a bot killed and started again (by hand or a supervisor) takes its symbols back
-    at once instead of waiting for the claim to lapse."""
+    at once instead of waiting for the claim to lapse. A row with this very process's pid
+    that this process did not take was left by an earlier process that had the same pid
+    (a restarted container), so it is dead too."""
     if row.expires_at <= now:
         return False
-    return row.host != claimant.host or _process_exists(row.pid)
+    if row.host != claimant.host:
+        return True
+    if row.pid == os.getpid():
+        return row.bot_id in _HELD_HERE
+    return _process_exists(row.pid)
 
 
 def _process_exists(pid: int) -> bool:
@@ -79,17 +92,18 @@ class ClaimStore:
         self.db = db
         self.ttl = timedelta(seconds=ttl_s)
 
-    def claim(
-        self, claimant: Claimant, account: str, symbols: Iterable[str], now: datetime
-    ) -> None:
-        """Claim ``symbols`` of ``account`` for ``claimant``, all or none. Raises
-        :class:`SymbolClaimedError` when another bot's claim on one of them is live."""
+    def claim(self, claimant: Claimant, account: str, symbols: Iterable[str], now: datetime) -> int:
+        """Claim ``symbols`` of ``account`` for ``claimant``, all or none; returns how many
+        claims that is. Raises :class:`SymbolClaimedError` when another bot's claim on one
+        of them is live."""
         wanted = sorted({s.strip().upper() for s in symbols})
         try:
             self._claim(claimant, account, wanted, now)
         except StorageError:
             # Two bots claimed at once and the other's row won the key: say who holds it.
             self._claim(claimant, account, wanted, now)
+        _HELD_HERE.add(claimant.bot_id)
+        return len(wanted)
 
     def _claim(self, claimant: Claimant, account: str, symbols: list[str], now: datetime) -> None:
         with self.db.transaction() as session:
@@ -135,6 +149,7 @@ class ClaimStore:
     def release(self, claimant: Claimant) -> None:
         with self.db.transaction() as session:
             session.execute(delete(BotClaim).where(BotClaim.bot_id == claimant.bot_id))
+        _HELD_HERE.discard(claimant.bot_id)
 
     def held_by_others(self, bot_id: str | None, now: datetime) -> frozenset[ClaimKey]:
         """(account, symbol) pairs that a live bot other than ``bot_id`` claims."""

@@ -431,3 +431,40 @@ async def test_flatten_on_a_login_with_several_accounts_closes_the_bots_account_
         assert [(o.account, o.side, o.ticket.total_quantity) for o in ours] == [
             ("DU222", "SLD", Decimal(10))
         ]
+
+
+async def test_flatten_of_a_symbol_held_under_another_client_id_says_it_is_held(
+    tmp_path: Path,
+) -> None:
+    """After a 326 moved the bot to a fallback id, its order on AAPL works under id 9, which
+    the fallback id cannot cancel: the flatten waits, and the answer must say so."""
+    async with running_bot(
+        tmp_path, token=TOKEN, seed={"AAPL": Decimal(10)}, ibkr_client_id_fallback_range=(20, 22)
+    ) as bot:
+        await until(lambda: "AAPL" in bot.runner.feed.last, what="an AAPL price")
+        limit = (bot.runner.feed.last["AAPL"] * Decimal("0.97")).quantize(Decimal("0.01"))
+        intent = TradeIntent("AAPL", OrderSide.BUY, Decimal(5), OrderType.LIMIT, limit)
+        decision = await bot.runner.submit(intent)
+        assert decision is not None
+        assert decision.accepted, decision
+        bot.gateway.take_client_id(9)  # another program holds it when the bot is back
+        await bot.gateway.drop_connections()
+        await until(
+            lambda: (
+                bot.manager.client.client_id == 20
+                and bot.runner.reconciled
+                and "AAPL" in bot.runner.held_symbols
+            ),
+            20,
+            "the bot on fallback id 20 with AAPL held",
+        )
+        response = await bot.post(
+            "/api/v1/control/flatten", json={"symbol": "AAPL", "confirm": "AAPL"}
+        )
+        assert response.status_code == 200
+        [result] = response.json()["results"]
+        assert result["result"] == "deferred"
+        assert result["message"].startswith("AAPL is held: waiting for the order of this bot")
+        assert "client id 9" in result["message"]
+        assert "cancel it from the client that placed it" in result["message"]
+        assert [o for o in bot.gateway.orders.engine.orders.values() if o.client_id == 20] == []

@@ -13,11 +13,14 @@ database leave each other's orders alone.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from tests.integration.engine.conftest import sim_bot_settings
 from tests.integration.engine.strats import Scripted
@@ -132,6 +135,64 @@ async def test_a_reconnect_on_a_fallback_id_keeps_the_order_holds_its_symbol_and
         assert journal_row(db_url, ref)["status"] == OrderStatus.CANCELLED.value
         positions = {p.symbol: p.quantity for p in gw.book.positions(gw.accounts[0])}
         assert positions["AAPL"] == 5  # never 10 + 5: the first order was not sent twice
+
+
+def _staying_on(caplog: pytest.LogCaptureFixture, client_id: int) -> bool:
+    return any(f"staying on client id {client_id} while" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_order_placed_on_the_fallback_id_keeps_the_bot_there_and_is_cancelled_on_stop(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the id that placed an order may cancel it: back on the configured id, the order
+    placed under the fallback id would be held (its symbol blocked) and never cancelled."""
+    caplog.set_level(logging.WARNING, logger="tradingbot.brokers")
+    async with gateway() as gw:
+        gw.take_client_id(CONFIGURED_ID)
+        bot = make_bot(gw, db_url, ibkr_client_id_fallback_range=(20, 22))
+        await bot.start()
+        try:
+            runner, manager = runner_of(bot), bot.manager
+            assert manager is not None
+            assert manager.client.client_id == 20
+            ref = await place_resting_buy(bot, gw)
+            gw.take_client_id(CONFIGURED_ID, taken=False)
+            await until(lambda: _staying_on(caplog, 20), 20, "the bot staying on id 20")
+            assert manager.client.client_id == 20
+            assert runner.held_symbols == frozenset()
+            assert runner.waiting_for("AAPL") is None
+        finally:
+            await bot.stop()
+        assert gw.orders.engine.open_orders() == []
+        assert journal_row(db_url, ref)["status"] == OrderStatus.CANCELLED.value
+
+
+async def test_the_bot_goes_back_to_its_id_once_the_fallback_ids_orders_are_done(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tradingbot.brokers")
+    async with gateway() as gw:
+        gw.take_client_id(CONFIGURED_ID)
+        bot = make_bot(gw, db_url, ibkr_client_id_fallback_range=(20, 22))
+        await bot.start()
+        try:
+            runner, manager = runner_of(bot), bot.manager
+            assert manager is not None
+            ref = await place_resting_buy(bot, gw)
+            gw.take_client_id(CONFIGURED_ID, taken=False)
+            await until(lambda: _staying_on(caplog, 20), 20, "the bot staying on id 20")
+            order = runner.tracker.order(ref)
+            assert order is not None
+            await manager.client.cancel_order(order.order_id)
+            await until(
+                lambda: manager.client.client_id == CONFIGURED_ID and runner.reconciled,
+                40,
+                "the bot back on its configured id",
+            )
+            assert runner.held_symbols == frozenset()
+        finally:
+            await bot.stop()
+        assert gw.orders.engine.open_orders() == []
 
 
 async def test_a_restart_under_another_client_id_adopts_the_previous_runs_working_order(

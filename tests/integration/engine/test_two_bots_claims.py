@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -15,6 +16,8 @@ from tests.mocks.databases import db_url
 from tests.polling import until
 from tradingbot.engine.app import Bot, BotOptions, sim_settings, sim_start_time, simulated_gateway
 from tradingbot.engine.claim_keeper import ClaimKeeper, new_claimant
+from tradingbot.engine.intents import TargetPosition
+from tradingbot.errors import StorageError
 from tradingbot.risk.calendar import ExchangeCalendar
 from tradingbot.settings import load_settings
 from tradingbot.sim import SimulatedGateway
@@ -135,5 +138,113 @@ def test_a_claim_of_a_process_gone_from_this_host_is_taken_over_at_once(db_url: 
         store.claim(Claimant("tb-live", "tb-", host, os.getpid()), "DU1", ["AAPL"], now)
         with pytest.raises(SymbolClaimedError, match="tb-live"):
             store.claim(Claimant("tb-next", "tb-", host, 0), "DU1", ["AAPL"], now)
+    finally:
+        db.close()
+
+
+def test_a_claim_left_by_an_earlier_process_with_this_pid_is_taken_over_at_once(
+    db_url: str,
+) -> None:
+    """A container restarted by its runtime: same hostname, and the bot is pid 1 again. The
+    row the killed run left names this very pid, but this process never took it."""
+    db = Database(db_url)
+    try:
+        host, pid, now = socket.gethostname(), os.getpid(), datetime.now(UTC)
+        with db.transaction() as session:  # what the killed run left behind
+            session.add(
+                BotClaim(
+                    account="DU1", symbol="AAPL", bot_id="tb-1-before", order_ref_prefix="tb-",
+                    host=host, pid=pid, heartbeat_at=now, expires_at=now + timedelta(seconds=60),
+                )
+            )  # fmt: skip
+        store = ClaimStore(db, ttl_s=60)
+        restarted = Claimant("tb-1-after", "tb-", host, pid)
+        assert store.claim(restarted, "DU1", ["AAPL"], now) == 1
+        assert store.held_by_others("tb-1-after", now) == frozenset()
+        # A second bot of this same process is alive, though: it is still refused.
+        with pytest.raises(SymbolClaimedError, match="tb-1-after"):
+            store.claim(Claimant("tb-1-beside", "tb-", host, pid), "DU1", ["AAPL"], now)
+    finally:
+        db.close()
+
+
+async def test_a_bot_whose_claim_was_taken_over_stops_entries_until_it_claims_again(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A's heartbeat stalled past the TTL and another bot took AAPL: A must stop entries
+    at once (exits still pass), say so, and resume once AAPL is free to claim again."""
+    start = sim_start_time(datetime.now(UTC), ExchangeCalendar("XNYS"))
+    async with simulated_gateway(speed=60.0, start=start, tick_interval_s=0.05) as gw:
+        a = _bot(gw, db_url, 21, ("AAPL",))
+        a.claim_ttl_s = 0.9
+        await a.start()
+        try:
+            assert a.db is not None
+            assert a.runner is not None
+            runner, account = a.runner, gw.accounts[0]
+            other = Claimant("tb-other", "tb-", "host-b", 2)
+            store = ClaimStore(a.db, ttl_s=60)
+            later = datetime.now(UTC) + timedelta(seconds=2)  # A's claim has lapsed by then
+            store.claim(other, account, ["AAPL"], later)
+            await until(lambda: runner.entries_stopped, 10, "A's entries stopped")
+            lost = [r for r in caplog.records if "claims on AAPL are lost" in r.getMessage()]
+            assert [r.levelname for r in lost] == ["ERROR"]
+            assert "stop one of the two bots" in lost[0].getMessage()
+            decision = await runner.submit(TargetPosition("AAPL", Decimal(10)))
+            assert decision is not None
+            assert decision.rule == "entries_stopped"
+
+            store.release(other)  # the other bot stopped: A takes AAPL back
+            await until(lambda: not runner.entries_stopped, 10, "A's entries resumed")
+            assert a.claims is not None
+            assert not a.claims.lost
+            assert store.held_by_others("tb-other", datetime.now(UTC)) == {(account, "AAPL")}
+        finally:
+            await a.stop()
+
+
+async def test_entries_stopped_by_the_operator_stay_stopped_when_the_claims_come_back(
+    db_url: str,
+) -> None:
+    start = sim_start_time(datetime.now(UTC), ExchangeCalendar("XNYS"))
+    async with simulated_gateway(speed=60.0, start=start, tick_interval_s=0.05) as gw:
+        a = _bot(gw, db_url, 21, ("AAPL",))
+        a.claim_ttl_s = 0.9
+        await a.start()
+        try:
+            assert a.db is not None
+            assert a.runner is not None
+            assert a.claims is not None
+            keeper, account = a.claims, gw.accounts[0]
+            a.runner.entries_stopped = True  # as --stop-entries or the API leave it
+            other = Claimant("tb-other", "tb-", "host-b", 2)
+            store = ClaimStore(a.db, ttl_s=60)
+            store.claim(other, account, ["AAPL"], datetime.now(UTC) + timedelta(seconds=2))
+            await until(lambda: keeper.lost, 10, "A's claims lost")
+            store.release(other)
+            await until(lambda: not keeper.lost, 10, "A's claims back")
+            assert a.runner.entries_stopped
+        finally:
+            await a.stop()
+
+
+async def test_renewals_failing_for_a_whole_ttl_count_as_a_lost_claim(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(db_url)
+    try:
+        lost: list[bool] = []
+        keeper = ClaimKeeper(db, new_claimant("tb-"), ttl_s=0.6, on_lost=lambda: lost.append(True))
+        keeper.claim(["DU1"], ["AAPL"])
+
+        def unreachable(claimant: Claimant, now: datetime) -> int:
+            raise StorageError("database unreachable")
+
+        monkeypatch.setattr(keeper.store, "renew", unreachable)
+        try:
+            await until(lambda: keeper.lost, 10, "the claims counted as lost")
+        finally:
+            await keeper.stop()
+        assert lost == [True]
     finally:
         db.close()

@@ -23,7 +23,8 @@ that IB still reports are delivered; consumers that persist fills dedupe by ``ex
 After a 326 moved the bot to a fallback client id, the orders it placed under its own id
 are out of its reach (only the id that placed an order may cancel it, and reqExecutions
 reports a client's own fills), so at each probe cycle, with a capped backoff, the manager
-checks whether the configured id is free again and, once it is, reconnects on it.
+checks whether the configured id is free again and, once it is, reconnects on it; but not
+while an order placed under the fallback id works, which only the fallback id can manage.
 IB's connectivity notices: 1100 → DEGRADED, 1101 → re-subscribe and reconcile, 1102 →
 resume and reconcile; farm notices are only logged. Disconnect events may arrive twice
 (ib_async and our own probe both report); they only set a flag the supervisor reads, so
@@ -105,6 +106,7 @@ class IBKRManager:
         # When to look again whether the configured client id is free (on a fallback id).
         self._home_backoff = Backoff(initial_s=1.0, max_s=_HOME_RETRY_MAX_S)
         self._home_retry_at = 0.0
+        self._told_staying = False  # logged once per stay on a fallback id
         self.client.events.connection_state.connect(self._on_state)
         self.client.events.error.connect(self._on_error)
 
@@ -211,13 +213,17 @@ class IBKRManager:
         return self.client.client_id != self.configured_client_id
 
     async def _return_to_configured_id(self) -> None:
-        """On a fallback id: once the configured id is free, reconnect on it."""
+        """On a fallback id: once the configured id is free and no order placed under the
+        fallback id still works, reconnect on the configured id. Only the id that placed an
+        order may cancel it, so leaving the fallback id with an order working under it would
+        leave that order to nobody: held by the runner, never cancelled on stop."""
         if not self.on_fallback_id:
             self._home_backoff.reset()
             self._home_retry_at = 0.0
+            self._told_staying = False
             return
         now = time.monotonic()
-        if now < self._home_retry_at:
+        if now < self._home_retry_at or await self._orders_working_here():
             return
         s = self.client.settings
         wanted = self.configured_client_id
@@ -226,7 +232,7 @@ class IBKRManager:
         # Also after a free answer: should the reconnect lose the id to someone else in
         # between, it lands on a fallback id again and must not retry at once.
         self._home_retry_at = time.monotonic() + self._home_backoff.next_delay_s()
-        if not free:
+        if not free or await self._orders_working_here():  # one may have gone out meanwhile
             return
         log.warning(
             "client id %d is free again; reconnecting on it (now on %d) to manage the orders "
@@ -234,6 +240,25 @@ class IBKRManager:
         )  # fmt: skip
         self._mark_lost()
         await self.client.disconnect()
+
+    async def _orders_working_here(self) -> bool:
+        """Whether an order placed under the current client id still works (or whether
+        that could not be told, which counts as yes: the next probe cycle asks again)."""
+        try:
+            working = [o for o in await self.client.get_open_orders() if not o.status.is_done]
+        except (BrokerConnectionError, NotConnectedError, TimeoutError, ConnectionError) as exc:
+            log.debug(
+                "could not list the open orders of client id %d: %s", self.client.client_id, exc
+            )
+            return True
+        if working and not self._told_staying:
+            self._told_staying = True
+            log.warning(
+                "staying on client id %d while %d order(s) placed under it work (only it may "
+                "cancel them); back to client id %d once they are done",
+                self.client.client_id, len(working), self.configured_client_id,
+            )  # fmt: skip
+        return bool(working)
 
     async def _probe(self) -> None:
         started = time.monotonic()
