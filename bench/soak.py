@@ -220,6 +220,7 @@ async def _trade_with_faults(
             fallbacks=ctx.fallbacks,
             trips=ctx.trips,
             flattens=ctx.flattens,
+            big_flattens=ctx.big_flattens,
             bot_starts=bot.starts,
         )
     return verdict, ctx.notes
@@ -335,7 +336,8 @@ def summary(results: list[RunResult], elapsed_s: float) -> str:
         f"  fills while the bot was away: {totals['fills_while_down']}  "
         f"client id collisions: {totals['collisions']}  fallback client ids: "
         f"{totals['fallbacks']}  kill switch trips: {totals['trips']}  flattens: "
-        f"{totals['flattens']}  position drift fixes: {totals['drift_fixes']}",
+        f"{totals['flattens']} ({totals['big_flattens']} past the order size limit)  "
+        f"position drift fixes: {totals['drift_fixes']}",
     ]
     if failed:
         lines.append("failing seeds: " + " ".join(str(r.seed) for r in failed))

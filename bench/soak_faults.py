@@ -121,6 +121,8 @@ class FaultContext:
     fallbacks: int = 0
     trips: int = 0
     flattens: int = 0
+    big_flattens: int = 0
+    """Flattens of a position larger than one order may be."""
     db_writes_blocked_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     findings: dict[str, list[str]] = field(default_factory=dict)
@@ -342,7 +344,11 @@ def _aware(moment: datetime) -> datetime:
 async def _big_exit(ctx: FaultContext) -> None:
     """Build positions past the per-order limit (several allowed orders), stop the strategy,
     then flatten through the API: every position must end at 0, at the gateway and in the
-    database. The strategy asks for nothing until both are flat, so nothing undoes it."""
+    database. The strategy asks for nothing until both are flat, so nothing undoes it.
+
+    It starts once the bot is on its own client id: orders placed under another id are out
+    of reach of a cancel, so one could rest and fill after the flatten."""
+    await wait_for(lambda: bot_connected(ctx), 40.0, f"the bot on client id {ctx.client_id}")
     ctx.control.write_text("build")
     try:
         await wait_for(
@@ -353,10 +359,13 @@ async def _big_exit(ctx: FaultContext) -> None:
     ctx.control.write_text("hold")
     try:
         await ctx.api("POST", "/api/v1/control/orders/cancel-all")
-        await _quiet(ctx, 1.0, 15.0)
+        if not await _quiet(ctx, 1.0, 15.0):
+            ctx.notes.append("big-exit: the bot did not go quiet within 15 s; no flatten")
+            return
         before = {p.symbol: p.quantity for p in ctx.gw.book.positions(ctx.account)}
         await ctx.api("POST", "/api/v1/control/flatten", {"all": True, "confirm": "ALL"})
         ctx.flattens += 1
+        ctx.big_flattens += int(max(before.values(), default=0) > ctx.max_order_quantity)
         try:
             await wait_for(lambda: _largest_position(ctx) == 0, 30.0, "flat at the gateway")
             await _until_db_flat(ctx, 30.0)
@@ -371,17 +380,18 @@ def _largest_position(ctx: FaultContext) -> Decimal:
     return max((abs(p.quantity) for p in ctx.gw.book.positions(ctx.account)), default=Decimal(0))
 
 
-async def _quiet(ctx: FaultContext, quiet_s: float, timeout_s: float) -> None:
-    """Until the bot has no order resting and has sent none for ``quiet_s``."""
+async def _quiet(ctx: FaultContext, quiet_s: float, timeout_s: float) -> bool:
+    """Until the bot has no order resting and has sent none for ``quiet_s`` (True), or
+    ``timeout_s`` passed (False)."""
     deadline = time.monotonic() + timeout_s
     sent, since = len(ctx.witness.orders), time.monotonic()
     while time.monotonic() < deadline:
         if len(ctx.witness.orders) != sent or resting_orders(ctx):
             sent, since = len(ctx.witness.orders), time.monotonic()
         elif time.monotonic() - since >= quiet_s:
-            return
+            return True
         await asyncio.sleep(0.05)
-    ctx.notes.append(f"big-exit: the bot was not quiet for {quiet_s} s before the flatten")
+    return False
 
 
 async def _until_db_flat(ctx: FaultContext, timeout_s: float) -> None:
