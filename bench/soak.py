@@ -9,7 +9,10 @@ process, trading all the time (``bench.soak_strategy:Churn``). While it trades, 
 injects faults at seeded random moments: connection drops, gateway restarts with downtime,
 a stalled socket, 1100→1102 and 1100→1101, a client id collision, fills while the bot is
 disconnected or dead, order rejections, SIGKILL of the bot and a restart, the database
-lost mid-write; the gateway fills in slices, so orders fill partially. Then the faults
+lost mid-write, a 326 on reconnect (a fallback client id, then back to the bot's own), the
+kill switch tripped then a SIGKILL and restart (still tripped), positions built past the
+per-order limit then flattened; the gateway fills in slices, so orders fill partially.
+The bot's API is on (a free port, a token) so the soak can act as its operator. Then the faults
 stop, the bot is given time to reconcile and is stopped with SIGTERM, and the invariants of
 :mod:`bench.soak_checks` are checked against the simulator's book. Every run prints a row
 of the table; a failing run prints its seed and its violations, and keeps its log.
@@ -25,7 +28,9 @@ import contextlib
 import logging
 import os
 import random
+import secrets
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -57,6 +62,7 @@ from tradingbot.sim import SimulatedGateway
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENT_ID = 9
+FALLBACK_IDS = range(20, 25)
 ACCOUNT = "DU1234567"
 LIMITS = Limits(
     max_order_quantity=Decimal(300),
@@ -101,10 +107,10 @@ def run_seed(base: int, index: int) -> int:
     return random.Random(base * 1_000_003 + index).randrange(1, 2**31)
 
 
-def bot_argv(seed: int, log_file: Path) -> list[str]:
+def bot_argv(seed: int, log_file: Path, control: Path) -> list[str]:
     """``tradingbot run`` against the soak's gateway: the same ``Bot`` that ``run --sim``
     drives, in a process of its own so that it can be killed while the gateway lives on."""
-    params = f"seed={seed},every_ticks=6,max_target=900,limit_share=0.35"
+    params = f"seed={seed},every_ticks=6,max_target=900,limit_share=0.35,control={control}"
     script = Path(sys.executable).with_name("tradingbot")
     head = [str(script)] if script.exists() else [sys.executable, "-c", _CLI]
     return [
@@ -177,9 +183,15 @@ async def _trade_with_faults(
     async with SimulatedGateway(port=0, seed=seed, tick_interval_s=0.05, id_epoch=seed) as gw:
         gw.orders.engine.max_fill_shares = max_fill_slice(rng)
         witness = Witness(gw)
-        env = _bot_env(gw.port, db_url)
-        bot = BotProcess(bot_argv(seed, workdir / "bot.jsonl"), env, workdir, log_path)
-        ctx = FaultContext(gw, bot, rng, CLIENT_ID, db_url, ACCOUNT)
+        api_port, token = _free_port(), secrets.token_urlsafe(24)
+        env = _bot_env(gw.port, db_url, api_port, token)
+        control = workdir / "churn.control"
+        argv = bot_argv(seed, workdir / "bot.jsonl", control)
+        bot = BotProcess(argv, env, workdir, log_path)
+        ctx = FaultContext(
+            gw, bot, rng, CLIENT_ID, db_url, ACCOUNT, witness, f"http://127.0.0.1:{api_port}",
+            token, control, FALLBACK_IDS, LIMITS.max_order_quantity,
+        )  # fmt: skip
         problems: list[str] = []
         await bot.start()
         try:
@@ -189,7 +201,9 @@ async def _trade_with_faults(
                 await _until(t0 + fault.at_s, bot, problems)
                 await INJECTORS[fault.kind](ctx)
             await _until(t0 + cfg.run_seconds, bot, problems)
-            await wait_for(lambda: bot_connected(ctx), 40.0, "the bot back after the faults")
+            await wait_for(
+                lambda: bot_connected(ctx), 40.0, f"the bot back on client id {CLIENT_ID}"
+            )
             await _until(time.monotonic() + cfg.settle_s, bot, problems)
         except TimeoutError as exc:
             problems.append(str(exc))
@@ -199,10 +213,16 @@ async def _trade_with_faults(
             problems.append(f"graceful stop ended with exit code {code}")
         problems += [f"the bot exited by itself with code {c}" for c in bot.unexpected_exits]
         problems += leaks(ACCOUNT, [log_path, workdir / "bot.jsonl"])
-        verdict = check_run(gw, witness, db_url, ACCOUNT, CLIENT_ID, LIMITS, problems)
+        verdict = check_run(
+            gw, witness, db_url, ACCOUNT, LIMITS, problems, ctx.findings, ctx.spells
+        )
         verdict.figures.update(
             fills_while_down=ctx.fills_while_down,
             collisions=ctx.collisions,
+            fallbacks=ctx.fallbacks,
+            trips=ctx.trips,
+            flattens=ctx.flattens,
+            big_flattens=ctx.big_flattens,
             bot_starts=bot.starts,
         )
     return verdict, ctx.notes
@@ -218,7 +238,14 @@ async def _until(deadline: float, bot: BotProcess, problems: list[str]) -> None:
         await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
-def _bot_env(port: int, db_url: str) -> dict[str, str]:
+def _free_port() -> int:
+    """A port nothing listens on now, for the bot's API (each run, each job its own)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _bot_env(port: int, db_url: str, api_port: int, api_token: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -231,6 +258,7 @@ def _bot_env(port: int, db_url: str) -> dict[str, str]:
             "IBKR_HOST": "127.0.0.1",
             "IBKR_PORT": str(port),
             "IBKR_CLIENT_ID": str(CLIENT_ID),
+            "IBKR_CLIENT_ID_FALLBACK_RANGE": f"{FALLBACK_IDS[0]}-{FALLBACK_IDS[-1]}",
             "IBKR_CONNECT_TIMEOUT_S": "4",
             "IBKR_PROBE_INTERVAL_S": "0.5",
             "IBKR_PROBE_TIMEOUT_S": "1.5",
@@ -242,7 +270,10 @@ def _bot_env(port: int, db_url: str) -> dict[str, str]:
             "RISK_MAX_POSITION_NOTIONAL_USD": "10000000",
             "RISK_MAX_GROSS_EXPOSURE_USD": "10000000",
             "RISK_MAX_DAILY_LOSS_USD": "10000000",
-            "API_ENABLED": "false",
+            "API_ENABLED": "true",
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(api_port),
+            "API_TOKEN": api_token,
             "LOG_LEVEL": "INFO",
         }
     )
@@ -305,8 +336,10 @@ def summary(results: list[RunResult], elapsed_s: float) -> str:
         f"orders sent: {totals['orders']}  executions: {totals['fills']}  "
         f"partially filled orders: {totals['partial']}  risk rejections: {totals['risk_rejects']}"
         f"  fills while the bot was away: {totals['fills_while_down']}  "
-        f"client id collisions: {totals['collisions']}  position drift fixes: "
-        f"{totals['drift_fixes']}",
+        f"client id collisions: {totals['collisions']}  fallback client ids: "
+        f"{totals['fallbacks']}  kill switch trips: {totals['trips']}  flattens: "
+        f"{totals['flattens']} ({totals['big_flattens']} past the order size limit)  "
+        f"position drift fixes: {totals['drift_fixes']}",
     ]
     if failed:
         lines.append("failing seeds: " + " ".join(str(r.seed) for r in failed))

@@ -8,7 +8,17 @@
 - risk: no order over the order-size or order-notional limit reached the gateway, and the
   book's position never left [0, max position] (short selling is off);
 - realized P&L: the database's realized P&L equals the book's;
-- process: the bot never exited unless told to, and stopped cleanly when told.
+- process: the bot never exited unless told to, and stopped cleanly when told;
+- kill switch: a trip survives a restart (checked by the fault), and no entry was accepted
+  while it was tripped: every order that reached the gateway between a trip and the reset
+  asked for was an exit (a sell: short selling is off);
+- flatten: a flatten asked for left every position at 0, at the gateway and in the database
+  (checked by the fault, with the strategy holding still);
+- journal: every order the database holds as working (PendingSubmit, Submitted, ...) is
+  working at the gateway.
+
+The bot's orders are known by their orderRef prefix, not their client id: after a 326 the
+bot trades under a fallback id until its own is free again.
 
 :class:`Witness` is attached to the gateway before the bot connects: it sees every
 placeOrder on the wire and every change of the book, so nothing the bot did escapes it.
@@ -18,18 +28,23 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from tradingbot.domain import OrderStatus
 from tradingbot.sim import SimulatedGateway
 from tradingbot.sim.book import BookPosition
 from tradingbot.sim.order_codec import OrderParseError, parse_place_order
 from tradingbot.sim.protocol import In
 from tradingbot.sim.session import Session
+from tradingbot.storage.models import OrderRow
+from tradingbot.sync import DEFAULT_ORDER_REF_PREFIX
 
+BOT_REF_PREFIX = DEFAULT_ORDER_REF_PREFIX
 PNL_TOLERANCE = Decimal("0.01")
 AVG_COST_TOLERANCE = Decimal("0.0001")
 
@@ -55,9 +70,25 @@ class WireOrder:
     client_id: int
     order_id: int
     order_ref: str
+    action: str
     quantity: Decimal
     order_type: str
     limit_price: Decimal | None
+
+    @property
+    def ours(self) -> bool:
+        return self.order_ref.startswith(BOT_REF_PREFIX)
+
+
+@dataclass
+class KillSwitchSpell:
+    """From a trip (the bot's own time of it) to the moment a reset was asked (None: never)."""
+
+    tripped: datetime
+    reset_asked: datetime | None = None
+
+    def covers(self, moment: datetime) -> bool:
+        return moment >= self.tripped and (self.reset_asked is None or moment < self.reset_asked)
 
 
 class Witness:
@@ -84,6 +115,7 @@ class Witness:
                     session.client_id,
                     t.order_id,
                     t.order_ref,
+                    t.action,
                     t.total_quantity,
                     t.order_type,
                     t.lmt_price,
@@ -111,7 +143,17 @@ class Verdict:
         return not any(self.violations.values())
 
 
-INVARIANTS = ("positions", "executions", "order_refs", "risk", "realized_pnl", "process")
+INVARIANTS = (
+    "positions",
+    "executions",
+    "order_refs",
+    "risk",
+    "realized_pnl",
+    "process",
+    "kill_switch",
+    "flatten",
+    "journal",
+)
 
 
 def check_run(
@@ -119,10 +161,12 @@ def check_run(
     witness: Witness,
     db_url: str,
     account: str,
-    client_id: int,
     limits: Limits,
     process_problems: list[str],
+    findings: dict[str, list[str]],
+    spells: list[KillSwitchSpell],
 ) -> Verdict:
+    """The invariants after a run; ``findings`` are what the faults found as they acted."""
     verdict = Verdict()
     engine = create_engine(db_url)
     try:
@@ -138,14 +182,19 @@ def check_run(
 
     verdict.add("positions", _positions(book, db["positions"]))
     verdict.add("executions", _executions(sim_execs, db))
-    verdict.add("order_refs", _order_refs(witness, client_id, db["journal"]))
-    verdict.add("risk", _risk(witness, gw, client_id, limits))
+    verdict.add("order_refs", _order_refs(witness, db["journal"]))
+    verdict.add("risk", _risk(witness, gw, limits))
     verdict.add("realized_pnl", _realized(book, db["positions"]))
     verdict.add("process", process_problems)
+    verdict.add(
+        "kill_switch", findings.get("kill_switch", []) + _entries_while_tripped(witness, db, spells)
+    )
+    verdict.add("flatten", findings.get("flatten", []))
+    verdict.add("journal", _working(gw, db["working"]))
 
     per_order = Counter(e.perm_id for e in sim_execs)
     verdict.figures = {
-        "orders": len([o for o in witness.orders if o.client_id == client_id]),
+        "orders": len([o for o in witness.orders if o.ours]),
         "fills": len(sim_execs),
         "partial": sum(1 for n in per_order.values() if n > 1),
         "risk_rejects": sum(1 for accepted in db["journal"].values() if not accepted),
@@ -180,6 +229,20 @@ def _read_db(conn: Any, account: str) -> dict[str, Any]:
             text("SELECT order_ref, risk_accepted FROM orders WHERE intent IS NOT NULL")
         )
     }
+    created = {
+        r.order_ref: r.created_at
+        for r in conn.execute(
+            select(OrderRow.order_ref, OrderRow.created_at).where(OrderRow.intent.is_not(None))
+        )
+    }
+    working = [
+        (r.order_ref, r.perm_id, r.status)
+        for r in conn.execute(
+            select(OrderRow.order_ref, OrderRow.perm_id, OrderRow.status).where(
+                OrderRow.status.not_in([s.value for s in OrderStatus if s.is_done])
+            )
+        )
+    ]
     drift = conn.execute(
         text("SELECT count(*) FROM reconciliation_diffs WHERE kind = 'position'")
     ).scalar_one()
@@ -188,6 +251,8 @@ def _read_db(conn: Any, account: str) -> dict[str, Any]:
         "executions": executions,
         "booked": booked,
         "journal": journal,
+        "created": created,
+        "working": working,
         "drift": int(drift),
     }
 
@@ -230,9 +295,9 @@ def _executions(sim_execs: list[Any], db: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _order_refs(witness: Witness, client_id: int, journal: dict[str, bool]) -> list[str]:
+def _order_refs(witness: Witness, journal: dict[str, bool]) -> list[str]:
     problems = []
-    ours = [o for o in witness.orders if o.client_id == client_id]
+    ours = [o for o in witness.orders if o.ours]
     sent = Counter(o.order_ref for o in ours)
     for ref, n in sorted(sent.items()):
         if n > 1:
@@ -244,19 +309,21 @@ def _order_refs(witness: Witness, client_id: int, journal: dict[str, bool]) -> l
     return problems
 
 
-def _risk(witness: Witness, gw: SimulatedGateway, client_id: int, limits: Limits) -> list[str]:
+def _risk(witness: Witness, gw: SimulatedGateway, limits: Limits) -> list[str]:
+    """Entries within the per-order limits; exits (sells, short selling being off) of any
+    size pass, as they must, so that a position built in several orders can be closed."""
     problems = []
     band = 1 + limits.price_band_pct / 100
-    fills: dict[int, Decimal] = {}
+    fills: dict[tuple[int, int], Decimal] = {}
     for e in gw.executions:
-        if e.client_id == client_id:
-            fills[e.order_id] = max(fills.get(e.order_id, Decimal(0)), e.price)
+        key = (e.client_id, e.order_id)
+        fills[key] = max(fills.get(key, Decimal(0)), e.price)
     for o in witness.orders:
-        if o.client_id != client_id:
+        if not o.ours or o.action != "BUY":
             continue
         if o.quantity > limits.max_order_quantity:
             problems.append(f"{o.order_ref}: quantity {o.quantity} > {limits.max_order_quantity}")
-        price = o.limit_price if o.order_type == "LMT" else fills.get(o.order_id)
+        price = o.limit_price if o.order_type == "LMT" else fills.get((o.client_id, o.order_id))
         # The rule values an order at the last price it knew; a market order may fill a
         # little away from it, at most by the price band.
         if price is not None and o.quantity * price > limits.max_order_notional_usd * band:
@@ -286,3 +353,30 @@ def _realized(
     if abs(total_sim - total_db) > PNL_TOLERANCE:
         problems.append(f"total: db realized {total_db}, simulator {total_sim:.4f}")
     return problems
+
+
+def _entries_while_tripped(
+    witness: Witness, db: dict[str, Any], spells: list[KillSwitchSpell]
+) -> list[str]:
+    """Buys journaled (risk-checked, in the bot's clock) while the switch was tripped that
+    reached the gateway: the risk check and the journal record are one synchronous step."""
+    problems = []
+    for o in witness.orders:
+        created = db["created"].get(o.order_ref)
+        if not o.ours or o.action != "BUY" or created is None:
+            continue
+        moment = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+        if any(spell.covers(moment) for spell in spells):
+            problems.append(f"entry {o.order_ref} ({moment.isoformat()}) sent while tripped")
+    return problems
+
+
+def _working(gw: SimulatedGateway, working: list[tuple[str | None, int | None, str]]) -> list[str]:
+    live = [o for o in gw.orders.engine.open_orders() if o.transmitted]
+    perm_ids = {o.perm_id for o in live}
+    refs = {o.ticket.order_ref for o in live}
+    return [
+        f"order {ref or perm_id} is {status} in the database but not working at the gateway"
+        for ref, perm_id, status in working
+        if perm_id not in perm_ids and ref not in refs
+    ]

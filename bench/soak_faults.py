@@ -1,9 +1,15 @@
 """The faults the soak injects, each a coroutine that does to the bot what a bad day does.
 
 Every fault acts from outside the bot: through the simulated gateway's fault switches, on
-the bot's process (SIGKILL, then a restart), or on its database (a write lock held past the
-bot's busy timeout on SQLite; the bot's server connections terminated on PostgreSQL). The
-bot is never told a fault is coming.
+the bot's process (SIGKILL, then a restart), on its database (a write lock held past the
+bot's busy timeout on SQLite; the bot's server connections terminated on PostgreSQL), or
+as its operator would (the kill switch and the flatten of its HTTP API). The bot is never
+told a fault is coming.
+
+A fault kind is one entry of :data:`INJECTORS`; :data:`FAULTS`, what the soak draws from
+and ``--faults`` accepts, is its keys. What a fault itself finds wrong (a kill switch lost
+in a restart, a flatten that left a position) goes to ``FaultContext.findings`` under the
+invariant's name; the rest is checked after the run by :mod:`bench.soak_checks`.
 """
 
 from __future__ import annotations
@@ -19,29 +25,20 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 from ib_async import IB
+from sqlalchemy import create_engine, select
 
+from bench.soak_checks import BOT_REF_PREFIX, KillSwitchSpell, Witness
 from tradingbot.sim import SimulatedGateway
+from tradingbot.storage.models import KillSwitchStateRow, PositionRow
 
 log = logging.getLogger("soak")
-
-FAULTS = (
-    "drop",
-    "restart",
-    "stall",
-    "1100-1102",
-    "1100-1101",
-    "id-collision",
-    "fill-while-down",
-    "reject",
-    "kill",
-    "db-lost",
-)
-"""Every fault kind. Partial fills are on for whole runs (the gateway fills in slices)."""
 
 
 class BotProcess:
@@ -112,10 +109,46 @@ class FaultContext:
     client_id: int
     db_url: str
     account: str
+    witness: Witness
+    api_url: str
+    api_token: str
+    control: Path
+    """The soak strategy's control file (``build``, ``hold``, or empty: churn)."""
+    fallback_ids: range
+    max_order_quantity: Decimal
     fills_while_down: int = 0
     collisions: int = 0
+    fallbacks: int = 0
+    trips: int = 0
+    flattens: int = 0
+    big_flattens: int = 0
+    """Flattens of a position larger than one order may be."""
     db_writes_blocked_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    findings: dict[str, list[str]] = field(default_factory=dict)
+    spells: list[KillSwitchSpell] = field(default_factory=list)
+    """Each time the kill switch was tripped, from its trip to the moment a reset was asked."""
+
+    def found(self, invariant: str, problem: str) -> None:
+        self.findings.setdefault(invariant, []).append(problem)
+
+    async def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call the bot's API as its operator; ``TimeoutError`` naming the call if it fails
+        (the bot's API may be starting up after a restart: connection errors are retried)."""
+        deadline = time.monotonic() + 20.0
+        headers = {"Authorization": f"Bearer {self.api_token}"}
+        async with httpx.AsyncClient(base_url=self.api_url, timeout=15.0) as client:
+            while True:
+                try:
+                    reply = await client.request(method, path, json=body, headers=headers)
+                    break
+                except httpx.TransportError as exc:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"the API's {method} {path} failed: {exc!r}") from exc
+                    await asyncio.sleep(0.2)
+        if reply.status_code >= 300:
+            raise TimeoutError(f"the API's {method} {path}: {reply.status_code} {reply.text}")
+        return reply.json()
 
 
 async def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -129,6 +162,10 @@ async def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -
 
 def bot_connected(ctx: FaultContext) -> bool:
     return any(s.client_id == ctx.client_id and not s.closed for s in ctx.gw.sessions)
+
+
+def bot_on_fallback_id(ctx: FaultContext) -> bool:
+    return any(s.client_id in ctx.fallback_ids and not s.closed for s in ctx.gw.sessions)
 
 
 def bot_started(ctx: FaultContext) -> bool:
@@ -149,9 +186,14 @@ def leaks(account: str, paths: Sequence[Path]) -> list[str]:
 
 
 def resting_orders(ctx: FaultContext) -> list[int]:
-    """permIds of the bot's live orders at the gateway."""
+    """permIds of the bot's live orders at the gateway, under any client id (its own, or a
+    fallback one after a 326): they are the bot's by their orderRef."""
     engine = ctx.gw.orders.engine
-    return [o.perm_id for o in engine.open_orders(ctx.client_id) if o.transmitted]
+    return [
+        o.perm_id
+        for o in engine.open_orders()
+        if o.transmitted and o.ticket.order_ref.startswith(BOT_REF_PREFIX)
+    ]
 
 
 async def fill_resting(ctx: FaultContext) -> None:
@@ -224,10 +266,157 @@ async def _kill(ctx: FaultContext) -> None:
     await asyncio.sleep(ctx.rng.uniform(0.0, 1.0))
     if ctx.rng.random() < 0.6:
         await fill_resting(ctx)
+    await _restart_bot(ctx)
+
+
+async def _restart_bot(ctx: FaultContext) -> None:
     await ctx.bot.start()
     # The next fault waits for the new process to trade: a drop during start-up ends
     # `tradingbot run` (see the soak's notes), which is not what this fault tests.
     await wait_for(lambda: bot_started(ctx), 60.0, "the restarted bot's start")
+
+
+async def _client_id_change(ctx: FaultContext) -> None:
+    """Another program takes the bot's client id while it reconnects: 326, so the bot
+    falls back to another id; once the id is free again the bot must come back to it
+    (checked after the faults: the run waits for the bot on its configured id)."""
+    ctx.gw.take_client_id(ctx.client_id)
+    try:
+        await ctx.gw.drop_connections()
+        try:
+            await wait_for(lambda: bot_on_fallback_id(ctx), 15.0, "the bot on a fallback id")
+        except TimeoutError:
+            ctx.notes.append("client-id-change: the bot did not reach a fallback id in 15 s")
+        else:
+            ctx.fallbacks += 1
+        await asyncio.sleep(ctx.rng.uniform(0.3, 2.5))
+    finally:
+        ctx.gw.take_client_id(ctx.client_id, False)
+
+
+async def _kill_switch_restart(ctx: FaultContext) -> None:
+    """The operator trips the kill switch, the bot is SIGKILLed and restarted: the new
+    process must hold the trip (its API and the database say so). Then, mostly, the operator
+    resets it, so the run trades on; left tripped, it stays so to the end of the run."""
+    trip = await ctx.api("POST", "/api/v1/control/kill-switch/trip", {"reason": "soak operator"})
+    if not trip["tripped"]:
+        ctx.found("kill_switch", f"tripped through the API, it answered {trip}")
+        return
+    ctx.trips += 1
+    if not ctx.spells or ctx.spells[-1].reset_asked is not None:
+        ctx.spells.append(KillSwitchSpell(_aware(datetime.fromisoformat(trip["time"]))))
+    await ctx.bot.kill()
+    await asyncio.sleep(ctx.rng.uniform(0.0, 0.5))
+    await _restart_bot(ctx)
+    held = (await ctx.api("GET", "/api/v1/risk"))["kill_switch"]
+    if not held["tripped"]:
+        ctx.found("kill_switch", "the kill switch was not tripped any more after a restart")
+    stored = await asyncio.to_thread(_stored_kill_switch, ctx.db_url, ctx.account)
+    if stored != "tripped":
+        ctx.found("kill_switch", f"after a restart the database holds the kill switch {stored}")
+    if ctx.rng.random() < 0.75:
+        asked = datetime.now(UTC)
+        reset = await ctx.api("POST", "/api/v1/control/kill-switch/reset", {"confirm": True})
+        ctx.spells[-1].reset_asked = asked
+        if reset["tripped"]:
+            ctx.found("kill_switch", "a confirmed reset left the kill switch tripped")
+
+
+def _stored_kill_switch(db_url: str, account: str) -> str:
+    """``tripped``, ``reset`` or ``without a row``: the kill switch as the database holds it."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(KillSwitchStateRow.tripped).where(KillSwitchStateRow.account == account)
+            ).first()
+    finally:
+        engine.dispose()
+    if row is None:
+        return "without a row"
+    return "tripped" if row.tripped else "reset"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def _big_exit(ctx: FaultContext) -> None:
+    """Build positions past the per-order limit (several allowed orders), stop the strategy,
+    then flatten through the API: every position must end at 0, at the gateway and in the
+    database. The strategy asks for nothing until both are flat, so nothing undoes it.
+
+    It starts once the bot is on its own client id: orders placed under another id are out
+    of reach of a cancel, so one could rest and fill after the flatten."""
+    await wait_for(lambda: bot_connected(ctx), 40.0, f"the bot on client id {ctx.client_id}")
+    ctx.control.write_text("build")
+    try:
+        await wait_for(
+            lambda: _largest_position(ctx) > ctx.max_order_quantity, 15.0, "a big position"
+        )
+    except TimeoutError:
+        ctx.notes.append("big-exit: no position past the per-order limit within 15 s")
+    ctx.control.write_text("hold")
+    try:
+        await ctx.api("POST", "/api/v1/control/orders/cancel-all")
+        if not await _quiet(ctx, 1.0, 15.0):
+            ctx.notes.append("big-exit: the bot did not go quiet within 15 s; no flatten")
+            return
+        before = {p.symbol: p.quantity for p in ctx.gw.book.positions(ctx.account)}
+        await ctx.api("POST", "/api/v1/control/flatten", {"all": True, "confirm": "ALL"})
+        ctx.flattens += 1
+        ctx.big_flattens += int(max(before.values(), default=0) > ctx.max_order_quantity)
+        try:
+            await wait_for(lambda: _largest_position(ctx) == 0, 30.0, "flat at the gateway")
+            await _until_db_flat(ctx, 30.0)
+        except TimeoutError as exc:
+            left = {p.symbol: p.quantity for p in ctx.gw.book.positions(ctx.account)}
+            ctx.found("flatten", f"a flatten of {before} left the gateway at {left}: {exc}")
+    finally:
+        ctx.control.write_text("")
+
+
+def _largest_position(ctx: FaultContext) -> Decimal:
+    return max((abs(p.quantity) for p in ctx.gw.book.positions(ctx.account)), default=Decimal(0))
+
+
+async def _quiet(ctx: FaultContext, quiet_s: float, timeout_s: float) -> bool:
+    """Until the bot has no order resting and has sent none for ``quiet_s`` (True), or
+    ``timeout_s`` passed (False)."""
+    deadline = time.monotonic() + timeout_s
+    sent, since = len(ctx.witness.orders), time.monotonic()
+    while time.monotonic() < deadline:
+        if len(ctx.witness.orders) != sent or resting_orders(ctx):
+            sent, since = len(ctx.witness.orders), time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def _until_db_flat(ctx: FaultContext, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = await asyncio.to_thread(_db_positions, ctx.db_url, ctx.account)
+        if not any(held.values()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the database still holds {held} after {timeout_s} s")
+        await asyncio.sleep(0.2)
+
+
+def _db_positions(db_url: str, account: str) -> dict[str, Decimal]:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(PositionRow.symbol, PositionRow.quantity).where(
+                    PositionRow.account == account
+                )
+            )
+            return {r.symbol: Decimal(r.quantity) for r in rows}
+    finally:
+        engine.dispose()
 
 
 async def _db_lost(ctx: FaultContext) -> None:
@@ -292,7 +481,14 @@ INJECTORS: dict[str, FaultFn] = {
     "reject": _reject,
     "kill": _kill,
     "db-lost": _db_lost,
+    "client-id-change": _client_id_change,
+    "kill-switch-restart": _kill_switch_restart,
+    "big-exit": _big_exit,
 }
+"""Every fault kind, by name: a new kind is one injector here."""
+
+FAULTS = tuple(INJECTORS)
+"""Every fault kind. Partial fills are on for whole runs (the gateway fills in slices)."""
 
 
 @dataclass(frozen=True, slots=True)

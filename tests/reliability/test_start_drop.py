@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from bench.soak_strategy import Churn, ChurnParams
 
+from tests.polling import until
 from tests.reliability.hostile import HostileGateway
+from tradingbot.api.context import BotContext
 from tradingbot.domain import OrderSide, OrderStatus
 from tradingbot.engine.app import Bot, BotOptions
 from tradingbot.settings import load_settings
@@ -78,3 +80,32 @@ async def test_a_drop_while_starting_is_waited_out(
     pos = gw.book.position(gw.accounts[0], aapl.con_id)
     assert pos is not None
     assert pos.quantity == Decimal(4)
+
+
+async def test_a_drop_while_the_api_loads_todays_fills_does_not_end_the_run(
+    gateways: tuple[SimulatedGateway, HostileGateway], tmp_path: Path
+) -> None:
+    """The API, started after the runner, asks for today's executions; a drop then is a
+    warning (the dashboard starts blank), not the end of ``tradingbot run``."""
+    _, hostile = gateways
+    settings = load_settings(
+        _env_file=None,
+        ibkr_port=hostile.port,
+        ibkr_connect_timeout_s=3.0,
+        ibkr_probe_interval_s=0.5,
+        ibkr_reconnect_max_delay_s=0.5,
+        database_url=f"sqlite:///{tmp_path / 'tb.db'}",
+        risk_allow_outside_rth=True,
+    )
+    strategy = Churn(ChurnParams(seed=3, every_ticks=1000))
+    bot = Bot(settings, BotOptions(symbols=("AAPL",), stop_timeout_s=3.0), strategy=strategy)
+    await bot.start()
+    try:
+        assert bot.client is not None
+        context = BotContext(settings, bot.client, risk=bot.risk, runner=bot.runner)
+        hostile.drop_on_request(int(In.REQ_EXECUTIONS), 1)
+        await context.prime()
+        assert hostile.injected == [f"drop on request {int(In.REQ_EXECUTIONS)}"]
+        await until(lambda: hostile.connections == 2 and bot.client.is_connected, what="back")
+    finally:
+        await bot.stop()

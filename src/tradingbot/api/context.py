@@ -134,7 +134,9 @@ class BotContext:
                 await asyncio.wait_for(self.broker.get_executions(), self.timeout_s)
             )
             self.monitor.record_pnl(await asyncio.wait_for(self.broker.get_pnl(), self.timeout_s))
-        except (TradingBotError, TimeoutError) as exc:
+        except (TradingBotError, TimeoutError, ConnectionError) as exc:
+            # ConnectionError: ib_async fails a request in flight so when the socket drops;
+            # the manager reconnects, and the dashboard fills in from the next fills.
             log.warning("could not load today's fills and P&L for the API: %s", exc)
 
     # --- parts ---------------------------------------------------------------------------

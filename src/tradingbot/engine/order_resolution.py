@@ -221,9 +221,10 @@ def resolve_book(
             log.warning("adopting journaled order %s, working at IB", row.order_ref)
             tracker.adopt(resolved)
         out.statuses.append(resolved)
+    # Every order the tracker holds was sent before the disconnect (the runner sends nothing
+    # until this resolution is done), even one with no id yet: its first status had not come
+    # when the socket dropped, and may never come. It is found by its orderRef.
     for order in tracker.open_orders():
-        if not order.order_id and not order.perm_id:
-            continue  # registered by this run and not sent yet
         resolved = resolve(order, at, now)
         if resolved.status.is_done:
             log.warning(

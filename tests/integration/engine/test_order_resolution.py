@@ -13,6 +13,7 @@ database leave each other's orders alone.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -329,3 +330,39 @@ async def test_bots_on_one_database_leave_each_others_orders_alone(db_url: str) 
             await a.stop()
         assert gw.orders.engine.open_orders() == []
         assert journal_row(db_url, ref)["status"] == OrderStatus.CANCELLED.value
+
+
+async def test_an_order_sent_as_the_connection_drops_is_resolved_by_the_reconnect(
+    db_url: str,
+) -> None:
+    """The gateway never reads the placeOrder (stalled, then the socket drops): no status
+    ever names the order, so the reconnect's resolution must close it, not leave it
+    PendingSubmit in the books and the journal for good."""
+    async with gateway() as gw:
+        bot = make_bot(gw, db_url)
+        await bot.start()
+        try:
+            runner = runner_of(bot)
+            price = runner.feed.last["AAPL"]
+            limit = (price * Decimal("0.97")).quantize(Decimal("0.01"))
+            gw.stall(True)
+            sent = asyncio.ensure_future(
+                runner.submit(
+                    TradeIntent("AAPL", OrderSide.BUY, Decimal(5), OrderType.LIMIT, limit)
+                )
+            )
+            await until(lambda: len(runner.tracker.open_orders()) == 1, what="the order sent")
+            (order,) = runner.tracker.open_orders()
+            await gw.drop_connections()
+            gw.stall(False)
+            await until(
+                lambda: bool(runner.reconciled) and not runner.tracker.open_orders(),
+                what="the lost order resolved after the reconnect",
+            )
+            await asyncio.wait_for(sent, 10.0)
+        finally:
+            await bot.stop()
+        assert gw.orders.engine.orders == {}
+        row = journal_row(db_url, order.order_ref)
+        assert row["status"] == OrderStatus.CANCELLED.value
+        assert row["error_text"] == NEVER_REACHED_IB
