@@ -38,12 +38,14 @@ class Journal(Protocol):
         ...
 
 
-def pending(order_ref: str, request: OrderRequest, time: datetime) -> OrderUpdate:
-    """A journaled order IB has said nothing about yet: PendingSubmit, no ids."""
+def pending(
+    order_ref: str, request: OrderRequest, time: datetime, account: str = "", client_id: int = 0
+) -> OrderUpdate:
+    """An order IB has said nothing about yet: PendingSubmit, no ids."""
     return OrderUpdate(
         order_id=0,
         perm_id=0,
-        client_id=0,
+        client_id=client_id,
         order_ref=order_ref,
         symbol=request.contract.symbol,
         con_id=request.contract.con_id,
@@ -56,7 +58,7 @@ def pending(order_ref: str, request: OrderRequest, time: datetime) -> OrderUpdat
         filled=Decimal(0),
         remaining=request.quantity,
         avg_fill_price=None,
-        account="",
+        account=account,
         time=time,
     )
 

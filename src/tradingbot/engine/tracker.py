@@ -30,6 +30,7 @@ from tradingbot.domain import (
     correction_parts,
 )
 from tradingbot.engine.intents import pending_quantity
+from tradingbot.engine.journal import pending
 from tradingbot.risk.base import signed_quantity
 
 
@@ -48,25 +49,7 @@ class OrderTracker:
     def expect(self, request: OrderRequest, account: str, client_id: int, now: datetime) -> None:
         """Register an order about to be sent, so its early events are recognised."""
         ref = request.order_ref
-        self._orders[ref] = OrderUpdate(
-            order_id=0,
-            perm_id=0,
-            client_id=client_id,
-            order_ref=ref,
-            symbol=request.contract.symbol,
-            con_id=request.contract.con_id,
-            side=request.side,
-            order_type=request.order_type,
-            quantity=request.quantity,
-            limit_price=request.limit_price,
-            stop_price=request.stop_price,
-            status=OrderStatus.PENDING_SUBMIT,
-            filled=Decimal(0),
-            remaining=request.quantity,
-            avg_fill_price=None,
-            account=account,
-            time=now,
-        )
+        self._orders[ref] = pending(ref, request, now, account, client_id)
         self._open.add(ref)
         self._idle.clear()
 
