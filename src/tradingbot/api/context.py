@@ -113,7 +113,12 @@ class BotContext:
 
     def __post_init__(self) -> None:
         prefix = f"{self.runner.config.order_ref_prefix}-" if self.runner else "tb-"
-        self.monitor = Monitor(self.broker.events, self.risk, order_ref_prefix=prefix)
+        self.monitor = Monitor(
+            self.broker.events,
+            self.risk,
+            order_ref_prefix=prefix,
+            led_by_signal=self.runner.led_by_signal if self.runner else None,
+        )
         self.monitor.state = self.broker.connection_state
         self._lock = asyncio.Lock()  # control actions run one at a time
         self.reads = Coalescer(max_age_s=0.5)
@@ -279,7 +284,6 @@ class BotContext:
                 elif qty == 0 and runner.tracker.pending(symbol) == 0:
                     outcomes.append(FlattenOutcome(symbol, qty, "nothing-to-do", "already flat"))
                 else:
-                    self.monitor.last_tick_at.pop(symbol, None)  # not a tick-to-order sample
                     waiting_for = runner.waiting_for(symbol)
                     decision = await runner.submit(
                         TargetPosition(symbol, Decimal(0), reason="operator flatten")

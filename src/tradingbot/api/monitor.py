@@ -88,11 +88,15 @@ class Monitor:
         risk: RiskManager | None = None,
         *,
         order_ref_prefix: str = "tb-",
+        led_by_signal: Callable[[str], bool] | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.events = events
         self.risk = risk
         self.order_ref_prefix = order_ref_prefix
+        # Which of the bot's orders a strategy signal led to; an operator's flatten is not
+        # one, whatever tick came before it. Unset: every order of the bot counts.
+        self._led_by_signal = led_by_signal
         self._clock = clock
         self.listeners: list[Listener] = []
         self.last_notice: ConnectivityNotice | None = None
@@ -189,7 +193,7 @@ class Monitor:
         if previous == status:
             return
         if previous is None:
-            if update.order_ref.startswith(self.order_ref_prefix):
+            if self._counts_for_latency(update.order_ref):
                 self._observe_latency(update.symbol)
             if len(self._last_status) >= _MAX_ORDERS:  # forget the oldest; counts stay
                 self._last_status.pop(next(iter(self._last_status)))
@@ -197,6 +201,11 @@ class Monitor:
             self.orders_by_status[previous] -= 1
         self.orders_by_status[status] += 1
         self._last_status[key] = status
+
+    def _counts_for_latency(self, ref: str) -> bool:
+        if not ref.startswith(self.order_ref_prefix):
+            return False
+        return self._led_by_signal is None or self._led_by_signal(ref)
 
     def _observe_latency(self, symbol: str) -> None:
         """Tick arrival to the gateway's first status for the bot's next order of that symbol

@@ -127,7 +127,10 @@ class Runner:
         self.running = False
         self.daily_pnl = Decimal(0)
         self._contracts: dict[str, ContractRef] = {}
-        self.feed = StrategyFeed(strategy, self.symbols, self, self._on_intent, clock)
+        self.feed = StrategyFeed(strategy, self.symbols, self, self._on_signal, clock)
+        # Refs of orders a strategy signal led to (not an operator's, a deferred target's or
+        # a reconciliation's): only they measure tick-to-order latency.
+        self._signal_refs: deque[str] = deque(maxlen=256)
         self._tasks: set[asyncio.Task[None]] = set()
         self._acks: set[asyncio.Task[None]] = set()  # orders sent, IB's answer awaited
         self._reconciled = asyncio.Event()
@@ -371,12 +374,20 @@ class Runner:
             self.feed.flush(self._clock())
 
     # --- intents -> risk -> journal -> broker --------------------------------------------
-    def _on_intent(self, intent: OrderIntent) -> None:
-        """From the feed (and from reconciliation and the kill switch): sent right here."""
+    def _on_intent(self, intent: OrderIntent, *, signal: bool = False) -> None:
+        """From reconciliation, a deferred target and the kill switch: sent right here."""
         try:
-            self._send(intent)
+            self._send(intent, signal=signal)
         except Exception:
             log.exception("submitting %s failed", intent)
+
+    def _on_signal(self, intent: OrderIntent) -> None:
+        """From the strategy's feed, on a tick or a bar."""
+        self._on_intent(intent, signal=True)
+
+    def led_by_signal(self, ref: str) -> bool:
+        """Whether the order ``ref`` was sent on a strategy signal (recent orders only)."""
+        return ref in self._signal_refs
 
     async def idle(self) -> None:
         """Wait until IB has answered every order sent (tests and backtests use it)."""
@@ -416,7 +427,9 @@ class Runner:
             f"connection (client id {self.broker.client_id}) cannot cancel"
         )
 
-    def _send(self, intent: OrderIntent) -> tuple[RiskDecision | None, asyncio.Task[None] | None]:
+    def _send(
+        self, intent: OrderIntent, *, signal: bool = False
+    ) -> tuple[RiskDecision | None, asyncio.Task[None] | None]:
         """Decide and send with no await in between; returns the decision and the task
         awaiting IB's answer (None when nothing was sent)."""
         symbol = intent.symbol
@@ -465,6 +478,8 @@ class Runner:
         if not decision.accepted:
             self.rejections.append((now, decision))
             return decision, None
+        if signal:
+            self._signal_refs.append(ref)
         try:
             sent = self.broker.send_order(request)
         except TradingBotError as exc:

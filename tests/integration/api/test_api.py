@@ -113,6 +113,8 @@ async def test_flatten_needs_confirmation_and_a_known_symbol(bot: Stack) -> None
 
 
 async def test_flatten_one_symbol_fills_and_shows_in_fills_pnl_and_metrics(bot: Stack) -> None:
+    # A tick has arrived: the operator's order after it still measures no tick-to-order time.
+    await until(lambda: "AAPL" in bot.context.monitor.last_tick_at, what="an AAPL tick")
     response = await bot.post("/api/v1/control/flatten", json={"symbol": "aapl", "confirm": "AAPL"})
     assert response.status_code == 200
     assert response.json()["results"] == [

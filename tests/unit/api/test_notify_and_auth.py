@@ -10,7 +10,17 @@ from pydantic import SecretStr
 
 from tradingbot.api.auth import check_bind, token_value
 from tradingbot.api.monitor import BotEvent, Monitor
-from tradingbot.domain import BrokerError, ConnectionState, Fill, OrderSide, PnL
+from tradingbot.domain import (
+    BrokerError,
+    ConnectionState,
+    Fill,
+    MarketSnapshot,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    PnL,
+)
 from tradingbot.errors import ConfigError
 from tradingbot.events import BrokerEvents
 from tradingbot.notify.payloads import discord, format_for, generic, slack
@@ -135,3 +145,30 @@ def test_monitor_shows_a_correction_in_place_of_what_it_corrected() -> None:
         events.fill.emit(each)
     assert list(monitor.fills) == [other, correction]
     monitor.close()
+
+
+def test_tick_to_order_latency_counts_only_orders_a_signal_led_to() -> None:
+    events = BrokerEvents()
+    signal_refs = {"tb-run-2"}
+    monitor = Monitor(events, led_by_signal=signal_refs.__contains__)
+    samples: list[float] = []
+    monitor.tick_to_order = samples.append
+
+    def tick() -> None:
+        events.tick.emit(MarketSnapshot("AAPL", None, None, Decimal(10), None, None, T, False))
+
+    def first_status(ref: str) -> None:
+        events.order_status.emit(
+            OrderUpdate(1, 0, 9, ref, "AAPL", 1, OrderSide.SELL, OrderType.MARKET, Decimal(10),
+                        None, None, OrderStatus.PRE_SUBMITTED, Decimal(0), Decimal(10), None,
+                        "DU1", T)  # fmt: skip
+        )
+
+    tick()
+    first_status("tb-run-1")  # an operator's flatten, sent just after a tick arrived
+    assert samples == []
+    tick()
+    first_status("tb-run-2")
+    assert len(samples) == 1
+    first_status("foreign")  # not the bot's order at all
+    assert len(samples) == 1
