@@ -158,11 +158,10 @@ def test_tick_to_order_latency_counts_only_orders_a_signal_led_to() -> None:
         events.tick.emit(MarketSnapshot("AAPL", None, None, Decimal(10), None, None, T, False))
 
     def first_status(ref: str) -> None:
-        events.order_status.emit(
-            OrderUpdate(1, 0, 9, ref, "AAPL", 1, OrderSide.SELL, OrderType.MARKET, Decimal(10),
-                        None, None, OrderStatus.PRE_SUBMITTED, Decimal(0), Decimal(10), None,
-                        "DU1", T)  # fmt: skip
-        )
+        update = OrderUpdate(1, 0, 9, ref, "AAPL", 1, OrderSide.SELL, OrderType.MARKET,
+                             Decimal(10), None, None, OrderStatus.PRE_SUBMITTED, Decimal(0),
+                             Decimal(10), None, "DU1", T)  # fmt: skip
+        events.order_status.emit(update)
 
     tick()
     first_status("tb-run-1")  # an operator's flatten, sent just after a tick arrived
