@@ -137,4 +137,9 @@ class Broker(Protocol):
 
     async def get_executions(self, since: datetime | None = None) -> list[Fill]: ...
 
+    async def get_executions_of(self, client_id: int) -> list[Fill] | None:
+        """Executions of another client id's orders (IB shows each client only its own);
+        None when they cannot be read now."""
+        ...
+
     async def get_pnl(self, account: str | None = None) -> PnL: ...

@@ -460,6 +460,10 @@ class MockIBKRClient:
         self._require_connection()
         return [f for f in self._executions if since is None or f.time >= since]
 
+    async def get_executions_of(self, client_id: int) -> list[Fill] | None:
+        self._require_connection()
+        return [f for f in self._executions if f.client_id == client_id]
+
     # --- positions, account, P&L -------------------------------------------------------
     def set_position(
         self,

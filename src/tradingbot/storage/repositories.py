@@ -297,6 +297,34 @@ class Repositories:
         )
         return sum(self.session.scalars(stmt), start=0)
 
+    def orders_elsewhere(
+        self, prefix: str, since: datetime, client_id: int
+    ) -> list[tuple[OrderRow, Any]]:
+        """Our orders (``order_ref`` with ``prefix``) acknowledged under a client id other
+        than ``client_id`` and updated since ``since``, each with the quantity of its
+        effective executions stored."""
+        executed = (
+            select(
+                ExecutionRow.perm_id.label("perm_id"),
+                func.sum(ExecutionRow.quantity).label("quantity"),
+            )
+            .where(ExecutionRow.corrected_by.is_(None))
+            .group_by(ExecutionRow.perm_id)
+            .subquery()
+        )
+        stmt = (
+            select(OrderRow, func.coalesce(executed.c.quantity, 0))
+            .outerjoin(executed, executed.c.perm_id == OrderRow.perm_id)
+            .where(
+                OrderRow.order_ref.startswith(prefix, autoescape=True),
+                OrderRow.perm_id.is_not(None),
+                OrderRow.client_id.is_not(None),
+                OrderRow.client_id != client_id,
+                OrderRow.updated_at >= since,
+            )
+        )
+        return [(r[0], r[1]) for r in self.session.execute(stmt).tuples()]
+
     # --- P&L, runs ----------------------------------------------------------------------
     def realized_since(self, account: str, since: datetime) -> list[Any]:
         stmt = select(PositionEvent.realized_pnl).where(

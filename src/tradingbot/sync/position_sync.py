@@ -38,7 +38,14 @@ from tradingbot.storage.db import Database, DatabaseBusyError
 from tradingbot.storage.repositories import unit_of_work
 from tradingbot.sync.journal import DEFAULT_ORDER_REF_PREFIX, record_status
 from tradingbot.sync.ledger import Ledger
-from tradingbot.sync.reconcile import BrokerSnapshot, SyncReport, apply_snapshot, take_snapshot
+from tradingbot.sync.reconcile import (
+    BrokerSnapshot,
+    SyncReport,
+    apply_snapshot,
+    clients_to_read,
+    day_began,
+    take_snapshot,
+)
 from tradingbot.tasks import cancel_until_done
 from tradingbot.trading_day import US_TRADING_DAYS, TradingDays, utc_now
 
@@ -186,9 +193,30 @@ class PositionSyncService:
 
     # --- syncs ----------------------------------------------------------------------------
     async def _take_snapshot(self) -> BrokerSnapshot:
-        return await take_snapshot(
-            self.broker, self.snapshot_timeout_s, clock=self.clock, trading_days=self.trading_days
+        snapshot = await take_snapshot(
+            self.broker,
+            self.snapshot_timeout_s,
+            clock=self.clock,
+            trading_days=self.trading_days,
+            other_client_ids=self._other_client_ids(),
         )
+        if snapshot.unread_client_ids:
+            # Their owner (or IB, not yet done with a dropped session) holds the id: try
+            # again soon, and before stopping.
+            log.info(
+                "executions of client id(s) %s could not be read yet; retrying",
+                list(snapshot.unread_client_ids),
+            )
+            self._lost_write()
+        return snapshot
+
+    def _other_client_ids(self) -> set[int]:
+        """Other client ids with orders of ours today whose executions we may lack."""
+        ib_now = self.clock()
+        day_start = self.trading_days.start(self.trading_days.of(ib_now))
+        since = day_began(datetime.now(UTC), ib_now, day_start)
+        with unit_of_work(self.db) as repos:
+            return clients_to_read(repos, self.prefix, since, self.broker.client_id)
 
     async def sync_once(self, kind: str = "full") -> SyncReport:
         """Fetch a snapshot from IB and apply it in one transaction (after queued events)."""

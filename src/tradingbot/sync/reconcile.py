@@ -33,15 +33,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tradingbot.domain import AccountSummary, Fill, OrderStatus, OrderUpdate, PnL, Position
+from tradingbot.domain import (
+    AccountSummary,
+    Fill,
+    OrderSide,
+    OrderStatus,
+    OrderUpdate,
+    PnL,
+    Position,
+)
 from tradingbot.errors import TradingBotError
 from tradingbot.ports import Broker
 from tradingbot.storage.repositories import (
+    DONE_STATUSES,
     AccountSnapshot,
     PositionKey,
     Repositories,
@@ -76,6 +85,11 @@ class BrokerSnapshot:
     database's own bookkeeping times."""
     day_start: datetime | None = None
     """The start of the trading day of ``ib_time``: IB's daily figures count from there."""
+    unread_client_ids: tuple[int, ...] = ()
+    """Other client ids of ours whose executions could not be read this time (in use)."""
+    reported_filled: Mapping[int, Decimal] = field(default_factory=dict)
+    """By permId, what IB says filled of the orders of every client id (reqAllOpenOrders
+    and completed orders): fills this session may not see the executions of."""
 
 
 @dataclass
@@ -94,15 +108,28 @@ async def take_snapshot(
     *,
     clock: Callable[[], datetime] = utc_now,
     trading_days: TradingDays = US_TRADING_DAYS,
+    other_client_ids: Collection[int] = (),
 ) -> BrokerSnapshot:
     """Everything a sync compares, fetched before any write so the transaction stays short.
 
     ``clock`` is IB's (the simulated one under ``--sim``): it dates the trading day whose
-    realized P&L is compared with IB's."""
+    realized P&L is compared with IB's. The executions of ``other_client_ids`` (ours, which
+    this session cannot see) are read first, through a session as each; those that cannot
+    be read now are listed in ``unread_client_ids``."""
+    others: list[Fill] = []
+    unread: list[int] = []
+    for client_id in sorted(set(other_client_ids) - {broker.client_id}):
+        async with asyncio.timeout(timeout_s):
+            fills = await broker.get_executions_of(client_id)
+        if fills is None:
+            unread.append(client_id)
+        else:
+            others += fills
     async with asyncio.timeout(timeout_s):
         taken_at = datetime.now(UTC)
         ib_time = clock()
         earlier = await broker.get_executions()
+        reported_before = await _reported_orders(broker)
         positions = await broker.get_positions()
         open_orders = await broker.get_open_orders()
         summary = await broker.get_account_summary()
@@ -110,7 +137,17 @@ async def take_snapshot(
         # Asked again last: every fill the positions reflect is in this list, and a fill
         # here but not in ``earlier`` may or may not be in them.
         executions = await broker.get_executions()
-    seen = {f.exec_id for f in earlier}
+        reported = await _reported_orders(broker)
+    # An order of another client id that filled meanwhile: IB's position may or may not
+    # include that fill, so its position is not compared this time.
+    moving = {
+        (u.account, u.con_id)
+        for perm_id, u in reported.items()
+        if perm_id not in reported_before or reported_before[perm_id].filled != u.filled
+    }
+    seen = {f.exec_id for f in earlier} | {f.exec_id for f in others}
+    mine = {f.exec_id for f in executions}
+    executions += [f for f in others if f.exec_id not in mine]
     return BrokerSnapshot(
         list(broker.accounts),
         summary,
@@ -120,10 +157,19 @@ async def take_snapshot(
         pnl,
         taken_at,
         broker.client_id,
-        frozenset((f.account, f.con_id) for f in executions if f.exec_id not in seen),
+        frozenset((f.account, f.con_id) for f in executions if f.exec_id not in seen) | moving,
         ib_time,
         trading_days.start(trading_days.of(ib_time)),
+        tuple(unread),
+        {perm_id: u.filled for perm_id, u in reported.items()},
     )
+
+
+async def _reported_orders(broker: Broker) -> dict[int, OrderUpdate]:
+    """IB's latest word on the orders of every client id of the login, by permId."""
+    completed = await broker.get_completed_orders()
+    working = await broker.get_all_open_orders()
+    return {u.perm_id: u for u in [*completed, *working] if u.perm_id}
 
 
 async def _pnl(broker: Broker, account: str) -> PnL | None:
@@ -200,7 +246,14 @@ def _reconcile_positions(
     claimed_by_others: frozenset[tuple[str, str]],
 ) -> None:
     theirs: dict[PositionKey, Position] = {(p.account, p.con_id): p for p in snap.positions}
-    ledger.write_holdings()
+    ledger.finish()  # the executions stored above count in what is still awaited
+    awaited = awaited_executions(
+        ledger.repos,
+        ledger.prefix,
+        day_began(ledger.now, snap.ib_time, snap.day_start),
+        snap.client_id,
+        snap.reported_filled,
+    )
     ours = ledger.repos.positions_of(accounts)
     ledger.adopt(ours)
     waiting = ledger.pending_keys()
@@ -213,6 +266,20 @@ def _reconcile_positions(
         row = ours.get(key)
         ib_qty = ib.quantity if ib else ZERO
         ib_avg = ib.avg_cost if ib and ib_qty else ZERO
+        unseen, under = awaited.get(key, (ZERO, frozenset()))
+        held = row.quantity if row else ZERO
+        if unseen and held != ib_qty:
+            if held + unseen == ib_qty:
+                log.info(
+                    "%s: IB's position %s includes %s not yet seen in executions of client"
+                    " id(s) %s; booked when they are read",
+                    key, ib_qty, unseen, sorted(under),
+                )  # fmt: skip
+                if ib is not None:
+                    ledger.record_position(ib)
+                continue
+            # The executions to come move it by ``unseen``: correct only the rest.
+            ib_qty -= unseen
         if row is not None:
             qty_off = row.quantity != ib_qty
             avg_off = abs(row.avg_cost - ib_avg) > AVG_COST_TOLERANCE
@@ -246,6 +313,54 @@ def _reconcile_positions(
         ledger.add_event(key, symbol, LifecycleKind.ADJUST, prior, after, None, ZERO, source)
         if ib is not None:
             ledger.record_position(ib)
+
+
+def awaited_executions(
+    repos: Repositories,
+    prefix: str,
+    since: datetime,
+    client_id: int,
+    reported_filled: Mapping[int, Decimal],
+) -> dict[PositionKey, tuple[Decimal, frozenset[int]]]:
+    """Per position, the signed quantity our orders under other client ids have filled
+    (by IB's latest word: ``reported_filled`` by permId, or the journal) beyond the
+    executions stored for them, and those client ids.
+
+    IB shows a client only its own executions. IB's position already includes those fills;
+    setting ours to it would book them a second time once their executions are read (back
+    on that client id, or through a session as it)."""
+    found: dict[PositionKey, tuple[Decimal, frozenset[int]]] = {}
+    for order, executed in repos.orders_elsewhere(prefix, since, client_id):
+        if order.account is None or order.con_id is None or order.client_id is None:
+            continue
+        assert order.perm_id is not None
+        filled = max(order.filled, reported_filled.get(order.perm_id, ZERO))
+        missing = filled - Decimal(executed)
+        if missing <= 0:
+            continue
+        key = (order.account, order.con_id)
+        signed = missing if order.side == OrderSide.BUY.value else -missing
+        total, ids = found.get(key, (ZERO, frozenset()))
+        found[key] = (total + signed, ids | {order.client_id})
+    return found
+
+
+def clients_to_read(repos: Repositories, prefix: str, since: datetime, client_id: int) -> set[int]:
+    """Other client ids of ours whose executions may hold fills we have not stored: one of
+    their orders of today still works, or filled more than we have executions for."""
+    return {
+        order.client_id
+        for order, executed in repos.orders_elsewhere(prefix, since, client_id)
+        if order.client_id is not None
+        and (order.status not in DONE_STATUSES or order.filled > Decimal(executed))
+    }
+
+
+def day_began(now: datetime, ib_time: datetime | None, day_start: datetime | None) -> datetime:
+    """When IB's trading day began, on this machine's clock (the journal's)."""
+    if ib_time is None or day_start is None:
+        return now - timedelta(days=1)
+    return now - (ib_time - day_start)
 
 
 def _reconcile_orders(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) -> None:

@@ -34,6 +34,7 @@ from tradingbot.brokers.ibkr.history import HistoryRequest, HistoryService, Prog
 from tradingbot.brokers.ibkr.market_data import MarketDataService, TickCallback
 from tradingbot.brokers.ibkr.named_requests import NamedRequests
 from tradingbot.brokers.ibkr.orders import OrderService, Reconciliation
+from tradingbot.brokers.ibkr.other_client import executions_as_client
 from tradingbot.brokers.ibkr.pacing import Clock, PacingRules
 from tradingbot.domain import (
     AccountSummary,
@@ -443,6 +444,16 @@ class IBKRClient:
     async def get_executions(self, since: datetime | None = None) -> list[Fill]:
         self._require_connection()
         return await self._orders.executions(since, self._timeout_s)
+
+    async def get_executions_of(self, client_id: int) -> list[Fill] | None:
+        """Today's executions of another client id's orders, which this session cannot see,
+        through a short read-only session as that id; None while that id is in use."""
+        if client_id == self._client_id:
+            return await self.get_executions()
+        s = self.settings
+        return await executions_as_client(
+            s.ibkr_host, s.ibkr_port, client_id, s.ibkr_connect_timeout_s
+        )
 
     async def reconcile(self) -> Reconciliation:
         """Open orders and fills not yet delivered (emitted as events, exactly once)."""
