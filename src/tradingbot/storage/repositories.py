@@ -323,7 +323,11 @@ class Repositories:
                 OrderRow.updated_at >= since,
             )
         )
-        return [(r[0], r[1]) for r in self.session.execute(stmt).tuples()]
+        found: list[tuple[OrderRow, Any]] = []
+        for row, quantity in self.session.execute(stmt).all():
+            assert isinstance(row, OrderRow)
+            found.append((row, quantity))
+        return found
 
     # --- P&L, runs ----------------------------------------------------------------------
     def realized_since(self, account: str, since: datetime) -> list[Any]:

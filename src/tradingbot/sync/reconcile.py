@@ -246,7 +246,13 @@ def _reconcile_positions(
     claimed_by_others: frozenset[tuple[str, str]],
 ) -> None:
     theirs: dict[PositionKey, Position] = {(p.account, p.con_id): p for p in snap.positions}
-    ledger.finish()  # the executions stored above count in what is still awaited
+    ledger.write_holdings()
+    ours = ledger.repos.positions_of(accounts)
+    ledger.adopt(ours)
+    waiting = ledger.pending_keys()
+    # A live fill stored after the snapshot began is in our figure and perhaps not in IB's.
+    waiting |= ledger.repos.keys_received_since(accounts, snap.taken_at)
+    ledger.finish()  # the executions of this snapshot count in what is still awaited
     awaited = awaited_executions(
         ledger.repos,
         ledger.prefix,
@@ -254,11 +260,6 @@ def _reconcile_positions(
         snap.client_id,
         snap.reported_filled,
     )
-    ours = ledger.repos.positions_of(accounts)
-    ledger.adopt(ours)
-    waiting = ledger.pending_keys()
-    # A live fill stored after the snapshot began is in our figure and perhaps not in IB's.
-    waiting |= ledger.repos.keys_received_since(accounts, snap.taken_at)
     for key in theirs.keys() | {k for k, row in ours.items() if row.quantity != 0}:
         if key in waiting or key in snap.unsettled:
             continue  # one side has (or may have) a fill the other has not seen yet
