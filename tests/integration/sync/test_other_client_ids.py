@@ -1,0 +1,94 @@
+"""Fills of our orders under another client id, through ib_async over TCP to the simulated
+gateway, on SQLite and PostgreSQL.
+
+IB shows a client only its own executions. An order placed under client id 9 that fills
+while the bot runs as 20 (after a 326 moved it, or a restart under another id) moves IB's
+position, and client 20 never sees the execution. The mirror reads it through a short
+session as 9; while 9 is in use it leaves the position alone rather than set it to IB's
+figure (which would book the fill a second time once its execution is read).
+
+Hand computation: buy 100 @ 190 under client 9, $1.00 commission -> 100 @ 190.01; sell
+100 @ 200 under client 20, $1.00 -> realized 100 * 9.99 - 1 = 998.00.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.integration.sync.conftest import client_for
+from tests.integration.sync.test_sync_over_tcp import ACCOUNT, BUY, SELL, fill_at
+from tests.unit.sync.helpers import (
+    ExecutionRow,
+    OrderRow,
+    PositionEvent,
+    PositionRow,
+    ReconciliationDiff,
+    position,
+    rows,
+)
+from tradingbot.sim import SimulatedGateway
+from tradingbot.storage.db import Database
+from tradingbot.sync import PositionSyncService
+
+D = Decimal
+
+
+async def _order_under_nine_filled_while_away(gw: SimulatedGateway, db: Database) -> int:
+    """A resting buy of ours placed under client id 9 and journaled, then filled at 190
+    once client 9 has gone; returns its permId."""
+    async with (
+        client_for(gw, 9) as nine,
+        PositionSyncService(nine, db, reconcile_interval_s=None) as sync,
+    ):
+        update = await nine.place_limit_order(nine.create_contract("AAPL"), BUY, 100, D(1))
+        await sync.wait_until(lambda: any(o.perm_id == update.perm_id for o in rows(db, OrderRow)))
+    await gw.fill_order(update.perm_id, D(190))
+    return update.perm_id
+
+
+def _no_drift_corrected(db: Database) -> bool:
+    adjusts = [e for e in rows(db, PositionEvent) if e.kind == "adjust"]
+    diffs = [d for d in rows(db, ReconciliationDiff) if d.kind == "position"]
+    return not adjusts and not diffs
+
+
+async def test_fills_under_another_client_id_are_read_as_it_and_booked_once(
+    gateway: SimulatedGateway, db: Database
+) -> None:
+    perm_id = await _order_under_nine_filled_while_away(gateway, db)
+    async with (
+        client_for(gateway, 20) as twenty,
+        PositionSyncService(twenty, db, reconcile_interval_s=None) as sync,
+    ):
+        assert twenty.client_id == 20
+        [execution] = rows(db, ExecutionRow)  # read at the start, through a session as 9
+        assert (execution.perm_id, execution.client_id, execution.applied) == (perm_id, 9, True)
+        await fill_at(twenty, gateway, SELL, 100, "200")
+        await sync.wait_until(lambda: sum(e.applied for e in rows(db, ExecutionRow)) == 2)
+        assert (await sync.reconcile()).differences == []
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.realized_pnl) == (D(0), D("998.00"))
+    [book] = [p for p in gateway.book.positions(ACCOUNT) if p.symbol == "AAPL"]
+    assert book.realized_pnl == D("998.00")
+    assert _no_drift_corrected(db)
+
+
+async def test_while_that_client_id_is_in_use_the_position_waits_for_its_fills(
+    gateway: SimulatedGateway, db: Database
+) -> None:
+    await _order_under_nine_filled_while_away(gateway, db)
+    gateway.take_client_id(9)  # another session holds it: its executions cannot be read
+    async with (
+        client_for(gateway, 20) as twenty,
+        PositionSyncService(twenty, db, reconcile_interval_s=None) as sync,
+    ):
+        assert rows(db, ExecutionRow) == []
+        # Not IB's 100: that fill is still to come.
+        assert [p.quantity for p in rows(db, PositionRow) if p.symbol == "AAPL"] in ([], [0])
+        assert _no_drift_corrected(db)
+        gateway.take_client_id(9, False)
+        await sync.reconcile()
+        assert [e.applied for e in rows(db, ExecutionRow)] == [True]
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.avg_cost) == (D(100), D("190.01"))
+    assert _no_drift_corrected(db)
