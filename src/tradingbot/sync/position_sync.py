@@ -214,9 +214,11 @@ class PositionSyncService:
         """Other client ids with orders of ours today whose executions we may lack."""
         ib_now = self.clock()
         day_start = self.trading_days.start(self.trading_days.of(ib_now))
-        since = day_began(datetime.now(UTC), ib_now, day_start)
+        now = datetime.now(UTC)
+        others = self._claims.held_by_others(self.bot_id, now)
+        since = day_began(now, ib_now, day_start)
         with unit_of_work(self.db) as repos:
-            return clients_to_read(repos, self.prefix, since, self.broker.client_id)
+            return clients_to_read(repos, self.prefix, since, self.broker.client_id, others)
 
     async def sync_once(self, kind: str = "full") -> SyncReport:
         """Fetch a snapshot from IB and apply it in one transaction (after queued events)."""

@@ -346,13 +346,21 @@ def awaited_executions(
     return found
 
 
-def clients_to_read(repos: Repositories, prefix: str, since: datetime, client_id: int) -> set[int]:
+def clients_to_read(
+    repos: Repositories,
+    prefix: str,
+    since: datetime,
+    client_id: int,
+    claimed_by_others: frozenset[tuple[str, str]] = frozenset(),
+) -> set[int]:
     """Other client ids of ours whose executions may hold fills we have not stored: one of
-    their orders of today still works, or filled more than we have executions for."""
+    their orders of today still works, or filled more than we have executions for. Orders
+    on a symbol another live bot claims are that bot's (it books their executions)."""
     return {
         order.client_id
         for order, executed in repos.orders_elsewhere(prefix, since, client_id)
         if order.client_id is not None
+        and (order.account or "", order.symbol.upper()) not in claimed_by_others
         and (order.status not in DONE_STATUSES or order.filled > Decimal(executed))
     }
 
