@@ -127,8 +127,9 @@ class Broker(Protocol):
         """Working orders of every client id of the login (IB's reqAllOpenOrders)."""
         ...
 
-    async def get_completed_orders(self) -> list[OrderUpdate]:
-        """Orders that ended today, of every client id, keyed by permId (no order id)."""
+    async def get_completed_orders(self, api_only: bool = True) -> list[OrderUpdate]:
+        """Orders that ended today, of every client id (and TWS's manual ones unless
+        ``api_only``), keyed by permId (no order id)."""
         ...
 
     async def get_positions(self) -> list[Position]: ...

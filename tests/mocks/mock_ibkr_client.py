@@ -355,7 +355,7 @@ class MockIBKRClient:
         """Every client's working orders; the mock has one login, so: all of them."""
         return await self.get_open_orders()
 
-    async def get_completed_orders(self) -> list[OrderUpdate]:
+    async def get_completed_orders(self, api_only: bool = True) -> list[OrderUpdate]:
         """Orders that ended, as IB's completedOrder reports them: no order or client id,
         no average price."""
         self._require_connection()

@@ -52,10 +52,11 @@ from tradingbot.ports import Broker
 from tradingbot.storage.repositories import (
     DONE_STATUSES,
     AccountSnapshot,
+    OrderRow,
     PositionKey,
     Repositories,
 )
-from tradingbot.sync.journal import record_status, status_event
+from tradingbot.sync.journal import is_ours, record_status, status_event
 from tradingbot.sync.ledger import PNL_TOLERANCE, Ledger
 from tradingbot.sync.lifecycle import LifecycleKind
 from tradingbot.sync.pnl import ZERO, Holding
@@ -87,9 +88,14 @@ class BrokerSnapshot:
     """The start of the trading day of ``ib_time``: IB's daily figures count from there."""
     unread_client_ids: tuple[int, ...] = ()
     """Other client ids of ours whose executions could not be read this time (in use)."""
-    reported_filled: Mapping[int, Decimal] = field(default_factory=dict)
-    """By permId, what IB says filled of the orders of every client id (reqAllOpenOrders
-    and completed orders): fills this session may not see the executions of."""
+    reported_orders: Mapping[int, OrderUpdate] | None = None
+    """By permId, IB's latest word on the orders of every client id and TWS's manual ones
+    (reqAllOpenOrders and completed orders; None when not asked): what filled, which this
+    session may not see the executions of, and which ended, which it is not told live."""
+
+    @property
+    def reported_filled(self) -> dict[int, Decimal]:
+        return {perm_id: u.filled for perm_id, u in (self.reported_orders or {}).items()}
 
 
 @dataclass
@@ -161,13 +167,13 @@ async def take_snapshot(
         ib_time,
         trading_days.start(trading_days.of(ib_time)),
         tuple(unread),
-        {perm_id: u.filled for perm_id, u in reported.items()},
+        reported,
     )
 
 
 async def _reported_orders(broker: Broker) -> dict[int, OrderUpdate]:
     """IB's latest word on the orders of every client id of the login, by permId."""
-    completed = await broker.get_completed_orders()
+    completed = await broker.get_completed_orders(api_only=False)
     working = await broker.get_all_open_orders()
     return {u.perm_id: u for u in [*completed, *working] if u.perm_id}
 
@@ -378,9 +384,12 @@ def _reconcile_orders(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) 
     for update in snap.open_orders:
         record_status(repos, update, ledger.prefix, "sync", ledger.now, ledger.session_start)
     for row in repos.open_orders():
+        if row.client_id != snap.client_id and row.perm_id is not None:
+            _close_if_ended_elsewhere(ledger, row, snap, report)
+            continue
         # IB lists only this client's open orders (reqOpenOrders; client 0 also gets TWS's),
         # so another client's order missing from the list says nothing about it.
-        if row.perm_id in listed or row.perm_id is None or row.client_id != snap.client_id:
+        if row.perm_id in listed or row.perm_id is None:
             continue
         executed = repos.executed_quantity(row.perm_id)
         status = OrderStatus.FILLED if executed >= row.quantity else OrderStatus.CANCELLED
@@ -398,6 +407,35 @@ def _reconcile_orders(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) 
         row.status, row.filled = status.value, Decimal(executed)
         row.remaining, row.updated_at = row.quantity - row.filled, ledger.now
         repos.add(status_event(row, "reconcile", ledger.now, error_text="no longer open at IB"))
+
+
+def _close_if_ended_elsewhere(
+    ledger: Ledger, row: OrderRow, snap: BrokerSnapshot, report: SyncReport
+) -> None:
+    """An order of another client id (a manual TWS order, another program's) that IB
+    reports ended: this session is not told of its statuses live, so its row would stay
+    open. Ours are left to order resolution, which knows what the runner holds."""
+    assert row.perm_id is not None
+    reported = (snap.reported_orders or {}).get(row.perm_id)
+    if (
+        reported is None
+        or not reported.status.is_done
+        or is_ours(row.order_ref or "", ledger.prefix)
+    ):
+        return
+    report.differences.append(
+        _diff(
+            row.account or "", "order", f"perm {row.perm_id}", "status", row.status,
+            reported.status.value, f"closed as {reported.status.value}",
+        )
+    )  # fmt: skip
+    row.status, row.filled = reported.status.value, max(row.filled, reported.filled)
+    row.remaining, row.updated_at = max(row.quantity - row.filled, ZERO), ledger.now
+    if reported.avg_fill_price is not None:
+        row.avg_fill_price = reported.avg_fill_price
+    ledger.repos.add(
+        status_event(row, "reconcile", ledger.now, error_text="ended, as IB's completed orders say")
+    )
 
 
 def _snapshot_figures(ledger: Ledger, snap: BrokerSnapshot, adopted: set[str]) -> None:

@@ -92,3 +92,24 @@ async def test_while_that_client_id_is_in_use_the_position_waits_for_its_fills(
     aapl = position(db, "AAPL")
     assert (aapl.quantity, aapl.avg_cost) == (D(100), D("190.01"))
     assert _no_drift_corrected(db)
+
+
+async def test_a_manual_order_that_ends_unseen_is_closed_from_completed_orders(
+    gateway: SimulatedGateway, db: Database
+) -> None:
+    """A manual TWS order reaches client 9 only through reqAllOpenOrders; its fill is
+    never sent to it, so its row would stay Submitted for good."""
+    perm_id = await gateway.place_external_order("AAPL", "BUY", D(10), "LMT", D(1))
+    async with (
+        client_for(gateway, 9) as nine,
+        PositionSyncService(nine, db, reconcile_interval_s=None) as sync,
+    ):
+        await nine.get_all_open_orders()
+        await sync.wait_until(
+            lambda: [(o.perm_id, o.status) for o in rows(db, OrderRow)] == [(perm_id, "Submitted")]
+        )
+        await gateway.fill_order(perm_id, D(190))
+        await sync.reconcile()
+        [order] = rows(db, OrderRow)
+        assert (order.status, order.filled, order.remaining) == ("Filled", D(10), D(0))
+        assert order.external

@@ -436,10 +436,11 @@ class IBKRClient:
         self._require_connection()
         return await self._orders.all_open_orders(self._timeout_s)
 
-    async def get_completed_orders(self) -> list[OrderUpdate]:
-        """Orders of this login that ended (API orders only), with no order or client id."""
+    async def get_completed_orders(self, api_only: bool = True) -> list[OrderUpdate]:
+        """Orders of this login that ended (API orders, and manual ones unless ``api_only``),
+        with no order or client id."""
         self._require_connection()
-        return await self._orders.completed_orders(self._timeout_s)
+        return await self._orders.completed_orders(self._timeout_s, api_only)
 
     async def get_executions(self, since: datetime | None = None) -> list[Fill]:
         self._require_connection()

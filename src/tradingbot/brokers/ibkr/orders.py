@@ -183,11 +183,12 @@ class OrderService:
         trades = await self._named.run("openOrders", self._ib.reqAllOpenOrdersAsync, timeout_s)
         return [u for u in map(mapping.order_update, trades) if not u.status.is_done]
 
-    async def completed_orders(self, timeout_s: float) -> list[OrderUpdate]:
+    async def completed_orders(self, timeout_s: float, api_only: bool = True) -> list[OrderUpdate]:
         """The account's orders that ended (filled, cancelled, inactive), of every API client
-        (reqCompletedOrders with apiOnly): keyed by permId, without order or client id."""
+        (and TWS's manual ones unless ``api_only``): keyed by permId, without order or
+        client id."""
         trades = await self._named.run(
-            "completedOrders", lambda: self._ib.reqCompletedOrdersAsync(True), timeout_s
+            "completedOrders", lambda: self._ib.reqCompletedOrdersAsync(api_only), timeout_s
         )
         return [mapping.completed_order(t) for t in trades]
 
