@@ -273,9 +273,10 @@ def _reconcile_positions(
         row = ours.get(key)
         ib_qty = ib.quantity if ib else ZERO
         ib_avg = ib.avg_cost if ib and ib_qty else ZERO
-        unseen, under = awaited.get(key, (ZERO, frozenset()))
-        held = row.quantity if row else ZERO
-        if unseen and held != ib_qty:
+        elsewhere = awaited.get(key)
+        if elsewhere is not None:  # IB's figures include fills whose executions are to come
+            unseen, under = elsewhere
+            held = row.quantity if row else ZERO
             if held + unseen == ib_qty:
                 log.info(
                     "%s: IB's position %s includes %s not yet seen in executions of client"
@@ -285,8 +286,11 @@ def _reconcile_positions(
                 if ib is not None:
                     ledger.record_position(ib)
                 continue
-            # The executions to come move it by ``unseen``: correct only the rest.
+            # Those executions will move it by ``unseen`` and set its average cost: correct
+            # only the rest of the quantity, and keep our average until they are booked.
             ib_qty -= unseen
+            if row is not None and row.quantity:
+                ib_avg = row.avg_cost
         if row is not None:
             qty_off = row.quantity != ib_qty
             avg_off = abs(row.avg_cost - ib_avg) > AVG_COST_TOLERANCE

@@ -113,3 +113,41 @@ async def test_a_manual_order_that_ends_unseen_is_closed_from_completed_orders(
         [order] = rows(db, OrderRow)
         assert (order.status, order.filled, order.remaining) == ("Filled", D(10), D(0))
         assert order.external
+
+
+async def test_unseen_fills_that_cancel_out_leave_the_average_cost_to_their_executions(
+    gateway: SimulatedGateway, db: Database
+) -> None:
+    """A buy and a sell of 50 under client 9, filled while away: IB's quantity is ours, but
+    its average cost is not; taking IB's average now would misstate the sell's P&L."""
+    async with (
+        client_for(gateway, 9) as nine,
+        PositionSyncService(nine, db, reconcile_interval_s=None) as sync,
+    ):
+        await fill_at(nine, gateway, BUY, 100, "190")
+        aapl = nine.create_contract("AAPL")
+        buy = await nine.place_limit_order(aapl, BUY, 50, D(1))
+        sell = await nine.place_limit_order(aapl, SELL, 50, D(100_000))
+        await sync.wait_until(
+            lambda: (
+                {buy.perm_id, sell.perm_id} <= {o.perm_id for o in rows(db, OrderRow)}
+                and sum(e.applied for e in rows(db, ExecutionRow)) == 1
+            )
+        )
+    await gateway.fill_order(buy.perm_id, D(200))
+    await gateway.fill_order(sell.perm_id, D(210))
+    gateway.take_client_id(9)
+    async with (
+        client_for(gateway, 20) as twenty,
+        PositionSyncService(twenty, db, reconcile_interval_s=None) as sync,
+    ):
+        assert _no_drift_corrected(db)
+        gateway.take_client_id(9, False)
+        await sync.reconcile()
+        assert (await sync.reconcile()).differences == []
+    [book] = [p for p in gateway.book.positions(ACCOUNT) if p.symbol == "AAPL"]
+    ours = position(db, "AAPL")
+    assert ours.quantity == book.quantity == 100
+    assert abs(ours.realized_pnl - book.realized_pnl) < D("0.01")  # the database keeps 10 places
+    assert abs(ours.avg_cost - book.avg_cost) < D("0.0001")
+    assert _no_drift_corrected(db)
