@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, func, insert, select
@@ -168,7 +168,10 @@ class Repositories:
         return found
 
     def booked_after(self, account: str, con_id: int, time: datetime) -> list[ExecutionRow]:
-        """Booked, effective executions of a position from ``time`` on, oldest first."""
+        """Booked, effective executions of a position from ``time`` on (and a second before:
+        SQLite compares times as text, and a whole second stored without its fraction sorts
+        before the same time asked with one), oldest first."""
+        time -= timedelta(seconds=1)
         stmt = (
             select(ExecutionRow)
             .where(
@@ -181,6 +184,41 @@ class Repositories:
             .order_by(ExecutionRow.time, ExecutionRow.exec_id)
         )
         return list(self.session.scalars(stmt))
+
+    def latest_booked(self, account: str, con_id: int) -> tuple[datetime, str] | None:
+        """(time, exec id) of the position's latest booked, effective execution."""
+        stmt = (
+            select(ExecutionRow.time, ExecutionRow.exec_id)
+            .where(
+                ExecutionRow.account == account,
+                ExecutionRow.con_id == con_id,
+                ExecutionRow.applied.is_(True),
+                ExecutionRow.corrected_by.is_(None),
+                ExecutionRow.realized_pnl.is_not(None),
+            )
+            .order_by(ExecutionRow.time.desc(), ExecutionRow.exec_id.desc())
+            .limit(1)
+        )
+        row = self.session.execute(stmt).first()
+        return None if row is None else (row[0], row[1])
+
+    def fill_events(self, exec_ids: Collection[str]) -> list[PositionEvent]:
+        """The fill events (source ``fill``) of these executions."""
+        stmt = select(PositionEvent).where(
+            PositionEvent.exec_id.in_(list(exec_ids)), PositionEvent.source == "fill"
+        )
+        return list(self.session.scalars(stmt))
+
+    def adjusted_after(self, account: str, con_id: int, event_id: int) -> bool:
+        """Whether an ``adjust`` event (reconciliation, a correction) of the position was
+        written after the event ``event_id``."""
+        stmt = select(PositionEvent.id).where(
+            PositionEvent.account == account,
+            PositionEvent.con_id == con_id,
+            PositionEvent.kind == "adjust",
+            PositionEvent.id > event_id,
+        )
+        return self.session.execute(stmt.limit(1)).first() is not None
 
     def fill_event(self, exec_ids: Collection[str]) -> PositionEvent | None:
         """The event of the fill, among these executions, that moved the position."""

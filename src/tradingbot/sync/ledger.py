@@ -65,6 +65,19 @@ def _fill_fits(order: OrderRow, fill: Fill) -> bool:
     return not (order.symbol and fill.symbol and order.symbol != fill.symbol)
 
 
+def _field(event: PositionEvent | dict[str, object], name: str) -> Decimal:
+    value = event[name] if isinstance(event, dict) else getattr(event, name)
+    assert isinstance(value, Decimal)
+    return value
+
+
+def _set_field(event: PositionEvent | dict[str, object], name: str, value: object) -> None:
+    if isinstance(event, dict):
+        event[name] = value
+    else:
+        setattr(event, name, value)
+
+
 class Ledger:
     def __init__(
         self,
@@ -99,6 +112,7 @@ class Ledger:
         self._perm_checked: set[int] = set()  # permIds looked up (found or not)
         self._accounts: set[str] | None = None
         self._stems: dict[str, list[Execution]] = {}  # exec id stem -> executions seen
+        self._latest: dict[PositionKey, tuple[datetime, str] | None] = {}  # latest booked
 
     def ensure_account(self, code: str) -> bool:
         """Create the account row on first sight; True if it is new."""
@@ -355,6 +369,9 @@ class Ledger:
         if prior is not None:
             self._rebook(key, row, prior, fee)
             return
+        if self._is_late(key, row) and self._book_late(key, row, fee):
+            return
+        self._latest[key] = order_key(row)
         dirty = self._dirty.get(key)
         if dirty is None:
             pos = self.position_row(key, row.symbol)
@@ -407,6 +424,100 @@ class Ledger:
             key, row.symbol, LifecycleKind.ADJUST, now, holding, row.price,
             holding.realized - now.realized, "correction", row,
         )  # fmt: skip
+
+    # --- a fill older than fills already booked ------------------------------------------
+    def _is_late(self, key: PositionKey, row: Execution) -> bool:
+        if key not in self._latest:
+            self._latest[key] = self.repos.latest_booked(*key)
+        latest = self._latest[key]
+        return latest is not None and order_key(row) < latest
+
+    def _book_late(self, key: PositionKey, row: Execution, fee: Decimal) -> bool:
+        """Book an execution older than some already booked (read late: it was made under
+        another client id, which this session could not see). Average cost and realized
+        P&L depend on the order of fills, so the later ones are booked again after it, in
+        time order, and their fill events rewritten: the position and the day's P&L come
+        out as IB computes them. False (book it last, as it comes) when reconciliation
+        adjusted the position in between: its figures would no longer hold."""
+        # Stored but never booked (an adopted account's history) stays out of it.
+        booked = [e for e in self._booked_after(key, row) if e.realized_pnl is not None]
+        later = sorted(booked, key=order_key)
+        if not later:
+            return False
+        events = self._fill_events([e.exec_id for e in later])
+        first = events.get(later[0].exec_id)
+        if len(events) < len(later) or first is None or self._adjusted_after(key, first):
+            log.warning(
+                "execution %s of %s is older than fills already booked; booked after them",
+                row.exec_id, row.symbol,
+            )  # fmt: skip
+            return False
+        now = self._holding(key, row.symbol)
+        realized_later = sum((e.realized_pnl or ZERO for e in later), ZERO)
+        holding = Holding(
+            _field(first, "quantity_before"),
+            _field(first, "avg_cost_before"),
+            now.realized - realized_later,
+        )
+        fees = self._fees_of(later)
+        for execution in [row, *later]:
+            cost = fee if execution is row else fees.get(execution.exec_id, ZERO)
+            before = holding
+            effect = apply_fill(
+                holding, OrderSide(execution.side), execution.quantity, execution.price, cost
+            )
+            execution.realized_pnl, holding = effect.realized, effect.after
+            if execution is row:
+                row.applied = True
+                self.add_event(
+                    key, row.symbol, effect.kind, before, effect.after, row.price,
+                    effect.realized, "fill", row,
+                )  # fmt: skip
+                continue
+            event = events[execution.exec_id]
+            for name, value in (
+                ("kind", effect.kind.value),
+                ("quantity_before", before.quantity),
+                ("quantity_after", effect.after.quantity),
+                ("avg_cost_before", before.avg_cost),
+                ("avg_cost_after", effect.after.avg_cost),
+                ("realized_pnl", effect.realized),
+            ):
+                _set_field(event, name, value)
+        self._dirty[key] = (holding, later[-1].time)
+        log.info(
+            "execution %s of %s came after %d later one(s); they were booked again after it",
+            row.exec_id, row.symbol, len(later),
+        )  # fmt: skip
+        return True
+
+    def _fill_events(self, exec_ids: list[str]) -> dict[str, PositionEvent | dict[str, object]]:
+        """The fill events of these executions, written or still in this batch."""
+        wanted = set(exec_ids)
+        found: dict[str, PositionEvent | dict[str, object]] = {}
+        for event in self._new_events:
+            exec_id = event["exec_id"]
+            if isinstance(exec_id, str) and exec_id in wanted and event["source"] == "fill":
+                found[exec_id] = event
+        missing = [i for i in exec_ids if i not in found]
+        for stored in self.repos.fill_events(missing) if missing else []:
+            if stored.exec_id is not None:
+                found[stored.exec_id] = stored
+        return found
+
+    def _adjusted_after(self, key: PositionKey, first: PositionEvent | dict[str, object]) -> bool:
+        """Whether the position was adjusted after the event ``first``."""
+        batch = self._new_events
+        start = next((i for i, e in enumerate(batch) if e is first), None)
+        after_in_batch = batch[start + 1 :] if start is not None else batch
+        if any(
+            (e["account"], e["con_id"]) == key and e["kind"] == LifecycleKind.ADJUST.value
+            for e in after_in_batch
+        ):
+            return True
+        if isinstance(first, dict):
+            return False  # written in this batch: nothing stored comes after it
+        return self.repos.adjusted_after(key[0], key[1], first.id)
 
     def _holding(self, key: PositionKey, symbol: str) -> Holding:
         dirty = self._dirty.get(key)

@@ -51,6 +51,8 @@ from tradingbot.trading_day import US_TRADING_DAYS, TradingDays, utc_now
 
 log = logging.getLogger(__name__)
 
+_WATCH_MAX_DELAY_S = 5.0
+
 BrokerEvent = Fill | CommissionReport | OrderUpdate | Position | PnL
 
 
@@ -98,6 +100,7 @@ class PositionSyncService:
         self._lost_writes = 0  # writes that failed (events, or a catch-up that did not run)
         self._repaired_upto = 0  # ... of which a later reconciliation has made good
         self._repair: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None  # see _watch_elsewhere
         self._queue: asyncio.Queue[BrokerEvent | _Job] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_pnl: dict[tuple[str, int], tuple[Decimal | None, ...]] = {}
@@ -193,22 +196,40 @@ class PositionSyncService:
 
     # --- syncs ----------------------------------------------------------------------------
     async def _take_snapshot(self) -> BrokerSnapshot:
+        others = self._other_client_ids()
         snapshot = await take_snapshot(
             self.broker,
             self.snapshot_timeout_s,
             clock=self.clock,
             trading_days=self.trading_days,
-            other_client_ids=self._other_client_ids(),
+            other_client_ids=others,
         )
         if snapshot.unread_client_ids:
-            # Their owner (or IB, not yet done with a dropped session) holds the id: try
-            # again soon, and before stopping.
             log.info(
-                "executions of client id(s) %s could not be read yet; retrying",
+                "executions of client id(s) %s could not be read yet (in use); retrying",
                 list(snapshot.unread_client_ids),
             )
-            self._lost_write()
+        if others and (self._watch is None or self._watch.done()) and self._attached:
+            self._watch = self._spawn(self._watch_elsewhere(), "sync-elsewhere")
         return snapshot
+
+    async def _watch_elsewhere(self) -> None:
+        """While orders of ours under another client id may fill (IB tells this session
+        nothing of them), reconcile every few seconds: each reads that id's executions."""
+        delay_s = 1.0
+        while True:
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, _WATCH_MAX_DELAY_S)
+            if not self.broker.is_connected:
+                continue
+            try:
+                if not self._other_client_ids():
+                    return
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reading executions of other client ids failed (%s); retrying", exc)
 
     def _other_client_ids(self) -> set[int]:
         """Other client ids with orders of ours today whose executions we may lack."""
@@ -336,7 +357,13 @@ class PositionSyncService:
         return True
 
     async def _repair_before_stop(self) -> None:
-        if self._repaired_upto >= self._lost_writes or not self.broker.is_connected:
+        if not self.broker.is_connected:
+            return
+        if self._repaired_upto >= self._lost_writes:
+            if self._other_client_ids():  # last fills under another client id of ours
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self.snapshot_timeout_s):
+                        await self.reconcile()
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.snapshot_timeout_s):

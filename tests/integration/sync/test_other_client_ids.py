@@ -151,3 +151,40 @@ async def test_unseen_fills_that_cancel_out_leave_the_average_cost_to_their_exec
     assert abs(ours.realized_pnl - book.realized_pnl) < D("0.01")  # the database keeps 10 places
     assert abs(ours.avg_cost - book.avg_cost) < D("0.0001")
     assert _no_drift_corrected(db)
+
+
+async def test_a_fill_read_late_is_booked_in_time_order_before_later_ones(
+    gateway: SimulatedGateway, db: Database
+) -> None:
+    """Sell 50 @ 200 under client 9 while away, then buy 50 @ 210 under client 20, read in
+    the other order. In time order: realized 50 * 9.99 - 1 = 498.50, then 100 @ 200.015;
+    booked as read it would be 100 @ 196.68 and realized 165.00."""
+    async with (
+        client_for(gateway, 9) as nine,
+        PositionSyncService(nine, db, reconcile_interval_s=None) as sync,
+    ):
+        await fill_at(nine, gateway, BUY, 100, "190")
+        sell = await nine.place_limit_order(nine.create_contract("AAPL"), SELL, 50, D(100_000))
+        await sync.wait_until(
+            lambda: (
+                sell.perm_id in {o.perm_id for o in rows(db, OrderRow)}
+                and sum(e.applied for e in rows(db, ExecutionRow)) == 1
+            )
+        )
+    await gateway.fill_order(sell.perm_id, D(200))
+    gateway.take_client_id(9)
+    async with (
+        client_for(gateway, 20) as twenty,
+        PositionSyncService(twenty, db, reconcile_interval_s=None) as sync,
+    ):
+        await fill_at(twenty, gateway, BUY, 50, "210")
+        await sync.wait_until(lambda: sum(e.applied for e in rows(db, ExecutionRow)) == 2)
+        gateway.take_client_id(9, False)
+        await sync.reconcile()
+        assert (await sync.reconcile()).differences == []
+    ours = position(db, "AAPL")
+    assert (ours.quantity, ours.avg_cost, ours.realized_pnl) == (D(100), D("200.015"), D("498.50"))
+    [book] = [p for p in gateway.book.positions(ACCOUNT) if p.symbol == "AAPL"]
+    assert book.realized_pnl == D("498.50")
+    assert _no_drift_corrected(db)
+    assert sum(e.realized_pnl for e in rows(db, PositionEvent)) == D("498.50")  # the day adds up
