@@ -38,16 +38,10 @@ def goes_out_while_draining(
     request: OrderRequest,
     positions: Mapping[str, Decimal],
     open_orders: Sequence[OrderUpdate],
-    client_id: int,
     now: datetime,
 ) -> bool:
-    """Whether ``request`` is sent during a drain: a market order that only reduces, on a
-    symbol with no resting order under ``client_id`` (the drain cancels it: until that is
-    answered, what the symbol's working orders leave is not known)."""
+    """Whether ``request`` is sent during a drain: a market order that only reduces."""
     if request.order_type is not OrderType.MARKET:
-        return False
-    symbol = request.contract.symbol
-    if any(o.symbol == symbol for o in resting_orders(open_orders, client_id)):
         return False
     ctx = RiskContext(request=request, now=now, positions=positions, open_orders=open_orders)
     return not ctx.increases_exposure
@@ -56,6 +50,12 @@ def goes_out_while_draining(
 def resting_orders(open_orders: Iterable[OrderUpdate], client_id: int) -> list[OrderUpdate]:
     """The limit orders working under ``client_id``: the ones a drain cancels."""
     return [o for o in open_orders if o.client_id == client_id and o.order_type is OrderType.LIMIT]
+
+
+def cancelling_on(symbol: str, open_orders: Iterable[OrderUpdate], client_id: int) -> bool:
+    """Whether a drain is cancelling a resting order on ``symbol``: until that is answered,
+    what its working orders leave is not known, so nothing is sent on it."""
+    return any(o.symbol == symbol for o in resting_orders(open_orders, client_id))
 
 
 def kept_targets(

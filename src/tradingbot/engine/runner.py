@@ -421,6 +421,10 @@ class Runner:
         that is over), or None when it would go out."""
         if not self._reconciled.is_set():
             return "reconciliation after a reconnect"
+        if self._drain is not None and drain_rules.cancelling_on(
+            symbol, self.tracker.open_orders(), self.broker.client_id
+        ):
+            return f"{self._drain}, and the cancel of the resting order of this bot on {symbol}"
         if symbol not in self._held:
             return None
         ids = sorted(
@@ -456,7 +460,7 @@ class Runner:
         if self._drain is not None and not past_drain:
             probe = intent_to_request(intent, contract, position, pending, "")
             if probe is None or not drain_rules.goes_out_while_draining(
-                probe, positions, open_orders, self.broker.client_id, now
+                probe, positions, open_orders, now
             ):
                 return self._wait(intent, self._drain)
         self._deferred.pop(symbol, None)  # the newest ask for a symbol wins over a kept one

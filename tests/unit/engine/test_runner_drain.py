@@ -115,3 +115,28 @@ async def test_the_kill_switch_flattens_during_a_drain(
     assert runner.position("AAPL") == 0
     await runner.end_drain()
     await runner.stop()
+
+
+async def test_an_exit_on_a_symbol_whose_limit_is_being_cancelled_goes_once_that_is_answered(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """Until the cancel is answered, what the symbol's working orders leave is not known: a
+    flatten sized against the resting sell would leave shares behind once it is cancelled."""
+    runner = await started(broker, clock, make_risk)
+    await runner.submit(TargetPosition("MSFT", D(10)))
+    over = (runner.feed.last["MSFT"] * D("1.03")).quantize(D("0.01"))
+    await runner.submit(TradeIntent("MSFT", OrderSide.SELL, D(5), OrderType.LIMIT, over))
+    runner.begin_drain(REASON)
+    assert await runner.submit(TargetPosition("MSFT", D(0))) is None
+    why = runner.waiting_for("MSFT")
+    assert why is not None
+    assert "cancel of the resting order" in why
+    await until(lambda: runner.position("MSFT") == 0, what="the flatten once the cancel is done")
+    await runner.end_drain()
+    await runner.idle()
+    assert [(r.side, r.quantity, r.order_type) for r in broker.placed] == [
+        (OrderSide.BUY, D(10), OrderType.MARKET),
+        (OrderSide.SELL, D(5), OrderType.LIMIT),
+        (OrderSide.SELL, D(10), OrderType.MARKET),  # all 10, and the kept limit not again
+    ]
+    await runner.stop()
