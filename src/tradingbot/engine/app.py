@@ -218,6 +218,7 @@ class Bot:
                 if self.claims is not None and self.claims.lost:
                     self._claims_lost()
                 await self.runner.start()
+                manager.order_flow = self.runner  # drained before a move back to our id
                 return
             except _LOST_WHILE_STARTING as exc:
                 if attempt == _START_ATTEMPTS:
@@ -252,6 +253,8 @@ class Bot:
         """Stop entries and data, cancel if configured, let the mirror catch up, disconnect.
 
         Returns the orders still working at the broker (also logged by the runner)."""
+        if self.manager is not None:
+            self.manager.order_flow = None  # a stopping runner is not drained for a move
         if self.runner is not None and self.runner.running:
             self.left_working = await self.runner.stop(cancel_open_orders)
         await self._close()

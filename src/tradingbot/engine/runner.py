@@ -10,6 +10,8 @@ they arrive.
 
 While the connection is down and until reconciliation after a reconnect is done, nothing
 is sent: the latest target per symbol is kept and applied once the book is known again.
+So too, for a few seconds, while the manager drains a fallback client id before moving back
+to the configured one (see ``drain_rules``), except for exits at market.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tradingbot.domain import (
     PnL,
     Position,
 )
+from tradingbot.engine import drain_rules
 from tradingbot.engine.bars import bucket_start, duration_for
 from tradingbot.engine.feed import StrategyFeed
 from tradingbot.engine.intents import (
@@ -138,6 +141,10 @@ class Runner:
         # Symbols with a working order of ours under another client id (after a 326 moved
         # the connection to a fallback id, or from an earlier run): their targets wait.
         self._held: set[str] = set()
+        # Why orders wait while the manager drains this client id (None: no drain), and
+        # the task cancelling our resting orders for it.
+        self._drain: str | None = None
+        self._drain_cancels: asyncio.Task[None] | None = None
         self._refs = itertools.count(1)
         # Unique per run whatever the clocks say (two bots started in one second, frozen or
         # simulated clocks): 64 random bits, so refs never repeat across processes and runs.
@@ -374,10 +381,12 @@ class Runner:
             self.feed.flush(self._clock())
 
     # --- intents -> risk -> journal -> broker --------------------------------------------
-    def _on_intent(self, intent: OrderIntent, *, signal: bool = False) -> None:
+    def _on_intent(
+        self, intent: OrderIntent, *, signal: bool = False, past_drain: bool = False
+    ) -> None:
         """From reconciliation, a deferred target and the kill switch: sent right here."""
         try:
-            self._send(intent, signal=signal)
+            self._send(intent, signal=signal, past_drain=past_drain)
         except Exception:
             log.exception("submitting %s failed", intent)
 
@@ -412,6 +421,10 @@ class Runner:
         that is over), or None when it would go out."""
         if not self._reconciled.is_set():
             return "reconciliation after a reconnect"
+        if self._drain is not None and drain_rules.cancelling_on(
+            symbol, self.tracker.open_orders(), self.broker.client_id
+        ):
+            return f"{self._drain}, and the cancel of the resting order of this bot on {symbol}"
         if symbol not in self._held:
             return None
         ids = sorted(
@@ -428,33 +441,33 @@ class Runner:
         )
 
     def _send(
-        self, intent: OrderIntent, *, signal: bool = False
+        self, intent: OrderIntent, *, signal: bool = False, past_drain: bool = False
     ) -> tuple[RiskDecision | None, asyncio.Task[None] | None]:
         """Decide and send with no await in between; returns the decision and the task
-        awaiting IB's answer (None when nothing was sent)."""
+        awaiting IB's answer (None when nothing was sent). ``past_drain``: not held back by
+        a drain (the kill switch's flatten)."""
         symbol = intent.symbol
         why = self.waiting_for(symbol)
         if why is not None:
-            if isinstance(intent, TargetPosition):
-                self._deferred[symbol] = intent
-            log.warning("not sending %s: waiting for %s", intent, why)
-            return None, None
+            return self._wait(intent, why)
         contract = self._contracts.get(symbol)
         if contract is None:
             log.error("intent for %s, which this runner does not trade; ignored", symbol)
             return None, None
-        ref = f"{self._ref_stem}{next(self._refs)}"
         positions, open_orders = self.tracker.positions(), self.tracker.open_orders()
-        request = intent_to_request(
-            intent,
-            contract,
-            positions.get(symbol, _ZERO),
-            pending_quantity(open_orders, symbol),
-            ref,
-        )
+        position, pending = positions.get(symbol, _ZERO), pending_quantity(open_orders, symbol)
+        now = self._clock()
+        if self._drain is not None and not past_drain:
+            probe = intent_to_request(intent, contract, position, pending, "")
+            if probe is None or not drain_rules.goes_out_while_draining(
+                probe, positions, open_orders, now
+            ):
+                return self._wait(intent, self._drain)
+        self._deferred.pop(symbol, None)  # the newest ask for a symbol wins over a kept one
+        ref = f"{self._ref_stem}{next(self._refs)}"
+        request = intent_to_request(intent, contract, position, pending, ref)
         if request is None:
             return None, None
-        now = self._clock()
         ctx = RiskContext(
             request=request,
             now=now,
@@ -493,6 +506,14 @@ class Runner:
         self._acks.add(ack)
         ack.add_done_callback(self._ack_done)
         return decision, ack
+
+    def _wait(self, intent: OrderIntent, why: str) -> tuple[None, None]:
+        """Hold ``intent`` back: a target is kept (the newest per symbol) and sent once the
+        wait is over; a one-off trade is dropped."""
+        if isinstance(intent, TargetPosition):
+            self._deferred[intent.symbol] = intent
+        log.warning("not sending %s: waiting for %s", intent, why)
+        return None, None
 
     def _expect(self, request: OrderRequest, now: datetime) -> None:
         self.tracker.expect(request, self.broker.account, self.broker.client_id, now)
@@ -554,6 +575,64 @@ class Runner:
         log.info("reconciled after reconnect; %d deferred target(s)", len(self._deferred))
         self._resume_deferred(set(self._deferred) - self._held)
 
+    # --- draining (the manager's OrderFlow; rules in drain_rules) -------------------------
+    def why_not_drainable(self, orders: Sequence[OrderUpdate]) -> str | None:
+        """Why a drain cannot end these orders (working under this client id), or None."""
+        return drain_rules.why_not_drainable(orders, self.tracker.is_ours)
+
+    def begin_drain(self, reason: str) -> None:
+        """Hold orders back but exits at market, keep the targets of our resting limit
+        orders under this client id and cancel those orders."""
+        self._drain = reason
+        kept = drain_rules.kept_targets(
+            self.tracker.open_orders(), self.broker.client_id, self.tracker.position
+        )
+        for symbol, target in kept.items():
+            self._deferred.setdefault(symbol, target)  # one held already is newer
+        log.warning("holding orders back (exits at market aside): waiting for %s", reason)
+        self._drain_cancels = self._spawn(self._cancel_resting(), "runner-drain-cancels")
+
+    def drained(self) -> bool:
+        """No order of ours works under this client id, nor is on its way."""
+        here = self.broker.client_id
+        return not any(o.client_id == here for o in self.tracker.open_orders())
+
+    async def end_drain(self) -> None:
+        """Trade again. Cancels still unanswered are waited for first (while connected), so
+        a kept target is not weighed against an order about to be cancelled."""
+        task, self._drain_cancels = self._drain_cancels, None
+        if task is not None and not task.done():
+            if self.broker.is_connected:
+                await asyncio.wait({task}, timeout=self.config.ack_timeout_s)
+            task.cancel()
+        if self._drain is None:
+            return
+        self._drain = None
+        log.info("orders flow again; %d target(s) kept", len(self._deferred))
+        if self.running and self._reconciled.is_set():
+            self._resume_deferred(set(self._deferred) - self._held)
+
+    async def _cancel_resting(self) -> None:
+        """Cancel our resting limit orders under this client id, once the orders in flight
+        have their ids (no limit order goes out during a drain)."""
+        if self._acks:
+            await asyncio.wait(set(self._acks), timeout=self.config.ack_timeout_s)
+        resting = [
+            o
+            for o in drain_rules.resting_orders(self.tracker.open_orders(), self.broker.client_id)
+            if o.order_id
+        ]
+        results = await asyncio.gather(
+            *(self.broker.cancel_order(o.order_id) for o in resting), return_exceptions=True
+        )
+        for order, result in zip(resting, results, strict=True):
+            if isinstance(result, TradingBotError | TimeoutError):  # e.g. it filled meanwhile
+                log.warning("cancelling order %s for the drain failed: %s", order.order_ref, result)
+            elif isinstance(result, BaseException):
+                raise result
+        if self._drain is not None and self._reconciled.is_set():  # exits on them may go now
+            self._resume_deferred({o.symbol for o in resting} - self._held)
+
     def _resume_deferred(self, symbols: set[str]) -> None:
         for symbol in sorted(symbols & set(self._deferred)):
             self._on_intent(self._deferred.pop(symbol))
@@ -573,4 +652,5 @@ class Runner:
         await self.tracker.wait_idle(self.config.stop_timeout_s)
         for symbol, qty in self.tracker.positions().items():
             if qty and symbol in self._contracts:
-                self._on_intent(TargetPosition(symbol, Decimal(0), reason="kill switch"))
+                flatten = TargetPosition(symbol, Decimal(0), reason="kill switch")
+                self._on_intent(flatten, past_drain=True)

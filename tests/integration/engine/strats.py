@@ -8,7 +8,7 @@ from decimal import Decimal
 from pydantic import Field
 
 from tradingbot.domain import Bar, MarketSnapshot, OrderSide, OrderType
-from tradingbot.engine.intents import OrderIntent, TradeIntent
+from tradingbot.engine.intents import OrderIntent, TargetPosition, TradeIntent
 from tradingbot.engine.strategies.base import Strategy, StrategyParams, StrategyView
 
 
@@ -64,3 +64,37 @@ class Scripted(Strategy[StrategyParams]):
         mine = [i for i in self.queued if i.symbol == snapshot.symbol]
         self.queued = [i for i in self.queued if i.symbol != snapshot.symbol]
         return mine
+
+
+class KeepsAsking(Strategy[StrategyParams]):
+    """A busy strategy, like the soak's churn: on every AAPL quote it asks again for a
+    resting buy limit (5 shares 3 % under the first quote, so it never fills), and every
+    few MSFT quotes it flips MSFT between 0 and 10 shares with market orders. Some order
+    of it is nearly always working."""
+
+    name = "keeps_asking"
+    wants_ticks = True
+
+    def __init__(self, flip_every: int = 4) -> None:
+        super().__init__(StrategyParams())
+        self.flip_every = flip_every
+        self.limit: Decimal | None = None
+        self.msft_target = Decimal(0)
+        self._msft_quotes = 0
+
+    def on_bar(self, symbol: str, bar: Bar, view: StrategyView) -> Sequence[OrderIntent]:
+        return ()
+
+    def on_tick(self, snapshot: MarketSnapshot, view: StrategyView) -> Sequence[OrderIntent]:
+        price = snapshot.last or snapshot.mid
+        if price is None:
+            return ()
+        if snapshot.symbol == "AAPL":
+            if self.limit is None:
+                self.limit = (price * Decimal("0.97")).quantize(Decimal("0.01"))
+            return (TargetPosition("AAPL", Decimal(5), OrderType.LIMIT, self.limit),)
+        self._msft_quotes += 1
+        if self._msft_quotes % self.flip_every:
+            return ()
+        self.msft_target = Decimal(10) - self.msft_target
+        return (TargetPosition("MSFT", self.msft_target, reason="flip"),)

@@ -4,11 +4,12 @@ against the simulated gateway through ib_async over TCP, the journal on SQLite a
 A reconnect that meets 326 lands on a fallback client id, which cannot see (reqOpenOrders),
 cancel (10147) or hear the fills of the order its own id placed: the order must stay
 working in the books, its symbol must wait, and once the configured id is free again the
-bot must manage it and cancel it on stop. A restart under another client id adopts the
-previous run's working order. A journal left with a PendingSubmit row that never reached
-IB, and with an order that filled while the bot was down, ends with both resolved; a row
-written moments ago may still be on its way and is left as it is. Bots sharing the
-database leave each other's orders alone.
+bot must manage it and cancel it on stop. A stop order placed under the fallback id keeps
+the bot there until it ends (a drain cancels only limit orders: see test_fallback_drain).
+A restart under another client id adopts the previous run's working order. A journal left
+with a PendingSubmit row that never reached IB, and with an order that filled while the bot
+was down, ends with both resolved; a row written moments ago may still be on its way and is
+left as it is. Bots sharing the database leave each other's orders alone.
 """
 
 from __future__ import annotations
@@ -70,12 +71,19 @@ def runner_of(bot: Bot) -> Runner:
     return bot.runner
 
 
-async def place_resting_buy(bot: Bot, gw: SimulatedGateway, quantity: int = 5) -> str:
-    """A buy limit 3 % under the market: it stays working. Returns its order ref."""
+async def place_resting_buy(
+    bot: Bot, gw: SimulatedGateway, quantity: int = 5, order_type: OrderType = OrderType.LIMIT
+) -> str:
+    """A buy limit 3 % under the market (or a buy stop 3 % over it): it stays working.
+    Returns its order ref."""
     runner = runner_of(bot)
     price = runner.feed.last["AAPL"]
-    limit = (price * Decimal("0.97")).quantize(Decimal("0.01"))
-    intent = TradeIntent("AAPL", OrderSide.BUY, Decimal(quantity), OrderType.LIMIT, limit)
+    if order_type is OrderType.STOP:
+        stop = (price * Decimal("1.03")).quantize(Decimal("0.01"))
+        intent = TradeIntent("AAPL", OrderSide.BUY, Decimal(quantity), order_type, None, stop)
+    else:
+        limit = (price * Decimal("0.97")).quantize(Decimal("0.01"))
+        intent = TradeIntent("AAPL", OrderSide.BUY, Decimal(quantity), order_type, limit)
     decision = await runner.submit(intent)
     assert decision is not None
     assert decision.accepted, decision
@@ -142,11 +150,13 @@ def _staying_on(caplog: pytest.LogCaptureFixture, client_id: int) -> bool:
     return any(f"staying on client id {client_id} while" in r.getMessage() for r in caplog.records)
 
 
-async def test_an_order_placed_on_the_fallback_id_keeps_the_bot_there_and_is_cancelled_on_stop(
+async def test_a_stop_order_placed_on_the_fallback_id_keeps_the_bot_there_and_is_cancelled_on_stop(
     db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Only the id that placed an order may cancel it: back on the configured id, the order
-    placed under the fallback id would be held (its symbol blocked) and never cancelled."""
+    placed under the fallback id would be held (its symbol blocked) and never cancelled. A
+    drain before the move cancels resting limit orders (see test_fallback_drain), never a
+    stop: it protects a position, so the bot stays."""
     caplog.set_level(logging.WARNING, logger="tradingbot.brokers")
     async with gateway() as gw:
         gw.take_client_id(CONFIGURED_ID)
@@ -156,7 +166,7 @@ async def test_an_order_placed_on_the_fallback_id_keeps_the_bot_there_and_is_can
             runner, manager = runner_of(bot), bot.manager
             assert manager is not None
             assert manager.client.client_id == 20
-            ref = await place_resting_buy(bot, gw)
+            ref = await place_resting_buy(bot, gw, order_type=OrderType.STOP)
             gw.take_client_id(CONFIGURED_ID, taken=False)
             await until(lambda: _staying_on(caplog, 20), 20, "the bot staying on id 20")
             assert manager.client.client_id == 20
@@ -168,7 +178,7 @@ async def test_an_order_placed_on_the_fallback_id_keeps_the_bot_there_and_is_can
         assert journal_row(db_url, ref)["status"] == OrderStatus.CANCELLED.value
 
 
-async def test_the_bot_goes_back_to_its_id_once_the_fallback_ids_orders_are_done(
+async def test_the_bot_goes_back_to_its_id_once_the_fallback_ids_stop_order_is_done(
     db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="tradingbot.brokers")
@@ -179,7 +189,7 @@ async def test_the_bot_goes_back_to_its_id_once_the_fallback_ids_orders_are_done
         try:
             runner, manager = runner_of(bot), bot.manager
             assert manager is not None
-            ref = await place_resting_buy(bot, gw)
+            ref = await place_resting_buy(bot, gw, order_type=OrderType.STOP)
             gw.take_client_id(CONFIGURED_ID, taken=False)
             await until(lambda: _staying_on(caplog, 20), 20, "the bot staying on id 20")
             order = runner.tracker.order(ref)

@@ -23,8 +23,11 @@ that IB still reports are delivered; consumers that persist fills dedupe by ``ex
 After a 326 moved the bot to a fallback client id, the orders it placed under its own id
 are out of its reach (only the id that placed an order may cancel it, and reqExecutions
 reports a client's own fills), so at each probe cycle, with a capped backoff, the manager
-checks whether the configured id is free again and, once it is, reconnects on it; but not
-while an order placed under the fallback id works, which only the fallback id can manage.
+checks whether the configured id is free again and, once it is, reconnects on it. An order
+placed under the fallback id can be managed only from it, so first the manager drains that
+id (see ``drain``): the ``order_flow`` (the runner) holds new orders back, cancels its
+resting ones and lets its market orders fill, for a few seconds at most. Orders the flow
+cannot drain (another program's, a stop) keep the manager on the fallback id meanwhile.
 IB's connectivity notices: 1100 → DEGRADED, 1101 → re-subscribe and reconcile, 1102 →
 resume and reconcile; farm notices are only logged. Disconnect events may arrive twice
 (ib_async and our own probe both report); they only set a flag the supervisor reads, so
@@ -45,9 +48,16 @@ from ib_async import IB
 from tradingbot.brokers.ibkr.backoff import Backoff
 from tradingbot.brokers.ibkr.client import IBKRClient
 from tradingbot.brokers.ibkr.connection import client_id_is_free
+from tradingbot.brokers.ibkr.drain import (
+    DRAIN_MAX_S,
+    NoOrderFlow,
+    OrderFlow,
+    draining,
+    wait_drained,
+)
 from tradingbot.brokers.ibkr.error_codes import Action, classify
 from tradingbot.brokers.ibkr.orders import Reconciliation
-from tradingbot.domain import BrokerError, ConnectionState
+from tradingbot.domain import BrokerError, ConnectionState, OrderUpdate
 from tradingbot.errors import (
     BrokerConnectionError,
     ClientIdInUseError,
@@ -84,6 +94,7 @@ class IBKRManager:
         probe_timeout_s: float | None = None,
         backoff: Backoff | None = None,
         reconcile_on_start: bool = True,
+        drain_timeout_s: float = DRAIN_MAX_S,
     ) -> None:
         base = settings or load_settings()
         self.client = client or IBKRClient(host, port, client_id, settings=base, readonly=readonly)
@@ -92,6 +103,10 @@ class IBKRManager:
         self.probe_timeout_s = probe_timeout_s or s.ibkr_probe_timeout_s
         self.backoff = backoff or Backoff(initial_s=0.1, max_s=s.ibkr_reconnect_max_delay_s)
         self.reconcile_on_start = reconcile_on_start
+        # Who sends orders on this connection (the runner, once trading): drained before a
+        # move back to the configured client id, for ``drain_timeout_s`` at most.
+        self.order_flow: OrderFlow | None = None
+        self.drain_timeout_s = drain_timeout_s
         self.reconciled = asyncio.Event()
         self.last_reconciliation: Reconciliation | None = None
         self.reconnects = 0
@@ -213,17 +228,25 @@ class IBKRManager:
         return self.client.client_id != self.configured_client_id
 
     async def _return_to_configured_id(self) -> None:
-        """On a fallback id: once the configured id is free and no order placed under the
-        fallback id still works, reconnect on the configured id. Only the id that placed an
-        order may cancel it, so leaving the fallback id with an order working under it would
-        leave that order to nobody: held by the runner, never cancelled on stop."""
+        """On a fallback id: once the configured id is free, drain the fallback id and
+        reconnect on the configured one. Only the id that placed an order may cancel it, so
+        leaving the fallback id with an order working under it would leave that order to
+        nobody: held by the runner, never cancelled on stop."""
         if not self.on_fallback_id:
             self._home_backoff.reset()
             self._home_retry_at = 0.0
             self._told_staying = False
             return
-        now = time.monotonic()
-        if now < self._home_retry_at or await self._orders_working_here():
+        if time.monotonic() < self._home_retry_at:
+            return
+        attached = self.order_flow
+        flow = attached or NoOrderFlow()
+        working = await self._working_here()
+        if working is None:
+            return
+        why_not = flow.why_not_drainable(working)
+        if why_not is not None:
+            self._tell_staying(why_not)
             return
         s = self.client.settings
         wanted = self.configured_client_id
@@ -231,34 +254,61 @@ class IBKRManager:
         free = await client_id_is_free(s.ibkr_host, s.ibkr_port, wanted, timeout_s, IB)
         # Also after a free answer: should the reconnect lose the id to someone else in
         # between, it lands on a fallback id again and must not retry at once.
-        self._home_retry_at = time.monotonic() + self._home_backoff.next_delay_s()
-        if not free or await self._orders_working_here():  # one may have gone out meanwhile
+        delay_s = self._home_backoff.next_delay_s()
+        self._home_retry_at = time.monotonic() + delay_s
+        if not free or not self._may_drain(attached):
             return
-        log.warning(
-            "client id %d is free again; reconnecting on it (now on %d) to manage the orders "
-            "placed under it", wanted, self.client.client_id,
-        )  # fmt: skip
-        self._mark_lost()
-        await self.client.disconnect()
+        here = self.client.client_id
+        async with draining(flow, f"the move back to client id {wanted} (from {here})"):
+            drained = await wait_drained(
+                flow, self._working_here, self.drain_timeout_s, lambda: self._may_drain(attached)
+            )
+            if not drained:
+                # Counted from now: a drain held orders back, trading gets its turn first.
+                self._home_retry_at = time.monotonic() + delay_s
+                if self._may_drain(attached):
+                    log.warning(
+                        "the orders under client id %d did not finish within %.1f s; trading "
+                        "on under it, next look at client id %d in %.1f s",
+                        here, self.drain_timeout_s, wanted, delay_s,
+                    )  # fmt: skip
+                return
+            log.warning(
+                "client id %d is free again; reconnecting on it (now on %d) to manage the "
+                "orders placed under it", wanted, here,
+            )  # fmt: skip
+            self._mark_lost()
+            await self.client.disconnect()  # the drain ends after: orders wait to reconcile
 
-    async def _orders_working_here(self) -> bool:
-        """Whether an order placed under the current client id still works (or whether
-        that could not be told, which counts as yes: the next probe cycle asks again)."""
+    def _may_drain(self, attached: OrderFlow | None) -> bool:
+        """Whether a drain may go on: still connected, not stopping, and the order flow
+        still the one it began with (the bot detaches the runner when it stops)."""
+        return (
+            not self._stopping
+            and self.client.is_connected
+            and not self._wake.is_set()
+            and self.order_flow is attached
+        )
+
+    async def _working_here(self) -> list[OrderUpdate] | None:
+        """The orders placed under the current client id that still work; None when that
+        could not be told (the next probe cycle asks again)."""
         try:
-            working = [o for o in await self.client.get_open_orders() if not o.status.is_done]
+            return [o for o in await self.client.get_open_orders() if not o.status.is_done]
         except (BrokerConnectionError, NotConnectedError, TimeoutError, ConnectionError) as exc:
             log.debug(
                 "could not list the open orders of client id %d: %s", self.client.client_id, exc
             )
-            return True
-        if working and not self._told_staying:
-            self._told_staying = True
-            log.warning(
-                "staying on client id %d while %d order(s) placed under it work (only it may "
-                "cancel them); back to client id %d once they are done",
-                self.client.client_id, len(working), self.configured_client_id,
-            )  # fmt: skip
-        return bool(working)
+            return None
+
+    def _tell_staying(self, why: str) -> None:
+        if self._told_staying:
+            return
+        self._told_staying = True
+        log.warning(
+            "staying on client id %d while %s; back to client id %d once that is over",
+            self.client.client_id, why, self.configured_client_id,
+        )  # fmt: skip
 
     async def _probe(self) -> None:
         started = time.monotonic()
