@@ -184,8 +184,8 @@ async def _trade_with_faults(
         gw.orders.engine.max_fill_shares = max_fill_slice(rng)
         witness = Witness(gw)
         api_port, token = _free_port(), secrets.token_urlsafe(24)
-        # A fallback client id only where the plan asks for one: fills across a 326 fallback
-        # are not yet booked exactly (see README), and without a range the bot retries its id.
+        # A fallback client id range only where the plan draws client-id-change: the other
+        # runs check that without one the bot waits for its own id.
         fallback = any(f.kind == "client-id-change" for f in plan)
         env = _bot_env(gw.port, db_url, api_port, token, fallback=fallback)
         control = workdir / "churn.control"
