@@ -365,7 +365,7 @@ async def _big_exit(ctx: FaultContext) -> None:
         before = {p.symbol: p.quantity for p in ctx.gw.book.positions(ctx.account)}
         # A `reject` fault armed earlier would hit the flatten's own order: that tests the
         # rejection, not the flatten, so it is disarmed first.
-        ctx.gw.faults.rejection = None
+        ctx.gw.disarm_rejection()
         await ctx.api("POST", "/api/v1/control/flatten", {"all": True, "confirm": "ALL"})
         ctx.flattens += 1
         ctx.big_flattens += int(max(before.values(), default=0) > ctx.max_order_quantity)

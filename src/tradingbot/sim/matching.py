@@ -115,6 +115,10 @@ class OrderEngine:
         text = f"Order rejected - reason:{reason}" if code == REJECTED else reason
         self._reject_next = Refusal(code, text)
 
+    def disarm_rejection(self) -> None:
+        """Forget a rejection armed by :meth:`reject_next_order` that no order took yet."""
+        self._reject_next = None
+
     def place(self, client_id: int, ticket: OrderTicket) -> SimOrder | None:
         """A placeOrder: new order, modification (same id, still live) or what-if."""
         key = (client_id, ticket.order_id)

@@ -201,9 +201,15 @@ def reject_next_order(
     _desk(gateway).reject_next_order(code, reason)
 
 
+def disarm_rejection(gateway: SimulatedGateway) -> None:
+    """``gateway.disarm_rejection``: the rejection armed for the next order is dropped."""
+    _desk(gateway).engine.disarm_rejection()
+
+
 __all__ = [
     "OrderDesk",
     "OrderEngine",
+    "disarm_rejection",
     "fill_order",
     "install",
     "place_external_order",

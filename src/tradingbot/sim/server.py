@@ -302,6 +302,12 @@ class SimulatedGateway:
         """Refuse the next new order with ``code`` (201 by default)."""
         orders.reject_next_order(self, code, reason)
 
+    def disarm_rejection(self) -> None:
+        """Forget a rejection armed for the next order (by :meth:`reject_next_order` or the
+        ``reject`` fault) that no order has taken yet."""
+        self.faults.rejection = None
+        orders.disarm_rejection(self)
+
     async def fill_order(self, perm_id: int, price: Decimal | None = None) -> None:
         """Fill a resting order now, even while no client is connected."""
         await orders.fill_order(self, perm_id, price)

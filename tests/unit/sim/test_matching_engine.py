@@ -326,6 +326,13 @@ def test_injected_rejection_hits_exactly_the_next_order(
     assert sink.codes() == [201]
 
 
+def test_a_disarmed_rejection_hits_no_order(engine: OrderEngine, sink: RecordingSink) -> None:
+    engine.reject_next_order(201, "margin")
+    engine.disarm_rejection()
+    assert engine.place(1, ticket(1)) is not None
+    assert sink.codes() == []
+
+
 def test_modify_by_replacing_the_same_id_moves_the_limit_and_fills(
     engine: OrderEngine, sink: RecordingSink
 ) -> None:
