@@ -446,7 +446,12 @@ class Ledger:
             return False
         events = self._fill_events([e.exec_id for e in later])
         first = events.get(later[0].exec_id)
-        if len(events) < len(later) or first is None or self._adjusted_after(key, first):
+        if (
+            len(events) < len(later)
+            or first is None
+            or not self._written_first(first, events.values())
+            or self._adjusted_after(key, first)
+        ):
             log.warning(
                 "execution %s of %s is older than fills already booked; booked after them",
                 row.exec_id, row.symbol,
@@ -504,6 +509,22 @@ class Ledger:
             if stored.exec_id is not None:
                 found[stored.exec_id] = stored
         return found
+
+    def _written_first(
+        self,
+        first: PositionEvent | dict[str, object],
+        events: Iterable[PositionEvent | dict[str, object]],
+    ) -> bool:
+        """Whether the time-earliest of these events was also written first: a fill booked
+        out of time order before (it came after an adjustment) starts from figures that
+        already include later fills, so replaying from it would count them twice."""
+
+        def rank(event: PositionEvent | dict[str, object]) -> tuple[int, int]:
+            if isinstance(event, dict):
+                return (1, next(i for i, e in enumerate(self._new_events) if e is event))
+            return (0, event.id)
+
+        return rank(first) == min(rank(e) for e in events)
 
     def _adjusted_after(self, key: PositionKey, first: PositionEvent | dict[str, object]) -> bool:
         """Whether the position was adjusted after the event ``first``."""
