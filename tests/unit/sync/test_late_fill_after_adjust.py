@@ -1,5 +1,5 @@
-"""Review: a late fill older than a fill that was itself booked late 'after them'
-(fallback, because reconciliation adjusted the position in between)."""
+"""A late fill older than a fill that was itself booked out of time order (reconciliation
+adjusted the position in between) must not count the later fills twice."""
 
 from __future__ import annotations
 
