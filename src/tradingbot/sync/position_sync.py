@@ -204,11 +204,6 @@ class PositionSyncService:
             trading_days=self.trading_days,
             other_client_ids=others,
         )
-        if snapshot.unread_client_ids:
-            log.info(
-                "executions of client id(s) %s could not be read yet (in use); retrying",
-                list(snapshot.unread_client_ids),
-            )
         if others and (self._watch is None or self._watch.done()) and self._attached:
             self._watch = self._spawn(self._watch_elsewhere(), "sync-elsewhere")
         return snapshot
