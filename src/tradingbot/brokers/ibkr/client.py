@@ -15,6 +15,7 @@ streams and the set of delivered fills carry over.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -27,7 +28,11 @@ from ib_async import IB
 
 from tradingbot.brokers.ibkr import mapping, validation
 from tradingbot.brokers.ibkr.account import AccountService
-from tradingbot.brokers.ibkr.connection import connect_with_fallback, quiet_ib_async_duplicates
+from tradingbot.brokers.ibkr.connection import (
+    client_id_is_free,
+    connect_with_fallback,
+    quiet_ib_async_duplicates,
+)
 from tradingbot.brokers.ibkr.contracts import ContractBook, create_contract
 from tradingbot.brokers.ibkr.error_codes import Action, classify
 from tradingbot.brokers.ibkr.history import HistoryRequest, HistoryService, Progress
@@ -99,6 +104,9 @@ class IBKRClient:
         self._ib: Any = IB()
         self._state = ConnectionState.DISCONNECTED
         self._client_id = self.settings.ibkr_client_id
+        # Our connects and our short sessions under other ids, one at a time: while a
+        # short session holds an id, a connect on that id would get 326 and fall back.
+        self._sessions = asyncio.Lock()
         self._accounts: list[str] = []
         self._trading_account = ""
         self._contracts = ContractBook()
@@ -187,11 +195,13 @@ class IBKRClient:
         s = self.settings
         self.set_connection_state(ConnectionState.CONNECTING)
         try:
-            self._client_id = await connect_with_fallback(
-                self._ib, s.ibkr_host, s.ibkr_port, s.ibkr_client_id, s.ibkr_connect_timeout_s,
-                s.ibkr_readonly, s.ibkr_client_id_fallback_range, self._check_accounts,
-                account=s.ibkr_account,
-            )  # fmt: skip
+            async with self._sessions:
+                self._client_id = await connect_with_fallback(
+                    self._ib, s.ibkr_host, s.ibkr_port, s.ibkr_client_id,
+                    s.ibkr_connect_timeout_s, s.ibkr_readonly,
+                    s.ibkr_client_id_fallback_range, self._check_accounts,
+                    account=s.ibkr_account,
+                )  # fmt: skip
             self._accounts = list(self._ib.managedAccounts())
         except BaseException:
             self._ib.disconnect()
@@ -452,9 +462,19 @@ class IBKRClient:
         if client_id == self._client_id:
             return await self.get_executions()
         s = self.settings
-        return await executions_as_client(
-            s.ibkr_host, s.ibkr_port, client_id, s.ibkr_connect_timeout_s
-        )
+        async with self._sessions:
+            return await executions_as_client(
+                s.ibkr_host, s.ibkr_port, client_id, s.ibkr_connect_timeout_s
+            )
+
+    async def client_id_is_free(self, client_id: int) -> bool:
+        """Whether the gateway would accept ``client_id`` now (a brief session on it, in
+        turn with our connects and short sessions, which would make it look taken)."""
+        s = self.settings
+        async with self._sessions:
+            return await client_id_is_free(
+                s.ibkr_host, s.ibkr_port, client_id, s.ibkr_connect_timeout_s, IB
+            )
 
     async def reconcile(self) -> Reconciliation:
         """Open orders and fills not yet delivered (emitted as events, exactly once)."""

@@ -20,6 +20,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ib_async import StartupFetch, StartupFetchALL, StartupFetchNONE
+
 from tradingbot.errors import (
     BrokerConnectionError,
     ClientIdInUseError,
@@ -68,6 +70,7 @@ async def connect_once(
     check_accounts: AccountCheck | None = None,
     *,
     account: str = "",
+    brief: bool = False,
 ) -> None:
     """One connect attempt with ``client_id``; raises our errors, never ib_async's.
 
@@ -75,8 +78,11 @@ async def connect_once(
     start-up sync: a paper bot that reaches a live login hangs up without having asked
     that account for anything. ``account`` is the one whose portfolio stream the sync
     starts (reqAccountUpdates serves one account at a time; ib_async picks the only one
-    itself, and none when the login manages several).
+    itself, and none when the login manages several). A ``brief`` session (a look at
+    whether an id is free, a read of its executions) skips the start-up sync of account,
+    orders and executions: it asks what it needs and hangs up.
     """
+    fetch: StartupFetch = StartupFetchNONE if brief else StartupFetchALL
     loop = asyncio.get_running_loop()
     in_use: asyncio.Future[None] = loop.create_future()
     refused: list[ConfigError] = []
@@ -110,6 +116,7 @@ async def connect_once(
             readonly=readonly,
             account=account,
             raiseSyncErrors=True,
+            fetchFields=fetch,
         )
     )
     try:
@@ -169,7 +176,7 @@ async def client_id_is_free(
     at once. False on 326 (still in use) and on any failure to connect."""
     ib = make_ib()
     try:
-        await connect_once(ib, host, port, client_id, timeout_s, readonly=True)
+        await connect_once(ib, host, port, client_id, timeout_s, readonly=True, brief=True)
     except (ClientIdInUseError, BrokerConnectionError, ConfigError, TimeoutError, OSError):
         return False
     finally:

@@ -43,11 +43,8 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from ib_async import IB
-
 from tradingbot.brokers.ibkr.backoff import Backoff
 from tradingbot.brokers.ibkr.client import IBKRClient
-from tradingbot.brokers.ibkr.connection import client_id_is_free
 from tradingbot.brokers.ibkr.drain import (
     DRAIN_MAX_S,
     NoOrderFlow,
@@ -248,10 +245,8 @@ class IBKRManager:
         if why_not is not None:
             self._tell_staying(why_not)
             return
-        s = self.client.settings
         wanted = self.configured_client_id
-        timeout_s = s.ibkr_connect_timeout_s  # a free id means a full start-up sync
-        free = await client_id_is_free(s.ibkr_host, s.ibkr_port, wanted, timeout_s, IB)
+        free = await self.client.client_id_is_free(wanted)
         # Also after a free answer: should the reconnect lose the id to someone else in
         # between, it lands on a fallback id again and must not retry at once.
         delay_s = self._home_backoff.next_delay_s()

@@ -6,6 +6,10 @@ restart under another ``IBKR_CLIENT_ID``, the orders placed under the other id k
 and this connection never sees those fills; IB's position moves, our books do not. The
 only way IB offers to read them is to be that client: connect with its id, ask, hang up.
 Read-only, so the short session can neither place nor cancel anything.
+
+While it is open that id is in use: a connect of our own on it would get 326 and move to
+yet another id. The client therefore opens these sessions and its own connects one at a
+time (see ``IBKRClient.get_executions_of``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ async def executions_as_client(
     still runs, or IB has not yet freed it) or the session cannot be opened: ask later."""
     ib = IB()
     try:
-        await connect_once(ib, host, port, client_id, timeout_s, readonly=True)
+        await connect_once(ib, host, port, client_id, timeout_s, readonly=True, brief=True)
         orders = OrderService(ib, BrokerEvents(), NamedRequests())
         fills = await orders.executions(None, timeout_s)
     except (BrokerConnectionError, TimeoutError, ConnectionError) as exc:
