@@ -5,11 +5,13 @@ Which orders a client sees follows TWS: reqOpenOrders lists the client's own ord
 0 also sees manual ones, which are its own), reqAllOpenOrders every client's, and
 reqCompletedOrders the whole account's. reqExecutions gives a client its own fills (client 0
 every fill), narrowed by the request's filter, each followed by its commission report.
+Both serve the current trading day only (on the simulated clock), as IB does: an earlier
+day's fills and ended orders are not told again; a working order still shows what it filled.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,6 +27,7 @@ from tradingbot.sim.order_codec import (
 from tradingbot.sim.order_model import SimExecution, SimOrder
 from tradingbot.sim.protocol import In, Out
 from tradingbot.sim.session import RequestError
+from tradingbot.trading_day import US_TRADING_DAYS
 
 if TYPE_CHECKING:
     from tradingbot.sim.orders import OrderDesk
@@ -90,7 +93,11 @@ class OrderHandlers:
     async def completed_orders(self, session: Session, fields: list[str]) -> None:
         """``[99, apiOnly]``: apiOnly leaves out manual orders (orderId 0)."""
         api_only = fields[1:2] == ["1"]
+        today = self._today()
         for order in self.engine.completed_orders():
+            ended = order.completed_time
+            if ended is not None and US_TRADING_DAYS.of(ended) != today:
+                continue
             if not (api_only and order.order_id == 0):
                 session.send(*completed_order_fields(order))
         session.send(Out.COMPLETED_ORDERS_END)
@@ -101,11 +108,17 @@ class OrderHandlers:
             raise RequestError(f"reqExecutions needs 10 fields, got {len(fields)}")
         req_id = int(fields[2])
         match = ExecutionFilter.from_fields(fields[3:10])
+        today = self._today()
         for execution in self.engine.executions:
+            if US_TRADING_DAYS.of(execution.time) != today:
+                continue
             if (session.client_id in (0, execution.client_id)) and match(execution):
                 session.send(*exec_details_fields(req_id, execution))
                 session.send(*commission_report_fields(execution))
         session.send(Out.EXECUTION_DATA_END, 1, req_id)
+
+    def _today(self) -> date:
+        return US_TRADING_DAYS.of(self.engine.market.now())
 
     @staticmethod
     def _send_open(session: Session, orders: list[SimOrder]) -> None:

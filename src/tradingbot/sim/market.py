@@ -67,6 +67,12 @@ class SimClock:
     def now(self) -> datetime:
         return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
 
+    def advance(self, delta: timedelta) -> None:
+        """Jump ahead by ``delta`` (a night passing, in a test), then run on as before."""
+        if delta < timedelta(0):
+            raise ValueError(f"delta: the clock only moves forward, got {delta}")
+        self.start += delta
+
 
 class Walk:
     """One instrument's price path, kept in integer ticks so it never leaves the tick grid."""

@@ -185,8 +185,10 @@ class OrderEngine:
             if not order.is_done:
                 self._cancel(order)
 
-    def fill_now(self, perm_id: int, price: Decimal | None = None) -> SimExecution:
-        """Fill what is left of a live order at ``price``, right now.
+    def fill_now(
+        self, perm_id: int, price: Decimal | None = None, shares: Decimal | None = None
+    ) -> SimExecution:
+        """Fill ``shares`` (by default what is left) of a live order at ``price``, right now.
 
         Without a price a limit order fills at its limit, anything else at the touch: the
         fill a resting order would get if the market came to it.
@@ -203,11 +205,14 @@ class OrderEngine:
             price = self._touch(order, self.market.quote(order.instrument.con_id))
         if price <= 0:
             raise ValueError(f"price: must be > 0, got {price}")
+        shares = order.remaining if shares is None else shares
+        if not 0 < shares <= order.remaining:
+            raise ValueError(f"shares: must be > 0 and at most {order.remaining}, got {shares}")
         order.triggered = True
         if order.status != "Submitted":
             order.status = "Submitted"
             self.sink.order_changed(order)
-        return self._execute(order, order.remaining, price)
+        return self._execute(order, shares, price)
 
     # ------------------------------------------------------------------ market
     def on_quote(self, con_id: int, quote: Quote) -> None:

@@ -88,9 +88,11 @@ class OrderDesk:
     def reject_next_order(self, code: int = 201, reason: str = "Simulated rejection") -> None:
         self.engine.reject_next_order(code, reason)
 
-    async def fill_order(self, perm_id: int, price: Decimal | None = None) -> None:
-        """Fill the rest of a live order now (also with no client connected)."""
-        self.engine.fill_now(perm_id, price)
+    async def fill_order(
+        self, perm_id: int, price: Decimal | None = None, shares: Decimal | None = None
+    ) -> None:
+        """Fill ``shares`` (the rest without) of a live order now, also with no client."""
+        self.engine.fill_now(perm_id, price, shares)
 
     def correct_execution(
         self, exec_id: str | None, price: Decimal | None, shares: Decimal | None
@@ -179,9 +181,14 @@ async def place_external_order(
     )
 
 
-async def fill_order(gateway: SimulatedGateway, perm_id: int, price: Decimal | None = None) -> None:
+async def fill_order(
+    gateway: SimulatedGateway,
+    perm_id: int,
+    price: Decimal | None = None,
+    shares: Decimal | None = None,
+) -> None:
     """``gateway.fill_order``: fill a resting order now, even with no client connected."""
-    await _desk(gateway).fill_order(perm_id, price)
+    await _desk(gateway).fill_order(perm_id, price, shares)
 
 
 def correct_execution(

@@ -308,9 +308,12 @@ class SimulatedGateway:
         self.faults.rejection = None
         orders.disarm_rejection(self)
 
-    async def fill_order(self, perm_id: int, price: Decimal | None = None) -> None:
-        """Fill a resting order now, even while no client is connected."""
-        await orders.fill_order(self, perm_id, price)
+    async def fill_order(
+        self, perm_id: int, price: Decimal | None = None, shares: Decimal | None = None
+    ) -> None:
+        """Fill ``shares`` of a resting order (all that is left without) now, even while no
+        client is connected."""
+        await orders.fill_order(self, perm_id, price, shares)
 
     def correct_execution(
         self,

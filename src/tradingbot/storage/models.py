@@ -127,6 +127,8 @@ class OrderRow(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     filled: Mapped[Decimal]
     remaining: Mapped[Decimal]
+    # Of ``filled``, what IB no longer serves executions for (an earlier day's, unread).
+    unreadable_filled: Mapped[Decimal] = mapped_column(default=Decimal(0), server_default=text("0"))
     avg_fill_price: Mapped[Decimal | None]
     external: Mapped[bool]
     intent: Mapped[str | None] = mapped_column(Text)

@@ -336,11 +336,11 @@ class Repositories:
         return sum(self.session.scalars(stmt), start=0)
 
     def orders_elsewhere(
-        self, prefix: str, since: datetime, client_id: int
+        self, prefix: str, since: datetime, client_id: int | None
     ) -> list[tuple[OrderRow, Any]]:
         """Our orders (``order_ref`` with ``prefix``) acknowledged under a client id other
-        than ``client_id`` and updated since ``since``, each with the quantity of its
-        effective executions stored."""
+        than ``client_id`` (under any with None) and updated since ``since``, each with the
+        quantity of its effective executions stored."""
         executed = (
             select(
                 ExecutionRow.perm_id.label("perm_id"),
@@ -357,10 +357,11 @@ class Repositories:
                 OrderRow.order_ref.startswith(prefix, autoescape=True),
                 OrderRow.perm_id.is_not(None),
                 OrderRow.client_id.is_not(None),
-                OrderRow.client_id != client_id,
                 OrderRow.updated_at >= since,
             )
         )
+        if client_id is not None:
+            stmt = stmt.where(OrderRow.client_id != client_id)
         found: list[tuple[OrderRow, Any]] = []
         for row, quantity in self.session.execute(stmt).all():
             assert isinstance(row, OrderRow)

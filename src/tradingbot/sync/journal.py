@@ -185,6 +185,7 @@ def _row_values(entry: Entry) -> dict[str, Any]:
         "status": status.value,
         "filled": Decimal(0),
         "remaining": quantity,
+        "unreadable_filled": Decimal(0),
         "external": False,
         "intent": json.dumps(intent, sort_keys=True),
         "risk_accepted": accepted,

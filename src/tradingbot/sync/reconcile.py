@@ -93,6 +93,12 @@ class BrokerSnapshot:
     (reqAllOpenOrders and completed orders; None when not asked): what filled, which this
     session may not see the executions of, and which ended, which it is not told live."""
 
+    reported_before: Mapping[int, OrderUpdate] | None = None
+    """The same, asked before any executions were read: every fill it counts has its
+    execution in what was read, unless that execution is of an earlier day."""
+    read_client_ids: frozenset[int] = frozenset()
+    """The client ids whose executions were read in full this time (ours and others)."""
+
     @property
     def reported_filled(self) -> dict[int, Decimal]:
         return {perm_id: u.filled for perm_id, u in (self.reported_orders or {}).items()}
@@ -121,7 +127,12 @@ async def take_snapshot(
     ``clock`` is IB's (the simulated one under ``--sim``): it dates the trading day whose
     realized P&L is compared with IB's. The executions of ``other_client_ids`` (ours, which
     this session cannot see) are read first, through a session as each; those that cannot
-    be read now are listed in ``unread_client_ids``."""
+    be read now are listed in ``unread_client_ids``.
+
+    IB's word on the orders is asked first, before any executions: a fill it counts whose
+    execution is not among those read is one IB no longer serves (an earlier day's)."""
+    async with asyncio.timeout(timeout_s):
+        reported_before = await _reported_orders(broker)
     others: list[Fill] = []
     unread: list[int] = []
     for client_id in sorted(set(other_client_ids) - {broker.client_id}):
@@ -135,7 +146,6 @@ async def take_snapshot(
         taken_at = datetime.now(UTC)
         ib_time = clock()
         earlier = await broker.get_executions()
-        reported_before = await _reported_orders(broker)
         positions = await broker.get_positions()
         open_orders = await broker.get_open_orders()
         summary = await broker.get_account_summary()
@@ -168,6 +178,8 @@ async def take_snapshot(
         trading_days.start(trading_days.of(ib_time)),
         tuple(unread),
         reported,
+        reported_before,
+        frozenset(other_client_ids) - set(unread) | {broker.client_id},
     )
 
 
@@ -259,12 +271,10 @@ def _reconcile_positions(
     # A live fill stored after the snapshot began is in our figure and perhaps not in IB's.
     waiting |= ledger.repos.keys_received_since(accounts, snap.taken_at)
     ledger.finish()  # the executions of this snapshot count in what is still awaited
+    since = day_began(ledger.now, snap.ib_time, snap.day_start)
+    note_unreadable_fills(ledger.repos, ledger.prefix, since, snap)
     awaited = awaited_executions(
-        ledger.repos,
-        ledger.prefix,
-        day_began(ledger.now, snap.ib_time, snap.day_start),
-        snap.client_id,
-        snap.reported_filled,
+        ledger.repos, ledger.prefix, since, snap.client_id, snap.reported_filled
     )
     for key in theirs.keys() | {k for k, row in ours.items() if row.quantity != 0}:
         if key in waiting or key in snap.unsettled:
@@ -346,7 +356,7 @@ def awaited_executions(
             continue
         assert order.perm_id is not None
         filled = max(order.filled, reported_filled.get(order.perm_id, ZERO))
-        missing = filled - Decimal(executed)
+        missing = filled - Decimal(executed) - order.unreadable_filled
         if missing <= 0:
             continue
         key = (order.account, order.con_id)
@@ -371,8 +381,35 @@ def clients_to_read(
         for order, executed in repos.orders_elsewhere(prefix, since, client_id)
         if order.client_id is not None
         and (order.account or "", order.symbol.upper()) not in claimed_by_others
-        and (order.status not in DONE_STATUSES or order.filled > Decimal(executed))
+        and (
+            order.status not in DONE_STATUSES
+            or order.filled > Decimal(executed) + order.unreadable_filled
+        )
     }
+
+
+def note_unreadable_fills(
+    repos: Repositories, prefix: str, since: datetime, snap: BrokerSnapshot
+) -> None:
+    """Mark on our orders what IB reports filled but no execution read accounts for, of
+    the client ids read in full: IB serves executions of the current day only, so those
+    fills are an earlier day's and will never come. Their position is IB's to tell; left
+    awaited, it would stay off by them all day."""
+    before = snap.reported_before or {}
+    for order, executed in repos.orders_elsewhere(prefix, since, None):
+        reported = before.get(order.perm_id or 0)
+        if reported is None or order.client_id not in snap.read_client_ids:
+            continue
+        unread = reported.filled - Decimal(executed) - order.unreadable_filled
+        if unread <= 0:
+            continue
+        order.unreadable_filled += unread
+        order.filled = max(order.filled, reported.filled)
+        log.warning(
+            "%s %s: %s of order %s (client id %s) filled on an earlier day and IB no longer"
+            " serves those executions; its position is taken from IB",
+            order.account, order.symbol, unread, order.order_ref, order.client_id,
+        )  # fmt: skip
 
 
 def day_began(now: datetime, ib_time: datetime | None, day_start: datetime | None) -> datetime:
@@ -395,7 +432,7 @@ def _reconcile_orders(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) 
         # so another client's order missing from the list says nothing about it.
         if row.perm_id in listed or row.perm_id is None:
             continue
-        executed = repos.executed_quantity(row.perm_id)
+        executed = repos.executed_quantity(row.perm_id) + row.unreadable_filled
         status = OrderStatus.FILLED if executed >= row.quantity else OrderStatus.CANCELLED
         report.differences.append(
             _diff(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -161,3 +162,30 @@ async def test_auto_open_client_zero_hears_api_orders_of_other_clients(
 def _clients(gw: SimulatedGateway) -> list[int]:
     sessions: list[Session] = gw.sessions
     return sorted(s.client_id for s in sessions)
+
+
+async def test_executions_and_completed_orders_are_of_the_current_trading_day_only(
+    gw: SimulatedGateway, connect: Callable[[int], asyncio.Future[IB]]
+) -> None:
+    """As IB: the next day, a filled order and its execution are not told again; a working
+    order that filled in part yesterday still shows what it filled."""
+    ib = await connect(1)
+    done = ib.placeOrder(AAPL, LimitOrder("BUY", 10, 1.0, orderRef="yesterday"))
+    working = ib.placeOrder(AAPL, LimitOrder("BUY", 20, 1.0, orderRef="gtc", tif="GTC"))
+    await until(ib, lambda: working.orderStatus.status == "Submitted")
+    await gw.fill_order(done.order.permId, Decimal(190))
+    await gw.fill_order(working.order.permId, Decimal(190), Decimal(5))
+    assert len(await asyncio.wait_for(ib.reqExecutionsAsync(), 5)) == 2
+    ib.disconnect()
+
+    gw.market.clock.advance(timedelta(days=1))
+    again = await connect(1)
+    assert await asyncio.wait_for(again.reqExecutionsAsync(), 5) == []
+    assert await asyncio.wait_for(again.reqCompletedOrdersAsync(False), 5) == []
+    [still] = await asyncio.wait_for(again.reqAllOpenOrdersAsync(), 5)
+    assert (still.order.permId, still.orderStatus.filled) == (working.order.permId, 5.0)
+    await gw.fill_order(working.order.permId, Decimal(191))
+    today = await asyncio.wait_for(again.reqExecutionsAsync(), 5)
+    assert [(f.execution.permId, f.execution.shares) for f in today] == [
+        (working.order.permId, 15.0)
+    ]

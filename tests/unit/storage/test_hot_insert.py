@@ -30,6 +30,7 @@ def order_values(ref: str) -> dict[str, Any]:
         "status": "PendingSubmit",
         "filled": Decimal(0),
         "remaining": Decimal("12.5"),
+        "unreadable_filled": Decimal(0),
         "external": False,
         "intent": '{"symbol": "AAPL"}',
         "risk_accepted": True,
