@@ -210,7 +210,9 @@ class PositionSyncService:
 
     async def _watch_elsewhere(self) -> None:
         """While orders of ours under another client id may fill (IB tells this session
-        nothing of them), reconcile every few seconds: each reads that id's executions."""
+        nothing of them), read that id's executions every few seconds, through a short
+        session; one not stored yet brings a reconciliation, which books it. Nothing else
+        is asked meanwhile: the periodic reconciliation still compares the rest."""
         delay_s = 1.0
         while True:
             await asyncio.sleep(delay_s)
@@ -218,13 +220,28 @@ class PositionSyncService:
             if not self.broker.is_connected:
                 continue
             try:
-                if not self._other_client_ids():
+                others = self._other_client_ids()
+                if not others:
                     return
-                await self.reconcile()
+                if await self._unseen_fills_under(others):
+                    await self.reconcile()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("reading executions of other client ids failed (%s); retrying", exc)
+
+    async def _unseen_fills_under(self, client_ids: set[int]) -> bool:
+        """Whether any of ``client_ids`` has an execution we have not stored."""
+        for client_id in sorted(client_ids - {self.broker.client_id}):
+            async with asyncio.timeout(self.snapshot_timeout_s):
+                fills = await self.broker.get_executions_of(client_id)
+            if not fills:
+                continue  # none, or that id is in use: the next look asks again
+            exec_ids = {f.exec_id for f in fills}
+            with unit_of_work(self.db) as repos:
+                if repos.existing_exec_ids(exec_ids) != exec_ids:
+                    return True
+        return False
 
     def _other_client_ids(self) -> set[int]:
         """Other client ids with orders of ours today whose executions we may lack."""

@@ -13,7 +13,10 @@ Hand computation: buy 100 @ 190 under client 9, $1.00 commission -> 100 @ 190.01
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
+
+import pytest
 
 from tests.integration.sync.conftest import client_for
 from tests.integration.sync.test_sync_over_tcp import ACCOUNT, BUY, SELL, fill_at
@@ -26,8 +29,10 @@ from tests.unit.sync.helpers import (
     position,
     rows,
 )
+from tradingbot.domain import Fill
 from tradingbot.sim import SimulatedGateway
 from tradingbot.storage.db import Database
+from tradingbot.storage.models import SyncRun
 from tradingbot.sync import PositionSyncService
 
 D = Decimal
@@ -188,3 +193,43 @@ async def test_a_fill_read_late_is_booked_in_time_order_before_later_ones(
     assert book.realized_pnl == D("498.50")
     assert _no_drift_corrected(db)
     assert sum(e.realized_pnl for e in rows(db, PositionEvent)) == D("498.50")  # the day adds up
+
+
+async def test_a_working_order_under_another_client_id_is_watched_lightly_and_booked(
+    gateway: SimulatedGateway, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While our order under client 9 works, client 20 looks at client 9's executions every
+    few seconds; only a fill not stored yet brings a reconciliation (which books it)."""
+    async with (
+        client_for(gateway, 9) as nine,
+        PositionSyncService(nine, db, reconcile_interval_s=None) as sync,
+    ):
+        update = await nine.place_limit_order(nine.create_contract("AAPL"), BUY, 100, D(1))
+        await sync.wait_until(lambda: any(o.perm_id == update.perm_id for o in rows(db, OrderRow)))
+    async with (
+        client_for(gateway, 20) as twenty,
+        PositionSyncService(twenty, db, reconcile_interval_s=None) as sync,
+    ):
+        looks: list[int] = []
+        three_looks = asyncio.Event()
+        read = twenty.get_executions_of
+
+        async def counted(client_id: int) -> list[Fill] | None:
+            fills = await read(client_id)
+            looks.append(client_id)
+            if len(looks) >= 3:
+                three_looks.set()
+            return fills
+
+        monkeypatch.setattr(twenty, "get_executions_of", counted)
+        runs = len(rows(db, SyncRun))
+        await asyncio.wait_for(three_looks.wait(), 15.0)
+        assert set(looks) == {9}
+        assert len(rows(db, SyncRun)) == runs  # nothing new: no reconciliation
+        await gateway.fill_order(update.perm_id, D(190))
+        await sync.wait_until(
+            lambda: [e.applied for e in rows(db, ExecutionRow)] == [True], timeout_s=15.0
+        )
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.avg_cost) == (D(100), D("190.01"))
+    assert _no_drift_corrected(db)
