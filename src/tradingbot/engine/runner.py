@@ -138,6 +138,9 @@ class Runner:
         self._acks: set[asyncio.Task[None]] = set()  # orders sent, IB's answer awaited
         self._reconciled = asyncio.Event()
         self._deferred: dict[str, TargetPosition] = {}
+        # Symbols whose kept target is the kill switch's flatten: nothing replaces it or
+        # goes before it (a newer entry would be refused by risk and the flatten lost).
+        self._flattening: set[str] = set()
         # Symbols with a working order of ours under another client id (after a 326 moved
         # the connection to a fallback id, or from an earlier run): their targets wait.
         self._held: set[str] = set()
@@ -447,9 +450,11 @@ class Runner:
         awaiting IB's answer (None when nothing was sent). ``past_drain``: not held back by
         a drain (the kill switch's flatten)."""
         symbol = intent.symbol
+        if symbol in self._flattening and not past_drain:
+            return self._wait(intent, f"the kill switch's flatten of {symbol}")
         why = self.waiting_for(symbol)
         if why is not None:
-            return self._wait(intent, why)
+            return self._wait(intent, why, flatten=past_drain)
         contract = self._contracts.get(symbol)
         if contract is None:
             log.error("intent for %s, which this runner does not trade; ignored", symbol)
@@ -464,6 +469,7 @@ class Runner:
             ):
                 return self._wait(intent, self._drain)
         self._deferred.pop(symbol, None)  # the newest ask for a symbol wins over a kept one
+        self._flattening.discard(symbol)
         ref = f"{self._ref_stem}{next(self._refs)}"
         request = intent_to_request(intent, contract, position, pending, ref)
         if request is None:
@@ -507,11 +513,15 @@ class Runner:
         ack.add_done_callback(self._ack_done)
         return decision, ack
 
-    def _wait(self, intent: OrderIntent, why: str) -> tuple[None, None]:
-        """Hold ``intent`` back: a target is kept (the newest per symbol) and sent once the
-        wait is over; a one-off trade is dropped."""
-        if isinstance(intent, TargetPosition):
-            self._deferred[intent.symbol] = intent
+    def _wait(self, intent: OrderIntent, why: str, *, flatten: bool = False) -> tuple[None, None]:
+        """Hold ``intent`` back: a target is kept (the newest per symbol, but the kill
+        switch's ``flatten`` over any other) and sent once the wait is over; a one-off trade
+        is dropped."""
+        symbol = intent.symbol
+        if isinstance(intent, TargetPosition) and (flatten or symbol not in self._flattening):
+            self._deferred[symbol] = intent
+            if flatten:
+                self._flattening.add(symbol)
         log.warning("not sending %s: waiting for %s", intent, why)
         return None, None
 
@@ -635,7 +645,8 @@ class Runner:
 
     def _resume_deferred(self, symbols: set[str]) -> None:
         for symbol in sorted(symbols & set(self._deferred)):
-            self._on_intent(self._deferred.pop(symbol))
+            flatten = symbol in self._flattening
+            self._on_intent(self._deferred.pop(symbol), past_drain=flatten)
 
     async def _on_kill_switch(self, trip: KillSwitchTrip) -> None:
         """Cancel our working orders and, if asked, flatten. Also run at start for a trip

@@ -179,3 +179,37 @@ async def test_a_trip_held_from_an_earlier_run_is_applied_at_start(
     assert refused is not None
     assert refused.rule == "max_daily_loss"
     await restarted.stop()
+
+
+async def test_a_kill_switch_flatten_kept_while_reconciling_is_not_replaced_by_a_newer_target(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """The kill switch trips while a reconnect's reconciliation runs: its flatten waits. A
+    target the strategy sends meanwhile must neither replace it (risk would refuse that
+    entry, and the position would stay open) nor go before it."""
+    gate = asyncio.Event()
+    runner = Runner(
+        broker,
+        BuyAndHold(BuyAndHoldParams()),
+        make_risk(risk_max_daily_loss_usd=D(1000), risk_flatten_on_kill_switch=True),
+        MemoryJournal(),
+        RunnerConfig(symbols=("AAPL",)),
+        clock=clock,
+        wait_reconciled=gate.wait,
+    )
+    await runner.start()
+    await runner.submit(TargetPosition("AAPL", D(10)))
+    await broker.disconnect()
+    broker.events.pnl.emit(PnL(DEFAULT_ACCOUNT, D(-1500), D(-1500), D(0)))
+    await runner.risk.on_kill_switch.drain()
+    assert await runner.submit(TargetPosition("AAPL", D(10))) is None  # the strategy, again
+    await broker.reconnect()
+    gate.set()
+    await runner.until_reconciled(5)
+    await runner.idle()
+    assert runner.position("AAPL") == 0
+    assert [(r.side, r.quantity) for r in broker.placed] == [
+        (OrderSide.BUY, D(10)),
+        (OrderSide.SELL, D(10)),
+    ]
+    await runner.stop()
