@@ -7,7 +7,7 @@ and so never import ib_async.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -141,6 +141,13 @@ class Broker(Protocol):
     async def get_executions_of(self, client_id: int) -> list[Fill] | None:
         """Executions of another client id's orders (IB shows each client only its own);
         None when they cannot be read now."""
+        ...
+
+    async def cancel_orders_of(
+        self, client_id: int, perm_ids: Collection[int]
+    ) -> list[OrderUpdate] | None:
+        """Cancel orders of ours working under another client id (only it may cancel
+        them); their states after IB's answers, or None when that id cannot be used now."""
         ...
 
     async def get_pnl(self, account: str | None = None) -> PnL: ...

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -97,6 +97,8 @@ class MockIBKRClient:
         self._holdings: dict[tuple[str, int], _Holding] = {}
         self._orders: dict[int, _Order] = {}
         self._executions: list[Fill] = []
+        # Client ids another session holds: a short session as one of them is refused.
+        self.busy_client_ids: set[int] = set()
         self._subscriptions: dict[str, Callable[[MarketSnapshot], None]] = {}
         self._order_ids = itertools.count(1)
         self._perm_ids = itertools.count(1_000_001)
@@ -132,7 +134,11 @@ class MockIBKRClient:
     async def disconnect(self) -> None:
         self._set_state(ConnectionState.DISCONNECTED)
 
-    async def reconnect(self) -> None:
+    async def reconnect(self, client_id: int | None = None) -> None:
+        """Drop and come back, under ``client_id`` when given (as after a 326)."""
+        self._set_state(ConnectionState.DISCONNECTED)
+        if client_id is not None:
+            self._client_id = client_id
         self._set_state(ConnectionState.CONNECTING)
         self._set_state(ConnectionState.CONNECTED)
 
@@ -341,6 +347,22 @@ class MockIBKRClient:
         order.update = replace(order.update, status=OrderStatus.CANCELLED, time=self._clock())
         self.events.order_status.emit(order.update)
         return order.update
+
+    async def cancel_orders_of(
+        self, client_id: int, perm_ids: Collection[int]
+    ) -> list[OrderUpdate] | None:
+        """As a short session under ``client_id``: its status reaches that session only,
+        not this one's events. None while the id is in ``busy_client_ids``."""
+        self._require_connection()
+        if client_id in self.busy_client_ids:
+            return None
+        out: list[OrderUpdate] = []
+        for order in self._orders.values():
+            u = order.update
+            if u.client_id == client_id and u.perm_id in perm_ids and not u.status.is_done:
+                order.update = replace(u, status=OrderStatus.CANCELLED, time=self._clock())
+                out.append(order.update)
+        return out
 
     async def fill_order(self, order_id: int, price: Decimal | None = None) -> Fill:
         """Fill a resting order now, at ``price`` or the market."""

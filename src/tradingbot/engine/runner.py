@@ -241,18 +241,21 @@ class Runner:
         then: one that ended releases its symbol without waiting for a reconnect."""
         while True:
             await asyncio.sleep(HELD_RECHECK_S)
-            if not self._held or not self._reconciled.is_set():
-                continue
-            try:
-                resolution = await recheck_held(
-                    self.broker, self.tracker, self.journal, self._clock()
-                )
-            except (TradingBotError, TimeoutError) as exc:
-                log.warning("looking at the held orders failed: %s", exc)
-                continue
-            if not self._reconciled.is_set():
-                continue  # a reconnect began meanwhile: its reconciliation decides
-            released, self._held = self._held - resolution.held_symbols, resolution.held_symbols
+            if self._held and self._reconciled.is_set():
+                await self._recheck_held()
+
+    async def _recheck_held(self) -> None:
+        """Resolve the held orders that ended; their symbols' kept targets go out (while
+        running: not when stopping)."""
+        try:
+            resolution = await recheck_held(self.broker, self.tracker, self.journal, self._clock())
+        except (TradingBotError, TimeoutError) as exc:
+            log.warning("looking at the held orders failed: %s", exc)
+            return
+        if not self._reconciled.is_set():
+            return  # a reconnect began meanwhile: its reconciliation decides
+        released, self._held = self._held - resolution.held_symbols, resolution.held_symbols
+        if self.running:
             self._resume_deferred(released)
 
     async def _warm_up(self, symbol: str) -> None:
@@ -348,19 +351,57 @@ class Runner:
             await asyncio.sleep(0.02)
 
     async def _cancel_open_orders(self) -> None:
+        """Cancel every working order of ours: those under this client id here, those under
+        another through a short session as that id (only the id that placed an order may
+        cancel it)."""
+        elsewhere: dict[int, list[OrderUpdate]] = {}
         for o in self.tracker.open_orders():
             if not o.order_id:
                 continue
-            if o.client_id != self.broker.client_id:  # only its own client id may cancel it
-                log.warning(
-                    "order %s works under client id %d; this connection (client id %d) cannot "
-                    "cancel it", o.order_ref, o.client_id, self.broker.client_id,
-                )  # fmt: skip
+            if o.client_id != self.broker.client_id:
+                elsewhere.setdefault(o.client_id, []).append(o)
                 continue
             try:
                 await self.broker.cancel_order(o.order_id)
             except TradingBotError as exc:  # e.g. it filled meanwhile (IB 10147/161)
                 log.warning("cancelling order %s failed: %s", o.order_ref, exc)
+        if not elsewhere:
+            return
+        ended: set[str] = set()
+        for client_id, orders in sorted(elsewhere.items()):
+            ended |= await self._cancel_under(client_id, orders)
+        if ended:  # their fills never reach this client id: IB's positions tell
+            for position in await self.broker.get_positions():
+                if position.symbol in ended:
+                    self.tracker.on_position(position)
+        if self._reconciled.is_set():
+            await self._recheck_held()  # those that ended before the cancel
+
+    async def _cancel_under(self, client_id: int, orders: list[OrderUpdate]) -> set[str]:
+        """Cancel ``orders``, working under ``client_id``, as that client; the symbols of
+        those that ended."""
+        perm_ids = {o.perm_id for o in orders if o.perm_id}
+        try:
+            answers = await self.broker.cancel_orders_of(client_id, perm_ids)
+        except (TradingBotError, TimeoutError) as exc:
+            log.warning("cancelling the orders under client id %d failed: %s", client_id, exc)
+            answers = None
+        if answers is None:
+            for o in orders:
+                log.warning(
+                    "order %s (%s %s %s) works under client id %d, which another session "
+                    "holds now, so it could not be cancelled; cancel it in TWS, or stop "
+                    "the program on client id %d", o.order_ref, o.side.value, o.remaining,
+                    o.symbol, client_id, client_id,
+                )  # fmt: skip
+            return set()
+        ended: set[str] = set()
+        for update in answers:
+            if self.tracker.on_status(update):
+                self.journal.record_status(update)
+                if update.status.is_done:
+                    ended.add(update.symbol)
+        return ended
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)

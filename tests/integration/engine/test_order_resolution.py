@@ -6,7 +6,9 @@ cancel (10147) or hear the fills of the order its own id placed: the order must 
 working in the books, its symbol must wait, and once the configured id is free again the
 bot must manage it and cancel it on stop. A stop order placed under the fallback id keeps
 the bot there until it ends (a drain cancels only limit orders: see test_fallback_drain).
-A restart under another client id adopts the previous run's working order. A journal left
+A restart under another client id adopts the previous run's working order and cancels it on
+stop through a short session as that id (left working, and said, while another program
+holds the id); a gateway restart while on a fallback id reconnects on it. A journal left
 with a PendingSubmit row that never reached IB, and with an order that filled while the bot
 was down, ends with both resolved; a row written moments ago may still be on its way and is
 left as it is. Bots sharing the database leave each other's orders alone.
@@ -35,6 +37,7 @@ from tradingbot.engine.order_resolution import NEVER_REACHED_IB
 from tradingbot.engine.runner import Runner
 from tradingbot.risk.base import RiskDecision
 from tradingbot.sim import SimulatedGateway
+from tradingbot.sim.order_model import SimOrder
 from tradingbot.storage.db import Database
 from tradingbot.storage.repositories import unit_of_work
 from tradingbot.sync.journal import OrderJournal
@@ -146,6 +149,14 @@ async def test_a_reconnect_on_a_fallback_id_keeps_the_order_holds_its_symbol_and
         assert positions["AAPL"] == 5  # never 10 + 5: the first order was not sent twice
 
 
+async def started_on_a_fallback_id(gw: SimulatedGateway, url: str) -> Bot:
+    """A bot started while another program holds its configured id: on id 20."""
+    gw.take_client_id(CONFIGURED_ID)
+    bot = make_bot(gw, url, ibkr_client_id_fallback_range=(20, 22))
+    await bot.start()
+    return bot
+
+
 def _staying_on(caplog: pytest.LogCaptureFixture, client_id: int) -> bool:
     return any(f"staying on client id {client_id} while" in r.getMessage() for r in caplog.records)
 
@@ -159,9 +170,7 @@ async def test_a_stop_order_placed_on_the_fallback_id_keeps_the_bot_there_and_is
     stop: it protects a position, so the bot stays."""
     caplog.set_level(logging.WARNING, logger="tradingbot.brokers")
     async with gateway() as gw:
-        gw.take_client_id(CONFIGURED_ID)
-        bot = make_bot(gw, db_url, ibkr_client_id_fallback_range=(20, 22))
-        await bot.start()
+        bot = await started_on_a_fallback_id(gw, db_url)
         try:
             runner, manager = runner_of(bot), bot.manager
             assert manager is not None
@@ -183,9 +192,7 @@ async def test_the_bot_goes_back_to_its_id_once_the_fallback_ids_stop_order_is_d
 ) -> None:
     caplog.set_level(logging.WARNING, logger="tradingbot.brokers")
     async with gateway() as gw:
-        gw.take_client_id(CONFIGURED_ID)
-        bot = make_bot(gw, db_url, ibkr_client_id_fallback_range=(20, 22))
-        await bot.start()
+        bot = await started_on_a_fallback_id(gw, db_url)
         try:
             runner, manager = runner_of(bot), bot.manager
             assert manager is not None
@@ -206,16 +213,24 @@ async def test_the_bot_goes_back_to_its_id_once_the_fallback_ids_stop_order_is_d
         assert gw.orders.engine.open_orders() == []
 
 
+async def restarted_under_another_id(gw: SimulatedGateway, url: str) -> tuple[str, SimOrder, Bot]:
+    """A run on client id 9 that leaves a resting buy working, then a bot started on id 10:
+    the order's ref, the order at the gateway, and the started bot."""
+    async with make_bot(gw, url, cancel_on_exit=False) as first:
+        ref = await place_resting_buy(first, gw)
+    (at_gw,) = gw.orders.engine.open_orders()
+    second = make_bot(gw, url, ibkr_client_id=CONFIGURED_ID + 1)
+    await second.start()
+    return ref, at_gw, second
+
+
 async def test_a_restart_under_another_client_id_adopts_the_previous_runs_working_order(
     db_url: str,
 ) -> None:
+    """The order is held (only client 9 may cancel it) and cancelled on stop through a
+    short session as client 9."""
     async with gateway() as gw:
-        async with make_bot(gw, db_url, cancel_on_exit=False) as first:
-            ref = await place_resting_buy(first, gw)
-        (at_gw,) = gw.orders.engine.open_orders()
-
-        second = make_bot(gw, db_url, ibkr_client_id=CONFIGURED_ID + 1)
-        await second.start()
+        ref, at_gw, second = await restarted_under_another_id(gw, db_url)
         try:
             runner = runner_of(second)
             adopted = runner.tracker.order(ref)
@@ -224,9 +239,68 @@ async def test_a_restart_under_another_client_id_adopts_the_previous_runs_workin
             assert not adopted.status.is_done
             assert await runner.submit(TargetPosition("AAPL", Decimal(5))) is None  # held
         finally:
-            await second.stop()  # cannot cancel it (only client 9 may): it is left working
+            left = await second.stop()
+        assert left == []
+        assert gw.orders.engine.open_orders() == []
+        assert journal_row(db_url, ref)["status"] == OrderStatus.CANCELLED.value
+
+
+async def test_an_order_under_an_id_another_session_holds_is_left_working_on_stop_and_said(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tradingbot.engine")
+    async with gateway() as gw:
+        ref, at_gw, second = await restarted_under_another_id(gw, db_url)
+        gw.take_client_id(CONFIGURED_ID)  # the previous run's id, now another program's
+        left = await second.stop()
+        assert [o.order_ref for o in left] == [ref]
         assert [o.perm_id for o in gw.orders.engine.open_orders()] == [at_gw.perm_id]
         assert journal_row(db_url, ref)["status"] == OrderStatus.SUBMITTED.value
+        said = [
+            r.getMessage() for r in caplog.records if "could not be cancelled" in r.getMessage()
+        ]
+        assert len(said) == 1, said
+        assert f"works under client id {CONFIGURED_ID}" in said[0]
+        assert "cancel it in TWS" in said[0]
+
+
+async def test_a_gateway_restart_on_a_fallback_id_reconnects_on_it_where_the_order_works(
+    db_url: str,
+) -> None:
+    """A restart frees every client id, the configured one too: reconnecting there would
+    leave the order under the fallback id to nobody. The bot comes back on the fallback id,
+    then moves home the usual way (the drain cancels the resting limit first)."""
+    async with gateway() as gw:
+        bot = await started_on_a_fallback_id(gw, db_url)
+        try:
+            runner, manager = runner_of(bot), bot.manager
+            assert manager is not None
+            assert manager.client.client_id == 20
+            ref = await place_resting_buy(bot, gw)
+            connected_as: list[int] = []
+            manager.client.on_connection_state(
+                lambda state: (
+                    connected_as.append(manager.client.client_id)
+                    if state.value == "connected"
+                    else None
+                )
+            )
+            restart = asyncio.create_task(gw.restart(1.0))
+            await until(lambda: not manager.client.is_connected, what="the gateway going down")
+            gw.take_client_id(CONFIGURED_ID, taken=False)  # the other program is gone too
+            await restart
+            await until(lambda: connected_as != [], 20, "the bot back after the restart")
+            assert connected_as[0] == 20
+            await until(
+                lambda: manager.client.client_id == CONFIGURED_ID and runner.reconciled,
+                40,
+                "the bot back on its configured id after the drain",
+            )
+            assert runner.held_symbols == frozenset()
+        finally:
+            await bot.stop()
+        assert gw.orders.engine.open_orders() == []
+        assert journal_row(db_url, ref)["status"] == OrderStatus.CANCELLED.value
 
 
 async def test_a_start_resolves_a_row_that_never_reached_ib_and_an_order_filled_meanwhile(

@@ -61,6 +61,12 @@ def test_candidate_ids_try_the_configured_id_first() -> None:
     assert candidate_ids(9, (8, 11)) == [9, 8, 10, 11]
 
 
+def test_candidate_ids_put_the_id_our_orders_work_under_first() -> None:
+    assert candidate_ids(9, (20, 22), prefer=21) == [21, 9, 20, 22]
+    assert candidate_ids(9, (20, 22), prefer=9) == [9, 20, 21, 22]
+    assert candidate_ids(9, (20, 22), prefer=30) == [9, 20, 21, 22]  # not ours to take
+
+
 def test_order_refs_are_ours_and_unique() -> None:
     refs = {new_order_ref() for _ in range(1000)}
     assert len(refs) == 1000

@@ -37,6 +37,20 @@ def runner_for(
     )
 
 
+def flattening_runner(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory, journal: MemoryJournal
+) -> Runner:
+    """A runner whose kill switch trips at a 1,000 USD daily loss and flattens."""
+    return runner_for(
+        broker,
+        clock,
+        make_risk,
+        journal,
+        risk_max_daily_loss_usd=D(1000),
+        risk_flatten_on_kill_switch=True,
+    )
+
+
 async def test_kill_switch_cancels_open_orders_and_blocks_entries(
     broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
 ) -> None:
@@ -67,14 +81,7 @@ async def test_kill_switch_with_flatten_closes_positions(
     broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
 ) -> None:
     journal = MemoryJournal()
-    runner = runner_for(
-        broker,
-        clock,
-        make_risk,
-        journal,
-        risk_max_daily_loss_usd=D(1000),
-        risk_flatten_on_kill_switch=True,
-    )
+    runner = flattening_runner(broker, clock, make_risk, journal)
     await runner.start()
     await runner.submit(TargetPosition("AAPL", D(10)))
     await runner.submit(TargetPosition("MSFT", D(5)))
@@ -85,6 +92,34 @@ async def test_kill_switch_with_flatten_closes_positions(
     assert runner.position("AAPL") == 0
     assert runner.position("MSFT") == 0
     assert await broker.get_positions() == []
+    await runner.stop()
+
+
+async def test_kill_switch_cancels_an_order_under_another_client_id_as_that_id_then_flattens(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """Only the id that placed an order may cancel it: a short session as that id does,
+    and the flatten, held while the order worked, goes out once it is cancelled."""
+    journal = MemoryJournal()
+    runner = flattening_runner(broker, clock, make_risk, journal)
+    await runner.start()
+    await runner.submit(TargetPosition("AAPL", D(10)))
+    await broker.reconnect(client_id=20)  # a 326 moved the session to a fallback id
+    await runner.until_reconciled(5)
+    await runner.submit(TradeIntent("AAPL", OrderSide.SELL, D(5), OrderType.LIMIT, D(195)))
+    (resting,) = [o for o in runner.tracker.open_orders() if o.symbol == "AAPL"]
+    await broker.reconnect(client_id=9)  # and back: the resting buy is 20's to cancel
+    await until(lambda: runner.held_symbols == {"AAPL"}, what="AAPL held")
+    broker.set_price("AAPL", 60)  # -1300 unrealized: the kill switch trips
+    await runner.risk.on_kill_switch.drain()
+    await until(lambda: runner.position("AAPL") == 0, what="the flatten of AAPL")
+    await runner.idle()
+    cancelled = [s for s in journal.statuses if s.order_ref == resting.order_ref]
+    assert cancelled[-1].status is OrderStatus.CANCELLED
+    assert cancelled[-1].client_id == 20
+    assert await broker.get_open_orders() == []
+    assert await broker.get_positions() == []
+    assert runner.held_symbols == frozenset()
     await runner.stop()
 
 

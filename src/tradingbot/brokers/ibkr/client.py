@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
@@ -39,7 +39,7 @@ from tradingbot.brokers.ibkr.history import HistoryRequest, HistoryService, Prog
 from tradingbot.brokers.ibkr.market_data import MarketDataService, TickCallback
 from tradingbot.brokers.ibkr.named_requests import NamedRequests
 from tradingbot.brokers.ibkr.orders import OrderService, Reconciliation
-from tradingbot.brokers.ibkr.other_client import executions_as_client
+from tradingbot.brokers.ibkr.other_client import cancel_as_client, executions_as_client
 from tradingbot.brokers.ibkr.pacing import Clock, PacingRules
 from tradingbot.domain import (
     AccountSummary,
@@ -187,8 +187,11 @@ class IBKRClient:
         self._state = state
         self.events.connection_state.emit(state)
 
-    async def connect(self) -> None:
-        """Guards, handshake with the first free client id, start-up sync, account check."""
+    async def connect(self, *, prefer_client_id: int | None = None) -> None:
+        """Guards, handshake with the first free client id, start-up sync, account check.
+
+        ``prefer_client_id`` (an id of the fallback range) is tried first: after a lost
+        connection, the id our working orders are under, the only one that may cancel them."""
         if self.is_connected:
             return
         self.settings.check_safety()
@@ -200,7 +203,7 @@ class IBKRClient:
                     self._ib, s.ibkr_host, s.ibkr_port, s.ibkr_client_id,
                     s.ibkr_connect_timeout_s, s.ibkr_readonly,
                     s.ibkr_client_id_fallback_range, self._check_accounts,
-                    account=s.ibkr_account,
+                    account=s.ibkr_account, prefer=prefer_client_id,
                 )  # fmt: skip
             self._accounts = list(self._ib.managedAccounts())
         except BaseException:
@@ -465,6 +468,22 @@ class IBKRClient:
         async with self._sessions:
             return await executions_as_client(
                 s.ibkr_host, s.ibkr_port, client_id, s.ibkr_connect_timeout_s
+            )
+
+    async def cancel_orders_of(
+        self, client_id: int, perm_ids: Collection[int]
+    ) -> list[OrderUpdate] | None:
+        """Cancel orders working under another client id (``perm_ids``; only that id may
+        cancel them) through a short session as it; their states after IB's answers, or
+        None while that id is in use (its owner still runs, or IB has not yet freed it)."""
+        if self.readonly:
+            raise OrderError("this client is read-only (IBKR_READONLY); orders are not cancelled")
+        if client_id == self._client_id:
+            raise OrderError(f"client id {client_id} is this session's: use cancel_order()")
+        s = self.settings
+        async with self._sessions:
+            return await cancel_as_client(
+                s.ibkr_host, s.ibkr_port, client_id, s.ibkr_connect_timeout_s, perm_ids
             )
 
     async def client_id_is_free(self, client_id: int) -> bool:

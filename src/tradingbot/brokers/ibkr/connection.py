@@ -184,11 +184,17 @@ async def client_id_is_free(
     return True
 
 
-def candidate_ids(client_id: int, fallback: tuple[int, int] | None) -> list[int]:
-    """The configured id first, then the fallback range in order (without repeats)."""
+def candidate_ids(
+    client_id: int, fallback: tuple[int, int] | None, prefer: int | None = None
+) -> list[int]:
+    """``prefer`` (the id orders of ours work under) first, then the configured id, then the
+    fallback range in order (without repeats)."""
     ids = [client_id]
     if fallback is not None:
         ids += [i for i in range(fallback[0], fallback[1] + 1) if i != client_id]
+    if prefer is not None and prefer in ids:
+        ids.remove(prefer)
+        ids.insert(0, prefer)
     return ids
 
 
@@ -203,9 +209,11 @@ async def connect_with_fallback(
     check_accounts: AccountCheck | None = None,
     *,
     account: str = "",
+    prefer: int | None = None,
 ) -> int:
-    """Connect with the first free id; returns the id used. 326 on every id → the error."""
-    ids = candidate_ids(client_id, fallback)
+    """Connect with the first free id (``prefer`` first, when it is one of them); returns
+    the id used. 326 on every id → the error."""
+    ids = candidate_ids(client_id, fallback, prefer)
     for candidate in ids:
         try:
             await connect_once(
@@ -217,7 +225,7 @@ async def connect_with_fallback(
                     raise
                 raise ClientIdInUseError(
                     client_id,
-                    f"client ids {ids[0]} and {fallback[0]}-{fallback[1]} are all in use "  # type: ignore[index]
+                    f"client ids {client_id} and {fallback[0]}-{fallback[1]} are all in use "  # type: ignore[index]
                     "(IB error 326); close other API sessions or widen "
                     "IBKR_CLIENT_ID_FALLBACK_RANGE",
                 ) from None

@@ -28,6 +28,9 @@ placed under the fallback id can be managed only from it, so first the manager d
 id (see ``drain``): the ``order_flow`` (the runner) holds new orders back, cancels its
 resting ones and lets its market orders fill, for a few seconds at most. Orders the flow
 cannot drain (another program's, a stop) keep the manager on the fallback id meanwhile.
+A connection lost on the fallback id is re-established on that id first while orders of
+ours may work under it (a gateway restart frees the configured id too, and reconnecting
+there would leave them to nobody); the move home then drains it as above.
 IB's connectivity notices: 1100 → DEGRADED, 1101 → re-subscribe and reconcile, 1102 →
 resume and reconcile; farm notices are only logged. Disconnect events may arrive twice
 (ib_async and our own probe both report); they only set a flag the supervisor reads, so
@@ -119,6 +122,7 @@ class IBKRManager:
         self._home_backoff = Backoff(initial_s=1.0, max_s=_HOME_RETRY_MAX_S)
         self._home_retry_at = 0.0
         self._told_staying = False  # logged once per stay on a fallback id
+        self._going_home = False  # the connection was closed to move to the configured id
         self.client.events.connection_state.connect(self._on_state)
         self.client.events.error.connect(self._on_error)
 
@@ -272,6 +276,7 @@ class IBKRManager:
                 "client id %d is free again; reconnecting on it (now on %d) to manage the "
                 "orders placed under it", wanted, here,
             )  # fmt: skip
+            self._going_home = True
             self._mark_lost()
             await self.client.disconnect()  # the drain ends after: orders wait to reconcile
 
@@ -354,8 +359,21 @@ class IBKRManager:
                 await self.client.disconnect()
             await asyncio.sleep(delay)
 
+    def _resume_id(self) -> int | None:
+        """The fallback id to reconnect on first after a lost connection: the one we were
+        on, while orders of ours may work under it (only it may cancel them, and a gateway
+        restart frees the configured id too). None after a deliberate move home, or when the
+        order flow says nothing of it works there."""
+        if self._going_home or not self.on_fallback_id:
+            return None
+        flow = self.order_flow
+        if flow is not None and flow.drained():
+            return None
+        return self.client.client_id
+
     async def _connect_and_sync(self, first: bool) -> None:
-        await self.client.connect()
+        await self.client.connect(prefer_client_id=None if first else self._resume_id())
+        self._going_home = False
         if not first:
             self.reconnects += 1
         self.client.resubscribe_market_data(cancel_first=False)
