@@ -264,6 +264,46 @@ async def test_an_order_under_an_id_another_session_holds_is_left_working_on_sto
         assert "cancel it in TWS" in said[0]
 
 
+def first_id_connected(bot: Bot) -> list[int]:
+    """Filled with the client id of each connect from now on."""
+    manager = bot.manager
+    assert manager is not None
+    ids: list[int] = []
+    manager.client.on_connection_state(
+        lambda state: ids.append(manager.client.client_id) if state.value == "connected" else None
+    )
+    return ids
+
+
+async def test_a_drop_on_a_fallback_id_waits_out_its_old_session_rather_than_move_on(
+    db_url: str,
+) -> None:
+    """Right after a drop, IB may still hold our old session on the fallback id (326): the
+    bot tries that id again a few times before another, where the order would be held."""
+    async with gateway() as gw:
+        bot = await started_on_a_fallback_id(gw, db_url)
+        try:
+            runner, manager = runner_of(bot), bot.manager
+            assert manager is not None
+            ref = await place_resting_buy(bot, gw)
+            connected_as = first_id_connected(bot)
+            gw.take_client_id(20)  # the old session, as IB holds it for a moment
+            await gw.drop_connections()
+            await until(
+                lambda: manager.backoff.attempts >= 1 or connected_as != [],
+                what="a 326 on client id 20 (or a connect on another id)",
+            )
+            gw.take_client_id(20, taken=False)
+            await until(lambda: connected_as != [], 20, "the bot back after the drop")
+            assert connected_as[0] == 20
+            await until(lambda: runner.reconciled, what="the reconciliation")
+            assert runner.held_symbols == frozenset()
+            assert runner.tracker.order(ref) is not None
+        finally:
+            await bot.stop()
+        assert gw.orders.engine.open_orders() == []
+
+
 async def test_a_gateway_restart_on_a_fallback_id_reconnects_on_it_where_the_order_works(
     db_url: str,
 ) -> None:
@@ -277,14 +317,7 @@ async def test_a_gateway_restart_on_a_fallback_id_reconnects_on_it_where_the_ord
             assert manager is not None
             assert manager.client.client_id == 20
             ref = await place_resting_buy(bot, gw)
-            connected_as: list[int] = []
-            manager.client.on_connection_state(
-                lambda state: (
-                    connected_as.append(manager.client.client_id)
-                    if state.value == "connected"
-                    else None
-                )
-            )
+            connected_as = first_id_connected(bot)
             restart = asyncio.create_task(gw.restart(1.0))
             await until(lambda: not manager.client.is_connected, what="the gateway going down")
             gw.take_client_id(CONFIGURED_ID, taken=False)  # the other program is gone too

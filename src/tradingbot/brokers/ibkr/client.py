@@ -187,11 +187,14 @@ class IBKRClient:
         self._state = state
         self.events.connection_state.emit(state)
 
-    async def connect(self, *, prefer_client_id: int | None = None) -> None:
+    async def connect(
+        self, *, prefer_client_id: int | None = None, prefer_only: bool = False
+    ) -> None:
         """Guards, handshake with the first free client id, start-up sync, account check.
 
-        ``prefer_client_id`` (an id of the fallback range) is tried first: after a lost
-        connection, the id our working orders are under, the only one that may cancel them."""
+        ``prefer_client_id`` (an id of the fallback range) is tried first, or alone with
+        ``prefer_only``: after a lost connection, the id our working orders are under, the
+        only one that may cancel them."""
         if self.is_connected:
             return
         self.settings.check_safety()
@@ -203,7 +206,7 @@ class IBKRClient:
                     self._ib, s.ibkr_host, s.ibkr_port, s.ibkr_client_id,
                     s.ibkr_connect_timeout_s, s.ibkr_readonly,
                     s.ibkr_client_id_fallback_range, self._check_accounts,
-                    account=s.ibkr_account, prefer=prefer_client_id,
+                    account=s.ibkr_account, prefer=prefer_client_id, prefer_only=prefer_only,
                 )  # fmt: skip
             self._accounts = list(self._ib.managedAccounts())
         except BaseException:

@@ -210,10 +210,13 @@ async def connect_with_fallback(
     *,
     account: str = "",
     prefer: int | None = None,
+    prefer_only: bool = False,
 ) -> int:
-    """Connect with the first free id (``prefer`` first, when it is one of them); returns
-    the id used. 326 on every id → the error."""
+    """Connect with the first free id (``prefer`` first, when it is one of them, or alone
+    with ``prefer_only``); returns the id used. 326 on every id → the error."""
     ids = candidate_ids(client_id, fallback, prefer)
+    if prefer_only and prefer is not None and prefer in ids:
+        ids = [prefer]
     for candidate in ids:
         try:
             await connect_once(

@@ -30,7 +30,8 @@ resting ones and lets its market orders fill, for a few seconds at most. Orders 
 cannot drain (another program's, a stop) keep the manager on the fallback id meanwhile.
 A connection lost on the fallback id is re-established on that id first while orders of
 ours may work under it (a gateway restart frees the configured id too, and reconnecting
-there would leave them to nobody); the move home then drains it as above.
+there would leave them to nobody), through a few 326s (our old session, still registered
+for a moment after a drop); the move home then drains it as above.
 IB's connectivity notices: 1100 → DEGRADED, 1101 → re-subscribe and reconcile, 1102 →
 resume and reconcile; farm notices are only logged. Disconnect events may arrive twice
 (ib_async and our own probe both report); they only set a flag the supervisor reads, so
@@ -73,6 +74,9 @@ _REFUSED_MAX_DELAY_S = 0.5
 _FAST_RETRY_WINDOW_S = 600.0
 _STOP_TIMEOUT_S = 5.0  # stop() waits at most this for each of its steps
 _MAX_IN_USE_RETRIES = 10  # consecutive 326s before the id is taken to be someone else's
+# Consecutive 326s on the fallback id our orders work under (our old session, still
+# registered after a drop) before another id is tried.
+_RESUME_IN_USE_RETRIES = 3
 _HOME_RETRY_MAX_S = 30.0  # longest wait between looks at whether the configured id is free
 # Failures a later attempt can cure: the gateway is down, restarting, slow or stalled.
 _TRANSIENT = (BrokerConnectionError, TimeoutError, OSError)
@@ -329,7 +333,9 @@ class IBKRManager:
         in_use_failures = 0
         while not self._stopping:
             try:
-                await self._connect_and_sync(first=False)
+                await self._connect_and_sync(
+                    first=False, resume_only=in_use_failures < _RESUME_IN_USE_RETRIES
+                )
                 return
             except ConfigError:
                 raise  # retrying cannot fix configuration
@@ -371,8 +377,14 @@ class IBKRManager:
             return None
         return self.client.client_id
 
-    async def _connect_and_sync(self, first: bool) -> None:
-        await self.client.connect(prefer_client_id=None if first else self._resume_id())
+    async def _connect_and_sync(self, first: bool, resume_only: bool = False) -> None:
+        """Connect, re-subscribe and reconcile. After a drop, the fallback id our orders
+        work under is tried first; with ``resume_only``, only it (a 326 right after a drop
+        is usually our own old session, about to go)."""
+        resume = None if first else self._resume_id()
+        await self.client.connect(
+            prefer_client_id=resume, prefer_only=resume_only and resume is not None
+        )
         self._going_home = False
         if not first:
             self.reconnects += 1
