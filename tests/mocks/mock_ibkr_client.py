@@ -311,7 +311,13 @@ class MockIBKRClient:
         return self._orders[order_id].update
 
     def _open_order(
-        self, request: OrderRequest, contract: ContractRef, client_id: int, account: str
+        self,
+        request: OrderRequest,
+        contract: ContractRef,
+        client_id: int,
+        account: str,
+        *,
+        emit: bool = True,
     ) -> int:
         order_id = next(self._order_ids) if client_id else 0
         key = order_id or -next(self._order_ids)  # external orders have orderId 0 at IB
@@ -336,7 +342,8 @@ class MockIBKRClient:
             time=self._clock(),
         )
         self._orders[key] = _Order(request, contract, update)
-        self._emit(self.events.order_status.emit, update)
+        if emit:
+            self._emit(self.events.order_status.emit, update)
         return key
 
     async def cancel_order(self, order_id: int) -> OrderUpdate:
@@ -351,9 +358,9 @@ class MockIBKRClient:
     async def cancel_orders_of(
         self, client_id: int, perm_ids: Collection[int]
     ) -> list[OrderUpdate] | None:
-        """As a short session under ``client_id``: its status reaches that session only,
-        not this one's events. None while the id is in ``busy_client_ids``."""
-        self._require_connection()
+        """As a short session under ``client_id``, of its own: this one need not be
+        connected, and the statuses reach that session only, not this one's events. None
+        while the id is in ``busy_client_ids``."""
         if client_id in self.busy_client_ids:
             return None
         out: list[OrderUpdate] = []
@@ -363,6 +370,13 @@ class MockIBKRClient:
                 order.update = replace(u, status=OrderStatus.CANCELLED, time=self._clock())
                 out.append(order.update)
         return out
+
+    async def place_as(self, client_id: int, request: OrderRequest) -> OrderUpdate:
+        """An order another client id of this login placed, left working (its status goes
+        to that client, not to this session's events)."""
+        contract = self._qualify(request.contract)
+        key = self._open_order(request, contract, client_id, self._account, emit=False)
+        return self._orders[key].update
 
     async def fill_order(self, order_id: int, price: Decimal | None = None) -> Fill:
         """Fill a resting order now, at ``price`` or the market."""

@@ -144,6 +144,8 @@ class Runner:
         # Symbols with a working order of ours under another client id (after a 326 moved
         # the connection to a fallback id, or from an earlier run): their targets wait.
         self._held: set[str] = set()
+        # Refs of the orders the journal held as working at a start or reconnect.
+        self._journaled: set[str] = set()
         # Why orders wait while the manager drains this client id (None: no drain), and
         # the task cancelling our resting orders for it.
         self._drain: str | None = None
@@ -221,6 +223,7 @@ class Runner:
         prefix = f"{self.config.order_ref_prefix}-"
         at = await orders_at_broker(self.broker)
         journaled = [u for u in self.journal.working_orders() if u.order_ref.startswith(prefix)]
+        self._journaled |= {u.order_ref for u in journaled}
         others = self._claimed_by_others() if self._claimed_by_others is not None else frozenset()
         resolution = resolve_book(
             at,
@@ -319,7 +322,7 @@ class Runner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if cancel:
             await self._cancel_open_orders()
-            await self.tracker.wait_idle(self.config.stop_timeout_s)
+            await self._wait_settled_here(self.config.stop_timeout_s)
         else:  # orders left working on purpose: only wait until IB has acknowledged them all
             await self._wait_acknowledged(self.config.stop_timeout_s)
         left = self.tracker.open_orders()
@@ -341,11 +344,32 @@ class Runner:
     async def _wait_acknowledged(self, timeout_s: float) -> None:
         """Until every working order has an IB order id and left PendingSubmit (or timeout),
         so an order left with IB is one the journal can name, never one still in flight."""
+        await self._wait_until(
+            lambda: (
+                not any(
+                    not o.order_id or o.status is OrderStatus.PENDING_SUBMIT
+                    for o in self.tracker.open_orders()
+                )
+            ),
+            timeout_s,
+        )
+
+    async def _wait_settled_here(self, timeout_s: float) -> None:
+        """Until no order of ours works under this client id nor is on its way (or
+        timeout). Orders under another one are not waited for: they may work on for long,
+        and what they become reaches this session only through a recheck."""
+        here = self.broker.client_id
+        await self._wait_until(
+            lambda: (
+                not any(not o.order_id or o.client_id == here for o in self.tracker.open_orders())
+            ),
+            timeout_s,
+        )
+
+    @staticmethod
+    async def _wait_until(done: Callable[[], bool], timeout_s: float) -> None:
         deadline = asyncio.get_running_loop().time() + timeout_s
-        while any(
-            not o.order_id or o.status is OrderStatus.PENDING_SUBMIT
-            for o in self.tracker.open_orders()
-        ):
+        while not done():
             if asyncio.get_running_loop().time() >= deadline:
                 return
             await asyncio.sleep(0.02)
@@ -359,7 +383,8 @@ class Runner:
             if not o.order_id:
                 continue
             if o.client_id != self.broker.client_id:
-                elsewhere.setdefault(o.client_id, []).append(o)
+                if self._ours_to_cancel_elsewhere(o):
+                    elsewhere.setdefault(o.client_id, []).append(o)
                 continue
             try:
                 await self.broker.cancel_order(o.order_id)
@@ -371,11 +396,32 @@ class Runner:
         for client_id, orders in sorted(elsewhere.items()):
             ended |= await self._cancel_under(client_id, orders)
         if ended:  # their fills never reach this client id: IB's positions tell
-            for position in await self.broker.get_positions():
+            try:
+                positions = await self.broker.get_positions()
+            except (TradingBotError, TimeoutError) as exc:  # the next resync tells
+                log.warning("positions after the cancels not read now: %s", exc)
+                positions = []
+            for position in positions:
                 if position.symbol in ended:
                     self.tracker.on_position(position)
-        if self._reconciled.is_set():
+        if self._reconciled.is_set() and self.broker.is_connected:
             await self._recheck_held()  # those that ended before the cancel
+
+    def _ours_to_cancel_elsewhere(self, order: OrderUpdate) -> bool:
+        """Whether to cancel ``order``, working under another client id, as that id: only
+        on a symbol this runner trades, and only one this run sent or the journal holds.
+        An order that merely carries our ref prefix (another bot on this login with its own
+        database, and the same prefix) is left to whoever placed it."""
+        if order.symbol in self._contracts and (
+            order.order_ref.startswith(self._ref_stem) or order.order_ref in self._journaled
+        ):
+            return True
+        log.warning(
+            "order %s (%s %s %s) works under client id %d and is not known to this bot's "
+            "journal; left to whoever placed it", order.order_ref, order.side.value,
+            order.remaining, order.symbol, order.client_id,
+        )  # fmt: skip
+        return False
 
     async def _cancel_under(self, client_id: int, orders: list[OrderUpdate]) -> set[str]:
         """Cancel ``orders``, working under ``client_id``, as that client; the symbols of
@@ -383,14 +429,18 @@ class Runner:
         perm_ids = {o.perm_id for o in orders if o.perm_id}
         try:
             answers = await self.broker.cancel_orders_of(client_id, perm_ids)
-        except (TradingBotError, TimeoutError) as exc:
-            log.warning("cancelling the orders under client id %d failed: %s", client_id, exc)
+        except (TradingBotError, TimeoutError, ConnectionError) as exc:
+            log.warning(
+                "cancelling the orders under client id %d failed: %s", client_id,
+                str(exc) or type(exc).__name__,
+            )  # fmt: skip
             answers = None
         if answers is None:
             for o in orders:
                 log.warning(
-                    "order %s (%s %s %s) works under client id %d, which another session "
-                    "holds now, so it could not be cancelled; cancel it in TWS, or stop "
+                    "order %s (%s %s %s) works under client id %d and could not be "
+                    "cancelled (a session as that id could not be opened: another program "
+                    "may hold it, or the gateway did not answer); cancel it in TWS, or stop "
                     "the program on client id %d", o.order_ref, o.side.value, o.remaining,
                     o.symbol, client_id, client_id,
                 )  # fmt: skip
@@ -454,6 +504,11 @@ class Runner:
         if ack is not None:
             await asyncio.wait({ack})
         return decision
+
+    @property
+    def kept_targets(self) -> dict[str, TargetPosition]:
+        """The targets held back until a wait is over (see :meth:`waiting_for`), by symbol."""
+        return dict(self._deferred)
 
     @property
     def held_symbols(self) -> frozenset[str]:
@@ -701,8 +756,13 @@ class Runner:
         await self._cancel_open_orders()
         if not trip.flatten:
             return
-        await self.tracker.wait_idle(self.config.stop_timeout_s)
-        for symbol, qty in self.tracker.positions().items():
-            if qty and symbol in self._contracts:
+        await self._wait_settled_here(self.config.stop_timeout_s)
+        if not self.running:
+            return  # stopped meanwhile: the trip is kept, the next start flattens
+        positions = self.tracker.positions()
+        for symbol in self._contracts:
+            # A held symbol's position (its fills never reach this id) and an unreconciled
+            # book's may be stale: a flatten is kept for them, and sends nothing if flat.
+            if positions.get(symbol) or symbol in self._held or not self._reconciled.is_set():
                 flatten = TargetPosition(symbol, Decimal(0), reason="kill switch")
                 self._on_intent(flatten, past_drain=True)

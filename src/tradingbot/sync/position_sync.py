@@ -228,7 +228,10 @@ class PositionSyncService:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("reading executions of other client ids failed (%s); retrying", exc)
+                log.warning(
+                    "reading executions of other client ids failed (%s); retrying",
+                    str(exc) or type(exc).__name__,
+                )
 
     async def _unseen_fills_under(self, client_ids: set[int]) -> bool:
         """Whether any of ``client_ids`` has an execution we have not stored."""

@@ -264,6 +264,25 @@ async def test_an_order_under_an_id_another_session_holds_is_left_working_on_sto
         assert "cancel it in TWS" in said[0]
 
 
+async def test_a_stop_while_the_bot_cannot_reconnect_still_cancels_as_the_other_id(
+    db_url: str,
+) -> None:
+    """The bot (id 10) holds the previous run's order under id 9; its socket drops and
+    another program takes id 10. The short session as 9 needs no main session: the stop
+    cancels the order and closes everything, with no error."""
+    async with gateway() as gw:
+        ref, _, second = await restarted_under_another_id(gw, db_url)
+        manager = second.manager
+        assert manager is not None
+        gw.take_client_id(CONFIGURED_ID + 1)
+        await gw.drop_connections()
+        await until(lambda: not manager.client.is_connected, what="the connection dropped")
+        left = await second.stop()
+        assert left == []
+        assert gw.orders.engine.open_orders() == []
+        assert journal_row(db_url, ref)["status"] == OrderStatus.CANCELLED.value
+
+
 def first_id_connected(bot: Bot) -> list[int]:
     """Filled with the client id of each connect from now on."""
     manager = bot.manager

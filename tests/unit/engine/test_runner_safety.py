@@ -9,7 +9,7 @@ from decimal import Decimal
 from tests.mocks.mock_ibkr_client import DEFAULT_ACCOUNT, MockIBKRClient
 from tests.polling import until
 from tests.unit.engine.conftest import Clock, RiskFactory
-from tradingbot.domain import OrderSide, OrderStatus, OrderType, PnL
+from tradingbot.domain import OrderRequest, OrderSide, OrderStatus, OrderType, OrderUpdate, PnL
 from tradingbot.engine.intents import TargetPosition, TradeIntent
 from tradingbot.engine.journal import MemoryJournal
 from tradingbot.engine.runner import Runner, RunnerConfig
@@ -248,3 +248,94 @@ async def test_a_kill_switch_flatten_kept_while_reconciling_is_not_replaced_by_a
         (OrderSide.SELL, D(10)),
     ]
     await runner.stop()
+
+
+async def held_under_20(runner: Runner, broker: MockIBKRClient, symbol: str) -> OrderUpdate:
+    """A resting buy the runner sent under client id 20 (a 326 had moved the session
+    there), held once the session is back on client id 9."""
+    await broker.reconnect(client_id=20)
+    await runner.until_reconciled(5)
+    await runner.submit(TradeIntent(symbol, OrderSide.BUY, D(10), OrderType.LIMIT, D(185)))
+    (resting,) = [o for o in runner.tracker.open_orders() if o.symbol == symbol]
+    await broker.reconnect(client_id=9)
+    await until(lambda: symbol in runner.held_symbols, what=f"{symbol} held")
+    return resting
+
+
+async def test_a_stop_with_the_main_session_down_still_cancels_as_the_other_id(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """The short session needs no main session; what follows the cancel (IB's positions,
+    a recheck) waits for the next connection instead of failing the stop."""
+    runner = flattening_runner(broker, clock, make_risk, MemoryJournal())
+    await runner.start()
+    await held_under_20(runner, broker, "AAPL")
+    await broker.disconnect()  # our socket dropped; the gateway, and id 20, are fine
+    assert await runner.stop() == []
+    await broker.connect()
+    assert await broker.get_open_orders() == []
+
+
+async def test_a_trip_with_the_main_session_down_keeps_the_flatten_for_the_reconnect(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    runner = flattening_runner(broker, clock, make_risk, MemoryJournal())
+    await runner.start()
+    await runner.submit(TargetPosition("MSFT", D(5)))
+    await held_under_20(runner, broker, "AAPL")
+    await broker.disconnect()
+    runner.risk.trip_kill_switch(clock(), "operator")
+    await runner.risk.on_kill_switch.drain()
+    await until(lambda: "MSFT" in runner.kept_targets, what="the flatten of MSFT kept")
+    await broker.reconnect()
+    await runner.until_reconciled(5)
+    await until(lambda: runner.position("MSFT") == 0, what="the flatten of MSFT")
+    await runner.stop(cancel_open_orders=False)
+
+
+async def test_a_trip_flattens_a_held_symbol_whose_fills_this_id_never_saw(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """The order under 20 filled 5 (IB's position moved, this session heard nothing) and
+    id 20 is held, so it cannot be cancelled: the flatten is kept for AAPL all the same,
+    and goes out once the order ends."""
+    runner = flattening_runner(broker, clock, make_risk, MemoryJournal())
+    await runner.start()
+    resting = await held_under_20(runner, broker, "AAPL")
+    broker.set_position("AAPL", 5, 185)  # a partial fill under client id 20
+    broker.busy_client_ids.add(20)
+    runner.risk.trip_kill_switch(clock(), "operator")
+    await runner.risk.on_kill_switch.drain()
+    await until(lambda: "AAPL" in runner.kept_targets, what="the flatten of AAPL kept")
+    broker.busy_client_ids.clear()
+    await broker.cancel_orders_of(20, {resting.perm_id})  # cancelled in TWS, say
+    await until(lambda: not runner.held_symbols, what="AAPL released")
+    await until(lambda: runner.position("AAPL") == 0, what="the flatten of AAPL")
+    await runner.idle()
+    assert await broker.get_positions() == []
+    await runner.stop(cancel_open_orders=False)
+
+
+async def test_a_stop_leaves_an_order_under_another_id_that_is_not_this_bots(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """Another bot on this login, with its own database and the same ref prefix: its
+    order is adopted as ours by the prefix, but neither its symbol is traded here nor
+    does the journal know it, so it is not cancelled."""
+    contract = await broker.qualify_contract(broker.create_contract("MSFT"))
+    request = OrderRequest(
+        contract, OrderSide.BUY, D(3), OrderType.LIMIT, D(300), order_ref="tb-other-bot-1"
+    )
+    theirs = await broker.place_as(2, request)
+    runner = Runner(
+        broker,
+        BuyAndHold(BuyAndHoldParams()),
+        make_risk(),
+        MemoryJournal(),
+        RunnerConfig(symbols=("AAPL",), stop_timeout_s=0.5),
+        clock=clock,
+    )
+    await runner.start()
+    await runner.stop()
+    (still,) = await broker.get_all_open_orders()
+    assert (still.perm_id, still.status) == (theirs.perm_id, OrderStatus.SUBMITTED)

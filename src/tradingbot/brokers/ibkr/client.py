@@ -481,13 +481,18 @@ class IBKRClient:
         None while that id is in use (its owner still runs, or IB has not yet freed it)."""
         if self.readonly:
             raise OrderError("this client is read-only (IBKR_READONLY); orders are not cancelled")
-        if client_id == self._client_id:
-            raise OrderError(f"client id {client_id} is this session's: use cancel_order()")
         s = self.settings
         async with self._sessions:
-            return await cancel_as_client(
-                s.ibkr_host, s.ibkr_port, client_id, s.ibkr_connect_timeout_s, perm_ids
-            )
+            if client_id != self._client_id:
+                return await cancel_as_client(
+                    s.ibkr_host, s.ibkr_port, client_id, s.ibkr_connect_timeout_s, perm_ids
+                )
+        # A reconnect landed on that id meanwhile: the orders are this session's own.
+        return [
+            await self.cancel_order(o.order_id)
+            for o in await self.get_open_orders()
+            if o.perm_id in perm_ids and not o.status.is_done
+        ]
 
     async def client_id_is_free(self, client_id: int) -> bool:
         """Whether the gateway would accept ``client_id`` now (a brief session on it, in

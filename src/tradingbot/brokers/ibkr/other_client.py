@@ -83,16 +83,24 @@ async def cancel_as_client(
                 *(orders.cancel(o.order_id, timeout_s) for o in wanted), return_exceptions=True
             )
     except _CANNOT_ASK as exc:
-        log.warning("could not open a session as client id %d to cancel (%s)", client_id, exc)
+        log.warning(
+            "no cancel as client id %d now: its session could not be opened or did not "
+            "answer (%s)", client_id, str(exc) or type(exc).__name__,
+        )  # fmt: skip
         return None
     out: list[OrderUpdate] = []
     for order, result in zip(wanted, results, strict=True):
-        if isinstance(result, TradingBotError | TimeoutError):  # e.g. it filled meanwhile
+        # It filled meanwhile (IB's 10148/161), or the session went away mid-cancel.
+        if isinstance(result, (TradingBotError, *_CANNOT_ASK)):
             log.warning("cancelling order %s as client id %d failed: %s", order.order_ref,
-                        client_id, result)  # fmt: skip
+                        client_id, str(result) or type(result).__name__)  # fmt: skip
         elif isinstance(result, BaseException):
             raise result
         else:
             out.append(result)
-    log.info("cancelled %d order(s) as client id %d", len(out), client_id)
+    ended = sum(1 for u in out if u.status.is_done)
+    log.info(
+        "asked IB as client id %d to cancel %d order(s): %d ended, %d still ending",
+        client_id, len(wanted), ended, len(out) - ended,
+    )  # fmt: skip
     return out
