@@ -36,6 +36,7 @@ from tradingbot.ports import Broker
 from tradingbot.storage.claims import ClaimStore
 from tradingbot.storage.db import Database, DatabaseBusyError
 from tradingbot.storage.repositories import unit_of_work
+from tradingbot.sync.awaited import AWAITED_WARN_AFTER_S, AwaitedFills
 from tradingbot.sync.journal import DEFAULT_ORDER_REF_PREFIX, record_status
 from tradingbot.sync.ledger import Ledger
 from tradingbot.sync.reconcile import (
@@ -82,8 +83,10 @@ class PositionSyncService:
         clock: Callable[[], datetime] = utc_now,
         trading_days: TradingDays = US_TRADING_DAYS,
         bot_id: str | None = None,
+        awaited_warn_after_s: float = AWAITED_WARN_AFTER_S,
     ) -> None:
         self.broker = broker
+        self._awaited = AwaitedFills(awaited_warn_after_s)
         self.clock = clock
         self.trading_days = trading_days
         self.db = db
@@ -460,7 +463,10 @@ class PositionSyncService:
                 ledger.book_all(force_before=force_before)
                 ledger.finish()
                 return SyncReport(kind)
-            return apply_snapshot(ledger, snapshot, kind, grace_s, others)
+            report = apply_snapshot(ledger, snapshot, kind, grace_s, others)
+        symbols = {(p.account, p.con_id): p.symbol for p in snapshot.positions}
+        self._awaited.note(report.awaited, symbols, datetime.now(UTC))
+        return report
 
     def _write_events(self, events: Sequence[BrokerEvent]) -> None:
         if not events:

@@ -112,6 +112,8 @@ class SyncReport:
     executions_new: int = 0
     differences: list[dict[str, str | None]] = field(default_factory=list)
     accounts_adopted: list[str] = field(default_factory=list)
+    awaited: dict[PositionKey, tuple[Decimal, frozenset[int]]] = field(default_factory=dict)
+    """Per position, fills under other client ids that IB counts and we have yet to read."""
 
 
 async def take_snapshot(
@@ -276,6 +278,7 @@ def _reconcile_positions(
     awaited = awaited_executions(
         ledger.repos, ledger.prefix, since, snap.client_id, snap.reported_filled
     )
+    report.awaited = awaited
     for key in theirs.keys() | {k for k, row in ours.items() if row.quantity != 0}:
         if key in waiting or key in snap.unsettled:
             continue  # one side has (or may have) a fill the other has not seen yet

@@ -14,6 +14,7 @@ Hand computation: buy 100 @ 190 under client 9, $1.00 commission -> 100 @ 190.01
 from __future__ import annotations
 
 import asyncio
+import logging
 from decimal import Decimal
 
 import pytest
@@ -97,6 +98,28 @@ async def test_while_that_client_id_is_in_use_the_position_waits_for_its_fills(
     aapl = position(db, "AAPL")
     assert (aapl.quantity, aapl.avg_cost) == (D(100), D("190.01"))
     assert _no_drift_corrected(db)
+
+
+async def test_fills_awaited_for_long_are_said_once_with_the_way_out(
+    gateway: SimulatedGateway, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tradingbot.sync")
+    await _order_under_nine_filled_while_away(gateway, db)
+    gateway.take_client_id(9)
+    async with (
+        client_for(gateway, 20) as twenty,
+        PositionSyncService(
+            twenty, db, reconcile_interval_s=None, awaited_warn_after_s=0.0
+        ) as sync,
+    ):
+        await sync.reconcile()  # the start's sync said it; the wait goes on unsaid
+        said = [m for r in caplog.records if "lacked" in (m := r.getMessage())]
+        assert len(said) == 1, said
+        assert "100 bought under client id(s) 9" in said[0]
+        assert "stop the program on client id(s) 9" in said[0]
+        gateway.take_client_id(9, False)
+        await sync.reconcile()
+    assert any("awaited fills are read and booked" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_manual_order_that_ends_unseen_is_closed_from_completed_orders(
