@@ -151,6 +151,11 @@ class SimulatedGateway:
     def handler(self, msg_id: int) -> Handler | None:
         return self._handlers.get(msg_id)
 
+    def withdraw(self, msg_id: int) -> None:
+        """Stop serving message ``msg_id``: its requests get IB's refusal on their own id
+        (:data:`tradingbot.sim.unserved.UNSERVED`), as from a login without that service."""
+        self._handlers.pop(int(msg_id), None)
+
     # ------------------------------------------------------------------ sessions
     def client_id_in_use(self, client_id: int) -> bool:
         return client_id in self.faults.taken_client_ids or any(

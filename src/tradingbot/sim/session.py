@@ -3,7 +3,8 @@
 The handshake follows TWS (``TWS_PROTOCOL.md`` §1): raw ``API\\0``, a version range
 ``vMIN..MAX``, our 2-field reply, then ``startApi`` with the client id. A client id already
 in use gets 326 and is closed; the first holder keeps working. After that, every frame goes
-to the handler registered for its message id. A broken frame closes this connection only.
+to the handler registered for its message id; a request with none gets IB's refusal of it on
+its own id (:mod:`tradingbot.sim.unserved`). A broken frame closes this connection only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tradingbot.sim.framing import (
     read_fields,
 )
 from tradingbot.sim.protocol import MIN_SERVER_VERSION, SERVER_VERSION, In, Out, ib_time
+from tradingbot.sim.unserved import UNSERVED, request_id
 
 if TYPE_CHECKING:
     from tradingbot.sim.server import SimulatedGateway
@@ -225,22 +227,33 @@ class Session:
             del self._held_requests[0]
 
     async def dispatch(self, fields: list[str]) -> None:
-        """Run the handler for one request; a bad request costs an error, not the session."""
+        """Run the handler for one request; a bad request costs an error, not the session.
+
+        A request with no handler gets IB's refusal of it on its own id (:mod:`unserved`),
+        so a client awaiting the answer is released; one whose fields do not make sense
+        gets 321 on its id as well.
+        """
         msg_id = int(fields[0])
         handler = self.gateway.handler(msg_id)
         if handler is None:
-            self.send_error(
-                -1, 321, f"Error validating request:-'{msg_id}' : cause - Unknown message id"
-            )
+            entry = UNSERVED.get(msg_id)
+            if entry is None:
+                self.send_error(
+                    -1, 321, f"Error validating request:-'{msg_id}' : cause - Unknown message id"
+                )
+            else:
+                self.send_error(*entry.answer(fields))
             return
         try:
             await handler(self, fields)
         except (RequestError, ValueError, IndexError) as exc:
             self.send_error(
-                -1, 321, f"Error validating request:-'{msg_id}' : cause - {exc or 'bad fields'}"
+                request_id(fields),
+                321,
+                f"Error validating request:-'{msg_id}' : cause - {exc or 'bad fields'}",
             )
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("handler for message %d failed on %s", msg_id, self)
-            self.send_error(-1, 322, f"Error processing request:-'{msg_id}'")
+            self.send_error(request_id(fields), 322, f"Error processing request:-'{msg_id}'")
