@@ -379,7 +379,8 @@ class MockIBKRClient:
         return self._orders[key].update
 
     async def fill_order(self, order_id: int, price: Decimal | None = None) -> Fill:
-        """Fill a resting order now, at ``price`` or the market."""
+        """Fill a resting order now, at ``price`` or the market (under another client id
+        than this session's, only the position event reaches this one, as with IB)."""
         order = self._orders[order_id]
         return self._execute(order_id, price or self._prices[order.contract.symbol])
 
@@ -453,10 +454,11 @@ class MockIBKRClient:
             avg_fill_price=price,
             time=now,
         )
-        self._emit(self.events.fill.emit, fill)
-        self._emit(self.events.order_status.emit, order.update)
-        report = CommissionReport(fill.exec_id, commission, "USD", realized)
-        self._emit(self.events.commission.emit, report)
+        if upd.client_id in (self._client_id, 0):  # IB tells a client its own orders' fills
+            self._emit(self.events.fill.emit, fill)
+            self._emit(self.events.order_status.emit, order.update)
+            report = CommissionReport(fill.exec_id, commission, "USD", realized)
+            self._emit(self.events.commission.emit, report)
         self._emit_position(upd.account, upd.con_id)
         return fill
 

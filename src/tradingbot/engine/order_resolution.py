@@ -258,6 +258,8 @@ async def recheck_held(
     of the book is live). Those that ended are closed, and their symbols' positions taken
     from IB, since their fills never reach this client id."""
     at = await orders_at_broker(broker)
+    # Read before anything changes here: a failure leaves the held orders held.
+    positions: list[Position] = await broker.get_positions()
     out = Resolution()
     ended: set[str] = set()
     for order in tracker.open_orders():
@@ -277,9 +279,5 @@ async def recheck_held(
         if tracker.on_status(resolved):
             out.statuses.append(resolved)
     journal_statuses(journal, out.statuses)
-    if ended:
-        positions: list[Position] = await broker.get_positions()
-        for position in positions:
-            if position.symbol in ended:
-                tracker.on_position(position)
+    tracker.take_positions(positions, ended)
     return out

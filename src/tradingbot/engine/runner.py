@@ -398,14 +398,24 @@ class Runner:
         if ended:  # their fills never reach this client id: IB's positions tell
             try:
                 positions = await self.broker.get_positions()
-            except (TradingBotError, TimeoutError) as exc:  # the next resync tells
-                log.warning("positions after the cancels not read now: %s", exc)
-                positions = []
-            for position in positions:
-                if position.symbol in ended:
-                    self.tracker.on_position(position)
+            except (TradingBotError, TimeoutError) as exc:
+                self._positions_unknown(ended, exc)
+                return
+            self.tracker.take_positions(positions, ended)
         if self._reconciled.is_set() and self.broker.is_connected:
             await self._recheck_held()  # those that ended before the cancel
+
+    def _positions_unknown(self, symbols: set[str], exc: BaseException) -> None:
+        """Orders on ``symbols`` ended where this session saw none of their fills and IB's
+        positions could not be read: nothing goes out until a reconciliation has read
+        them (a flatten sized on the old figure could reverse the position)."""
+        log.warning(
+            "IB's positions of %s could not be read after their orders ended (%s); orders "
+            "wait for a reconciliation", ", ".join(sorted(symbols)), str(exc) or type(exc).__name__,
+        )  # fmt: skip
+        self._reconciled.clear()
+        if self.running and self.broker.is_connected:
+            self._spawn(self._reconcile(), "runner-reconcile")
 
     def _ours_to_cancel_elsewhere(self, order: OrderUpdate) -> bool:
         """Whether to cancel ``order``, working under another client id, as that id: only

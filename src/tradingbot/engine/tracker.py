@@ -16,7 +16,7 @@ sizes one account's orders on another's shares.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -139,6 +139,18 @@ class OrderTracker:
         if any(self._orders[ref].symbol == position.symbol for ref in self._open):
             return
         self._holdings[(position.account, position.symbol)] = position.quantity
+
+    def take_positions(self, positions: Iterable[Position], symbols: Collection[str]) -> None:
+        """IB's positions replace ours for ``symbols`` (after orders on them ended where this
+        session could not see their fills), a symbol IB does not list being flat: IB lists
+        no zero positions. A symbol with an order of ours still working is left alone."""
+        busy = {self._orders[ref].symbol for ref in self._open}
+        wanted = set(symbols) - busy
+        for key in [k for k in self._holdings if k[1] in wanted]:
+            del self._holdings[key]
+        for p in positions:
+            if p.symbol in wanted:
+                self._holdings[(p.account, p.symbol)] = p.quantity
 
     def resync(self, positions: Iterable[Position], open_orders: Iterable[OrderUpdate]) -> None:
         """After a reconnect: the broker's book replaces ours; our orders it no longer lists

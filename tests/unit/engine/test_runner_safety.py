@@ -9,7 +9,15 @@ from decimal import Decimal
 from tests.mocks.mock_ibkr_client import DEFAULT_ACCOUNT, MockIBKRClient
 from tests.polling import until
 from tests.unit.engine.conftest import Clock, RiskFactory
-from tradingbot.domain import OrderRequest, OrderSide, OrderStatus, OrderType, OrderUpdate, PnL
+from tradingbot.domain import (
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    PnL,
+    Position,
+)
 from tradingbot.engine.intents import TargetPosition, TradeIntent
 from tradingbot.engine.journal import MemoryJournal
 from tradingbot.engine.runner import Runner, RunnerConfig
@@ -339,3 +347,63 @@ async def test_a_stop_leaves_an_order_under_another_id_that_is_not_this_bots(
     await runner.stop()
     (still,) = await broker.get_all_open_orders()
     assert (still.perm_id, still.status) == (theirs.perm_id, OrderStatus.SUBMITTED)
+
+
+async def long_with_a_held_exit(runner: Runner, broker: MockIBKRClient) -> OrderUpdate:
+    """Long 10 AAPL, and a resting sell of the 10 sent under client id 20, held once the
+    session is back on client id 9."""
+    await runner.submit(TargetPosition("AAPL", D(10)))
+    await broker.reconnect(client_id=20)
+    await runner.until_reconciled(5)
+    await runner.submit(TradeIntent("AAPL", OrderSide.SELL, D(10), OrderType.LIMIT, D(195)))
+    (exit_order,) = [o for o in runner.tracker.open_orders() if o.symbol == "AAPL"]
+    await broker.reconnect(client_id=9)
+    await until(lambda: "AAPL" in runner.held_symbols, what="AAPL held")
+    return exit_order
+
+
+async def test_a_held_exit_that_filled_unseen_leaves_the_trip_nothing_to_sell(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """IB lists no flat position: a symbol it leaves out after the held order ended is
+    flat, not still at the tracker's 10 (a flatten would sell 10 and leave us short)."""
+    runner = flattening_runner(broker, clock, make_risk, MemoryJournal())
+    await runner.start()
+    exit_order = await long_with_a_held_exit(runner, broker)
+    await broker.fill_order(exit_order.order_id, D(195))  # under 20: unseen here
+    runner.risk.trip_kill_switch(clock(), "operator")
+    await runner.risk.on_kill_switch.drain()
+    await until(lambda: not runner.held_symbols, what="AAPL released")
+    await runner.idle()
+    assert runner.position("AAPL") == 0
+    assert await broker.get_positions() == []
+    await runner.stop(cancel_open_orders=False)
+
+
+async def test_a_trip_that_cannot_read_positions_after_a_cancel_waits_for_them(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """6 of the held sell filled unseen, then it is cancelled as 20; IB's positions do not
+    answer once: the flatten waits for a reconciliation and sells the 4 left, not 10."""
+    runner = flattening_runner(broker, clock, make_risk, MemoryJournal())
+    await runner.start()
+    await long_with_a_held_exit(runner, broker)
+    broker.set_position("AAPL", 4, 185)
+    answered = broker.get_positions
+    calls = 0
+
+    async def once_silent() -> list[Position]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise TimeoutError
+        return await answered()
+
+    broker.get_positions = once_silent  # type: ignore[method-assign]
+    runner.risk.trip_kill_switch(clock(), "operator")
+    await runner.risk.on_kill_switch.drain()
+    await until(lambda: runner.reconciled and calls > 1, what="a reconciliation")
+    await until(lambda: runner.position("AAPL") == 0, what="the flatten of the 4 left")
+    await runner.idle()
+    assert await answered() == []
+    await runner.stop(cancel_open_orders=False)

@@ -488,11 +488,15 @@ class IBKRClient:
                     s.ibkr_host, s.ibkr_port, client_id, s.ibkr_connect_timeout_s, perm_ids
                 )
         # A reconnect landed on that id meanwhile: the orders are this session's own.
-        return [
-            await self.cancel_order(o.order_id)
-            for o in await self.get_open_orders()
-            if o.perm_id in perm_ids and not o.status.is_done
-        ]
+        wanted = [o for o in await self.get_open_orders() if o.perm_id in perm_ids]
+        answers = await asyncio.gather(
+            *(self.cancel_order(o.order_id) for o in wanted if not o.status.is_done),
+            return_exceptions=True,
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, OrderError):
+                raise answer  # an order that ended meanwhile is an OrderError: left out
+        return [a for a in answers if isinstance(a, OrderUpdate)]
 
     async def client_id_is_free(self, client_id: int) -> bool:
         """Whether the gateway would accept ``client_id`` now (a brief session on it, in

@@ -74,9 +74,10 @@ _REFUSED_MAX_DELAY_S = 0.5
 _FAST_RETRY_WINDOW_S = 600.0
 _STOP_TIMEOUT_S = 5.0  # stop() waits at most this for each of its steps
 _MAX_IN_USE_RETRIES = 10  # consecutive 326s before the id is taken to be someone else's
-# Consecutive 326s on the fallback id our orders work under (our old session, still
-# registered after a drop) before another id is tried.
-_RESUME_IN_USE_RETRIES = 3
+# After a drop, how long a 326 on the fallback id our orders work under (our old session,
+# still registered for a moment) is retried, and how often, before another id is tried.
+_RESUME_PATIENCE_S = 8.0
+_RESUME_RETRY_S = 0.5
 _HOME_RETRY_MAX_S = 30.0  # longest wait between looks at whether the configured id is free
 # Failures a later attempt can cure: the gateway is down, restarting, slow or stalled.
 _TRANSIENT = (BrokerConnectionError, TimeoutError, OSError)
@@ -331,26 +332,44 @@ class IBKRManager:
 
     async def _reconnect(self) -> None:
         in_use_failures = 0
+        # Only the fallback id our orders work under, for a few seconds after a drop; not
+        # after a restart (refused connects), which frees every id: a 326 then is another
+        # program's, and waiting for it would only keep us away.
+        resume_until = time.monotonic() + _RESUME_PATIENCE_S
+        restarted = False
+        told_resuming = False
         while not self._stopping:
+            resume_only = (
+                not restarted and time.monotonic() < resume_until and self._resume_id() is not None
+            )
             try:
-                await self._connect_and_sync(
-                    first=False, resume_only=in_use_failures < _RESUME_IN_USE_RETRIES
-                )
+                await self._connect_and_sync(first=False, resume_only=resume_only)
                 return
             except ConfigError:
                 raise  # retrying cannot fix configuration
             except ClientIdInUseError:
-                # After a drop, 326 usually means our own old session is still registered
-                # at the gateway; it goes away by itself, so retry a few times first. Only
-                # consecutive 326s count: the refused connects of a restart just before
-                # must not use up the patience meant for the collision.
-                in_use_failures += 1
-                if in_use_failures > _MAX_IN_USE_RETRIES:
-                    raise
-                delay = self.backoff.next_delay_s()
+                if resume_only:
+                    if not told_resuming:
+                        told_resuming = True
+                        log.info(
+                            "client id %d, which our orders work under, is still in use (326);"
+                            " retrying it for up to %.0f s before another id",
+                            self.client.client_id, _RESUME_PATIENCE_S,
+                        )  # fmt: skip
+                    delay = _RESUME_RETRY_S
+                else:
+                    # After a drop, 326 usually means our own old session is registered
+                    # at the gateway; it goes away by itself, so retry a few times first.
+                    # Only consecutive 326s count: the refused connects of a restart just
+                    # before must not use up the patience meant for the collision.
+                    in_use_failures += 1
+                    if in_use_failures > _MAX_IN_USE_RETRIES:
+                        raise
+                    delay = self.backoff.next_delay_s()
             except _TRANSIENT as exc:
                 in_use_failures = 0
                 refused = isinstance(exc.__cause__, ConnectionRefusedError)
+                restarted = restarted or refused
                 # A refused connect costs the gateway nothing, so retry it quickly during
                 # the first minutes (a restart); after that, back off as usual.
                 down_s = time.monotonic() - (self._lost_at or time.monotonic())
