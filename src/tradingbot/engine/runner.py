@@ -57,7 +57,13 @@ from tradingbot.engine.order_resolution import (
 )
 from tradingbot.engine.strategies.base import Strategy
 from tradingbot.engine.tracker import OrderTracker
-from tradingbot.errors import BrokerRejectedError, ConfigError, TradingBotError
+from tradingbot.errors import (
+    BrokerRejectedError,
+    ConfigError,
+    NotConnectedError,
+    StorageError,
+    TradingBotError,
+)
 from tradingbot.ports import Broker, SentOrder
 from tradingbot.risk.base import RiskContext, RiskDecision, TradingMode
 from tradingbot.risk.checks.daily_loss import KillSwitchTrip
@@ -321,8 +327,7 @@ class Runner:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if cancel:
-            await self._cancel_open_orders()
-            await self._wait_settled_here(self.config.stop_timeout_s)
+            await self._cancel_until_settled(self.config.stop_timeout_s)
         else:  # orders left working on purpose: only wait until IB has acknowledged them all
             await self._wait_acknowledged(self.config.stop_timeout_s)
         left = self.tracker.open_orders()
@@ -354,6 +359,24 @@ class Runner:
             timeout_s,
         )
 
+    async def _cancel_until_settled(self, timeout_s: float) -> None:
+        """Cancel our working orders and wait for them to settle; cancels that could not be
+        sent because the connection was down are sent again once it is back, within
+        ``timeout_s`` (a stop during a reconnect would otherwise leave them working)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        unsent = await self._cancel_open_orders()
+        while unsent and loop.time() < deadline:
+            await self._wait_until(
+                lambda: self.broker.connection_state is ConnectionState.CONNECTED,
+                deadline - loop.time(),
+            )
+            if self.broker.connection_state is not ConnectionState.CONNECTED:
+                break
+            log.info("connection back: sending the %d cancel(s) it missed", unsent)
+            unsent = await self._cancel_open_orders()
+        await self._wait_settled_here(max(deadline - loop.time(), 0.0))
+
     async def _wait_settled_here(self, timeout_s: float) -> None:
         """Until no order of ours works under this client id nor is on its way (or
         timeout). Orders under another one are not waited for: they may work on for long,
@@ -374,11 +397,12 @@ class Runner:
                 return
             await asyncio.sleep(0.02)
 
-    async def _cancel_open_orders(self) -> None:
+    async def _cancel_open_orders(self) -> int:
         """Cancel every working order of ours: those under this client id here, those under
         another through a short session as that id (only the id that placed an order may
-        cancel it)."""
+        cancel it). Returns how many cancels the connection being down kept from going out."""
         elsewhere: dict[int, list[OrderUpdate]] = {}
+        unsent = 0
         for o in self.tracker.open_orders():
             if not o.order_id:
                 continue
@@ -388,10 +412,13 @@ class Runner:
                 continue
             try:
                 await self.broker.cancel_order(o.order_id)
+            except NotConnectedError:
+                unsent += 1
+                log.warning("cancel of order %s waits for the connection", o.order_ref)
             except TradingBotError as exc:  # e.g. it filled meanwhile (IB 10147/161)
                 log.warning("cancelling order %s failed: %s", o.order_ref, exc)
         if not elsewhere:
-            return
+            return unsent
         ended: set[str] = set()
         for client_id, orders in sorted(elsewhere.items()):
             ended |= await self._cancel_under(client_id, orders)
@@ -400,10 +427,11 @@ class Runner:
                 positions = await self.broker.get_positions()
             except (TradingBotError, TimeoutError) as exc:
                 self._positions_unknown(ended, exc)
-                return
+                return unsent
             self.tracker.take_positions(positions, ended)
         if self._reconciled.is_set() and self.broker.is_connected:
             await self._recheck_held()  # those that ended before the cancel
+        return unsent
 
     def _positions_unknown(self, symbols: set[str], exc: BaseException) -> None:
         """Orders on ``symbols`` ended where this session saw none of their fills and IB's
@@ -458,7 +486,7 @@ class Runner:
         ended: set[str] = set()
         for update in answers:
             if self.tracker.on_status(update):
-                self.journal.record_status(update)
+                self._journal_status(update)
                 if update.status.is_done:
                     ended.add(update.symbol)
         return ended
@@ -657,9 +685,21 @@ class Runner:
     # --- broker events ------------------------------------------------------------------
     def _on_order_status(self, update: OrderUpdate) -> None:
         if self.tracker.on_status(update):
-            self.journal.record_status(update)
+            self._journal_status(update)
             if update.status.is_done:
                 log.info("order %s %s (%s filled)", update.order_ref, update.status, update.filled)
+
+    def _journal_status(self, update: OrderUpdate) -> None:
+        """Journal a status; a database that fails (lost, restarting) costs a warning: the
+        status stays in the runner's book, and the database mirror's catch-up (or the next
+        start's resolution against IB) writes the row right."""
+        try:
+            self.journal.record_status(update)
+        except StorageError as exc:
+            log.warning(
+                "order %s: status %s not journaled (%s); the database mirror catches up",
+                update.order_ref, update.status.value, str(exc).splitlines()[0],
+            )  # fmt: skip
 
     def _on_fill(self, fill: Fill) -> None:
         self.tracker.on_fill(fill)

@@ -6,6 +6,8 @@ import asyncio
 from datetime import datetime
 from decimal import Decimal
 
+import pytest
+
 from tests.mocks.mock_ibkr_client import DEFAULT_ACCOUNT, MockIBKRClient
 from tests.polling import until
 from tests.unit.engine.conftest import Clock, RiskFactory
@@ -22,6 +24,7 @@ from tradingbot.engine.intents import TargetPosition, TradeIntent
 from tradingbot.engine.journal import MemoryJournal
 from tradingbot.engine.runner import Runner, RunnerConfig
 from tradingbot.engine.strategies.buy_and_hold import BuyAndHold, BuyAndHoldParams
+from tradingbot.errors import StorageError
 from tradingbot.risk.checks.daily_loss import KillSwitchTrip
 
 D = Decimal
@@ -407,3 +410,48 @@ async def test_a_trip_that_cannot_read_positions_after_a_cancel_waits_for_them(
     await runner.idle()
     assert await answered() == []
     await runner.stop(cancel_open_orders=False)
+
+
+async def test_a_stop_during_a_reconnect_sends_its_cancels_once_the_connection_is_back(
+    broker: MockIBKRClient,
+    clock: Clock,
+    make_risk: RiskFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runner = runner_for(broker, clock, make_risk, MemoryJournal())
+    await runner.start()
+    await runner.submit(RESTING_BUY)
+    await broker.disconnect()
+    stopping = asyncio.create_task(runner.stop())
+    await until(
+        lambda: any("waits for the connection" in m for m in caplog.messages),
+        what="the cancel held back",
+    )
+    await broker.reconnect()
+    assert await stopping == []
+    assert await broker.get_open_orders() == []
+
+
+class FailingJournal(MemoryJournal):
+    """A journal whose database has gone away."""
+
+    def record_status(self, update: OrderUpdate) -> None:
+        raise StorageError("database write failed and was rolled back: connection lost")
+
+
+async def test_a_lost_database_costs_the_runner_a_warning_not_a_failed_handler(
+    broker: MockIBKRClient,
+    clock: Clock,
+    make_risk: RiskFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runner = runner_for(broker, clock, make_risk, FailingJournal())
+    await runner.start()
+    await runner.submit(TargetPosition("AAPL", D(5)))
+    await runner.idle()
+    await until(lambda: runner.position("AAPL") == 5, what="the fill")
+    assert runner.tracker.open_orders() == []  # the Filled status reached the book
+    failed = [r for r in caplog.records if r.name == "tradingbot.events"]
+    assert failed == []
+    assert any("not journaled" in m for m in caplog.messages)
+    await runner.stop()
