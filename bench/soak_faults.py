@@ -134,18 +134,21 @@ class FaultContext:
 
     async def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Call the bot's API as its operator; ``TimeoutError`` naming the call if it fails
-        (the bot's API may be starting up after a restart: connection errors are retried)."""
+        (the bot's API may be starting up after a restart: connection errors are retried,
+        and so is a 503, which says to try again once the connection to IB is back)."""
         deadline = time.monotonic() + 20.0
         headers = {"Authorization": f"Bearer {self.api_token}"}
         async with httpx.AsyncClient(base_url=self.api_url, timeout=15.0) as client:
             while True:
                 try:
                     reply = await client.request(method, path, json=body, headers=headers)
-                    break
                 except httpx.TransportError as exc:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"the API's {method} {path} failed: {exc!r}") from exc
-                    await asyncio.sleep(0.2)
+                else:
+                    if reply.status_code != 503 or time.monotonic() > deadline:
+                        break
+                await asyncio.sleep(0.2)
         if reply.status_code >= 300:
             raise TimeoutError(f"the API's {method} {path}: {reply.status_code} {reply.text}")
         return reply.json()
