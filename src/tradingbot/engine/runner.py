@@ -44,7 +44,6 @@ from tradingbot.engine.intents import (
     OrderIntent,
     TargetPosition,
     intent_to_request,
-    pending_quantity,
 )
 from tradingbot.engine.journal import Journal
 from tradingbot.engine.order_resolution import (
@@ -594,7 +593,7 @@ class Runner:
             log.error("intent for %s, which this runner does not trade; ignored", symbol)
             return None, None
         positions, open_orders = self.tracker.positions(), self.tracker.open_orders()
-        position, pending = positions.get(symbol, _ZERO), pending_quantity(open_orders, symbol)
+        position, pending = positions.get(symbol, _ZERO), self.tracker.pending(symbol)
         now = self._clock()
         if self._drain is not None and not past_drain:
             probe = intent_to_request(intent, contract, position, pending, "")

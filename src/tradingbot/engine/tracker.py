@@ -24,12 +24,12 @@ from decimal import Decimal
 from tradingbot.domain import (
     Fill,
     OrderRequest,
+    OrderSide,
     OrderStatus,
     OrderUpdate,
     Position,
     correction_parts,
 )
-from tradingbot.engine.intents import pending_quantity
 from tradingbot.engine.journal import pending
 from tradingbot.risk.base import signed_quantity
 
@@ -41,6 +41,12 @@ class OrderTracker:
         self._holdings: dict[tuple[str, str], Decimal] = {}
         self._exec_ids: set[str] = set()
         self._effective: dict[str, tuple[int, Decimal]] = {}  # stem -> (number, signed qty)
+        # Per order ref, how much of it the holdings count: its executions seen, or what
+        # IB's positions included when they replaced ours. IB may report an order filled
+        # before its executions arrive; until they do, the difference is still to come.
+        self._counted: dict[str, Decimal] = {}
+        self._uncounted: set[str] = set()  # done orders whose fills are not all counted
+        self._by_perm: dict[int, str] = {}  # permId -> order ref, for fills without a ref
         self._idle = asyncio.Event()
         self._idle.set()
         self.account = ""  # the account traded; "" counts every account
@@ -85,8 +91,12 @@ class OrderTracker:
         if not update.order_id and current.order_id:
             update = replace(update, order_id=current.order_id, perm_id=current.perm_id)
         self._orders[ref] = update
+        if update.perm_id:
+            self._by_perm[update.perm_id] = ref
         if update.status.is_done:
             self._open.discard(ref)
+            if update.filled > self._counted.get(ref, Decimal(0)):
+                self._uncounted.add(ref)
             if not self._open:
                 self._idle.set()
         return True
@@ -109,7 +119,20 @@ class OrderTracker:
         return [self._orders[ref] for ref in self._open]
 
     def pending(self, symbol: str) -> Decimal:
-        return pending_quantity(self.open_orders(), symbol)
+        """Signed quantity of ``symbol`` on its way into the position: what our working
+        orders may still fill, and what IB reported filled (of those, or of orders since
+        done) whose executions have not arrived yet. Sizing on the working orders'
+        ``remaining`` alone would send an order twice between a Filled status and its
+        executions."""
+        total = Decimal(0)
+        for ref in self._open | self._uncounted:
+            o = self._orders[ref]
+            if o.symbol != symbol:
+                continue
+            expected = o.filled if ref in self._uncounted else max(o.quantity, o.filled)
+            to_come = max(expected - self._counted.get(ref, Decimal(0)), Decimal(0))
+            total += to_come if o.side is OrderSide.BUY else -to_come
+        return total
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no order is working; False on timeout."""
@@ -133,10 +156,18 @@ class OrderTracker:
         move = signed - known[1] if known is not None else signed
         key = (fill.account, fill.symbol)
         self._holdings[key] = self._holdings.get(key, Decimal(0)) + move
+        ref = fill.order_ref if fill.order_ref in self._orders else self._by_perm.get(fill.perm_id)
+        if ref is not None:
+            counted = self._counted.get(ref, Decimal(0)) + signed_quantity(fill.side, move)
+            self._counted[ref] = counted
+            if ref in self._uncounted and counted >= self._orders[ref].filled:
+                self._uncounted.discard(ref)
         return True
 
     def on_position(self, position: Position) -> None:
-        if any(self._orders[ref].symbol == position.symbol for ref in self._open):
+        """IB's figure, unless an order on the symbol works or has fills still to come
+        (the report may or may not include them: the executions tell)."""
+        if any(self._orders[ref].symbol == position.symbol for ref in self._open | self._uncounted):
             return
         self._holdings[(position.account, position.symbol)] = position.quantity
 
@@ -151,6 +182,13 @@ class OrderTracker:
         for p in positions:
             if p.symbol in wanted:
                 self._holdings[(p.account, p.symbol)] = p.quantity
+        self._count_as_held({ref for ref, o in self._orders.items() if o.symbol in wanted})
+
+    def _count_as_held(self, refs: Collection[str]) -> None:
+        """IB's positions replaced ours: they include what ``refs`` have filled so far."""
+        for ref in refs:
+            self._counted[ref] = self._orders[ref].filled
+            self._uncounted.discard(ref)
 
     def resync(self, positions: Iterable[Position], open_orders: Iterable[OrderUpdate]) -> None:
         """After a reconnect: the broker's book replaces ours; our orders it no longer lists
@@ -159,6 +197,7 @@ class OrderTracker:
         for update in open_orders:
             if update.order_ref in self._orders:
                 self.on_status(update)
+        self._count_as_held(list(self._orders))
 
     def position(self, symbol: str) -> Decimal:
         return self.positions().get(symbol, Decimal(0))

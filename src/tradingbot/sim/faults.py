@@ -38,6 +38,10 @@ class Faults:
     taken_client_ids: set[int] = field(default_factory=set)
     """Client ids another program holds: a connect with one is answered 326, as TWS
     answers a second session on an id (the bot's own old session, or another bot)."""
+    executions_late_s: float | None = None
+    """A fill's order status (Filled, or the new filled quantity) goes out at once and its
+    execution (with its commission report) this much later: IB does not order the two, and
+    a client that sizes orders between them on the status alone sends the quantity twice."""
 
     def take_rejection(self) -> tuple[int, str] | None:
         """The pending rejection, cleared so that only one order gets it."""
@@ -56,6 +60,7 @@ HELP = """commands:
   take-id CLIENT_ID on|off  hold a client id as another program would (connects get 326)
   correct [EXEC_ID] [price=P] [qty=Q]   correct an execution (the last one by default)
   order-id-reset [CLIENT_ID]    order ids restart at 1 (TWS's "Reset API order ID sequence")
+  status-first SECONDS|off  a fill's order status at once, its execution SECONDS later
   status                    list connected clients
   help                      this text"""
 
@@ -89,6 +94,12 @@ async def _run(gateway: SimulatedGateway, cmd: str, args: list[str]) -> str:
     if cmd == "connectivity":
         gateway.emit_connectivity(int(args[0]))
         return f"sent {args[0]} to {len(gateway.sessions)} client(s)"
+    if cmd == "status-first":
+        late = None if args[0].lower() == "off" else float(args[0])
+        if late is not None and not 0 <= late <= 60:
+            raise ValueError(f"expected 0 to 60 seconds or off, got {args[0]!r}")
+        gateway.faults.executions_late_s = late
+        return "executions with their status" if late is None else f"executions {late:g} s late"
     if cmd == "realtime":
         gateway.set_realtime_permission(_on_off(args[0]))
         return f"real-time permission {'on' if gateway.realtime_permission else 'off'}"

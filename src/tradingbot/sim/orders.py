@@ -15,6 +15,7 @@ module: :func:`place_external_order`, :func:`fill_order`, :func:`reject_next_ord
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -64,11 +65,16 @@ class OrderDesk:
             session.send(*order_status_fields(order))
 
     def order_filled(self, order: SimOrder, execution: SimExecution) -> None:
+        late_s = self.gateway.faults.executions_late_s
         for session in self.audience(order):
-            session.send(*exec_details_fields(-1, execution))
+            if late_s is None:
+                session.send(*exec_details_fields(-1, execution))
             session.send(*open_order_fields(order))
             session.send(*order_status_fields(order))
-            session.send(*commission_report_fields(execution))
+            if late_s is None:
+                session.send(*commission_report_fields(execution))
+            else:
+                asyncio.get_running_loop().call_later(late_s, _send_execution, session, execution)
 
     def order_cancelled(self, order: SimOrder) -> None:
         for session in self.audience(order):
@@ -222,3 +228,9 @@ __all__ = [
     "place_external_order",
     "reject_next_order",
 ]
+
+
+def _send_execution(session: Session, execution: SimExecution) -> None:
+    """An execution and its commission report, sent late (a closed session drops them)."""
+    session.send(*exec_details_fields(-1, execution))
+    session.send(*commission_report_fields(execution))

@@ -98,3 +98,20 @@ class KeepsAsking(Strategy[StrategyParams]):
             return ()
         self.msft_target = Decimal(10) - self.msft_target
         return (TargetPosition("MSFT", self.msft_target, reason="flip"),)
+
+
+class HoldsTen(Strategy[StrategyParams]):
+    """Asks for 10 shares of every symbol on every quote: a target repeated at once, the
+    way a strategy re-evaluates on each tick. Sent twice, it would show as 20."""
+
+    name = "holds_ten"
+    wants_ticks = True
+
+    def __init__(self) -> None:
+        super().__init__(StrategyParams())
+
+    def on_bar(self, symbol: str, bar: Bar, view: StrategyView) -> Sequence[OrderIntent]:
+        return ()
+
+    def on_tick(self, snapshot: MarketSnapshot, view: StrategyView) -> Sequence[OrderIntent]:
+        return (TargetPosition(snapshot.symbol, Decimal(10), reason="hold ten"),)

@@ -212,3 +212,25 @@ async def test_correct_sends_a_correction_with_its_commission_and_keeps_both_lis
     assert listed == [original.execution.execId, f"{stem}.02"]  # IB lists both
     await until(lambda: [p.position for p in ib.positions() if p.contract.symbol == "AAPL"] == [6],
                 what="the position update after the correction")  # fmt: skip
+
+
+async def test_status_first_sends_a_fills_status_before_its_execution(
+    ib: IB, gateway: SimulatedGateway
+) -> None:
+    assert await apply_command(gateway, "status-first 0.5") == "executions 0.5 s late"
+    assert (await apply_command(gateway, "status-first soon")).startswith("error: status-first")
+    assert (await apply_command(gateway, "status-first nan")).startswith("error: status-first")
+    trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 10))
+    await until(lambda: trade.orderStatus.status == "Filled", what="the Filled status")
+    assert trade.fills == []  # its execution is still to come
+    await until(
+        lambda: (
+            sum(f.execution.shares for f in trade.fills) == 10
+            and all(f.commissionReport.commission > 0 for f in trade.fills)
+        ),
+        what="the fills with their commissions",
+    )
+    assert await apply_command(gateway, "status-first off") == "executions with their status"
+    again = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("SELL", 10))
+    await until(lambda: again.orderStatus.status == "Filled", what="the second Filled status")
+    assert sum(f.execution.shares for f in again.fills) == 10

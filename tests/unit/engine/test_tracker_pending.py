@@ -1,0 +1,99 @@
+"""What the tracker counts as still to come into a position: IB may report an order
+filled before its executions arrive (the two are not ordered), and may send executions
+before the status that counts them. Either way, position + pending is what the orders
+will have made of it, so a target repeated in between sends nothing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from tradingbot.domain import (
+    ContractRef,
+    Fill,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+)
+from tradingbot.engine.tracker import OrderTracker
+
+D = Decimal
+NOW = datetime(2024, 7, 2, 15, tzinfo=UTC)
+AAPL = ContractRef("AAPL", con_id=265598)
+
+
+def sent(tracker: OrderTracker, quantity: int = 10) -> OrderUpdate:
+    request = OrderRequest(AAPL, OrderSide.BUY, D(quantity), OrderType.MARKET, order_ref="tb-1")
+    tracker.expect(request, "DU1", 9, NOW)
+    update = tracker.order("tb-1")
+    assert update is not None
+    return replace(update, order_id=3, perm_id=77, status=OrderStatus.SUBMITTED)
+
+
+def status(update: OrderUpdate, filled: int, done: bool = False) -> OrderUpdate:
+    return replace(
+        update,
+        filled=D(filled),
+        remaining=update.quantity - filled,
+        status=OrderStatus.FILLED if done else OrderStatus.SUBMITTED,
+    )
+
+
+def execution(n: int, quantity: int, ref: str = "tb-1") -> Fill:
+    return Fill(
+        exec_id=f"0000e0d5.6570d0a{n}.01.01", order_id=3, perm_id=77, client_id=9,
+        order_ref=ref, account="DU1", symbol="AAPL", con_id=265598, side=OrderSide.BUY,
+        quantity=D(quantity), price=D(190), time=NOW,
+    )  # fmt: skip
+
+
+def test_a_filled_status_ahead_of_its_executions_keeps_them_pending() -> None:
+    tracker = OrderTracker()
+    order = sent(tracker)
+    tracker.on_status(status(order, 10, done=True))
+    assert tracker.open_orders() == []
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (0, 10)
+    tracker.on_fill(execution(1, 4))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (4, 6)
+    tracker.on_fill(execution(2, 6))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
+
+
+def test_executions_ahead_of_their_status_are_not_counted_twice() -> None:
+    tracker = OrderTracker()
+    order = sent(tracker)
+    tracker.on_status(order)
+    tracker.on_fill(execution(1, 4))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (4, 6)
+    tracker.on_status(status(order, 4))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (4, 6)
+
+
+def test_a_fill_without_our_ref_is_matched_by_perm_id() -> None:
+    tracker = OrderTracker()
+    order = sent(tracker)
+    tracker.on_status(status(order, 10, done=True))
+    tracker.on_fill(execution(1, 10, ref=""))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
+
+
+def test_a_position_report_waits_for_executions_still_to_come() -> None:
+    tracker = OrderTracker()
+    order = sent(tracker)
+    tracker.on_status(status(order, 10, done=True))
+    tracker.on_position(Position("DU1", "AAPL", 265598, D(10), D(190)))  # may include them
+    tracker.on_fill(execution(1, 10))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
+
+
+def test_ibs_positions_taking_over_count_what_the_orders_filled() -> None:
+    """After a reconnect IB's positions include every fill so far: nothing is pending."""
+    tracker = OrderTracker()
+    order = sent(tracker)
+    tracker.on_status(status(order, 10, done=True))
+    tracker.resync([Position("DU1", "AAPL", 265598, D(10), D(190))], [])
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
