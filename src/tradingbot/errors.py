@@ -101,3 +101,8 @@ class PacingError(TradingBotError):
 
 class StorageError(TradingBotError):
     """The database refused a write or cannot be reached."""
+
+
+def describe(exc: BaseException) -> str:
+    """An exception's message, or its type's name when it has none (a bare TimeoutError)."""
+    return str(exc) or type(exc).__name__

@@ -29,6 +29,7 @@ from tradingbot.errors import (
     OrderError,
     TradingBotError,
     UnknownSymbolError,
+    describe,
 )
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _bot_error(request: Request, exc: Exception) -> JSONResponse:
     status = _status_of(exc)
-    message = str(exc) or type(exc).__name__
+    message = describe(exc)
     if isinstance(exc, TimeoutError):
         message = "IB did not answer in time; try again"
     if status >= 500:

@@ -35,7 +35,7 @@ from tradingbot.api.schemas import (
     RiskOut,
 )
 from tradingbot.domain import ConnectionState
-from tradingbot.errors import TradingBotError
+from tradingbot.errors import TradingBotError, describe
 from tradingbot.settings import mask_account
 
 MAX_FILLS = 500
@@ -184,11 +184,11 @@ async def overview(
     try:
         positions_out = await positions_of(ctx)
     except (TradingBotError, TimeoutError) as exc:
-        errors["positions"] = str(exc) or type(exc).__name__
+        errors["positions"] = describe(exc)
     try:
         orders_out = await orders_of(ctx)
     except (TradingBotError, TimeoutError) as exc:
-        errors["orders"] = str(exc) or type(exc).__name__
+        errors["orders"] = describe(exc)
     try:
         risk_out = risk_of(ctx)
     except Unavailable as exc:

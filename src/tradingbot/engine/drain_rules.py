@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradingbot.domain import OrderRequest, OrderType, OrderUpdate
-from tradingbot.engine.intents import TargetPosition, pending_quantity
+from tradingbot.engine.intents import TargetPosition
 from tradingbot.risk.base import RiskContext
 
 KEPT_REASON = "kept across the move back to the configured client id"
@@ -62,9 +62,11 @@ def kept_targets(
     open_orders: Sequence[OrderUpdate],
     client_id: int,
     position: Callable[[str], Decimal],
+    pending: Callable[[str], Decimal],
 ) -> dict[str, TargetPosition]:
     """Per symbol with a resting limit order under ``client_id``: the target its working
-    orders lead to, as a limit at the newest resting order's price."""
+    orders lead to (``position`` plus what is ``pending``), as a limit at the newest resting
+    order's price."""
     newest: dict[str, OrderUpdate] = {}
     for o in resting_orders(open_orders, client_id):
         known = newest.get(o.symbol)
@@ -73,7 +75,7 @@ def kept_targets(
     return {
         symbol: TargetPosition(
             symbol,
-            position(symbol) + pending_quantity(open_orders, symbol),
+            position(symbol) + pending(symbol),
             OrderType.LIMIT,
             o.limit_price,
             reason=KEPT_REASON,

@@ -8,7 +8,6 @@ runner turns an intent into an :class:`~tradingbot.domain.OrderRequest` with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -19,7 +18,6 @@ from tradingbot.domain import (
     OrderRequest,
     OrderSide,
     OrderType,
-    OrderUpdate,
     TimeInForce,
 )
 
@@ -110,15 +108,6 @@ class TradeIntent:
 
 
 OrderIntent = TargetPosition | TradeIntent
-
-
-def pending_quantity(open_orders: Iterable[OrderUpdate], symbol: str) -> Decimal:
-    """Signed remaining quantity of the working orders in ``symbol``."""
-    total = Decimal(0)
-    for o in open_orders:
-        if o.symbol == symbol and not o.status.is_done:
-            total += o.remaining if o.side is OrderSide.BUY else -o.remaining
-    return total
 
 
 def intent_to_request(

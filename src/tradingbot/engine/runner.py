@@ -62,6 +62,7 @@ from tradingbot.errors import (
     NotConnectedError,
     StorageError,
     TradingBotError,
+    describe,
 )
 from tradingbot.ports import Broker, SentOrder
 from tradingbot.risk.base import RiskContext, RiskDecision, TradingMode
@@ -438,7 +439,7 @@ class Runner:
         them (a flatten sized on the old figure could reverse the position)."""
         log.warning(
             "IB's positions of %s could not be read after their orders ended (%s); orders "
-            "wait for a reconciliation", ", ".join(sorted(symbols)), str(exc) or type(exc).__name__,
+            "wait for a reconciliation", ", ".join(sorted(symbols)), describe(exc),
         )  # fmt: skip
         self._reconciled.clear()
         if self.running and self.broker.is_connected:
@@ -469,7 +470,7 @@ class Runner:
         except (TradingBotError, TimeoutError, ConnectionError) as exc:
             log.warning(
                 "cancelling the orders under client id %d failed: %s", client_id,
-                str(exc) or type(exc).__name__,
+                describe(exc),
             )  # fmt: skip
             answers = None
         if answers is None:
@@ -740,7 +741,10 @@ class Runner:
         orders under this client id and cancel those orders."""
         self._drain = reason
         kept = drain_rules.kept_targets(
-            self.tracker.open_orders(), self.broker.client_id, self.tracker.position
+            self.tracker.open_orders(),
+            self.broker.client_id,
+            self.tracker.position,
+            self.tracker.pending,
         )
         for symbol, target in kept.items():
             self._deferred.setdefault(symbol, target)  # one held already is newer

@@ -15,7 +15,6 @@ sizes one account's orders on another's shares.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection, Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -47,8 +46,6 @@ class OrderTracker:
         self._counted: dict[str, Decimal] = {}
         self._uncounted: set[str] = set()  # done orders whose fills are not all counted
         self._by_perm: dict[int, str] = {}  # permId -> order ref, for fills without a ref
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.account = ""  # the account traded; "" counts every account
 
     # --- orders -------------------------------------------------------------------------
@@ -57,7 +54,6 @@ class OrderTracker:
         ref = request.order_ref
         self._orders[ref] = pending(ref, request, now, account, client_id)
         self._open.add(ref)
-        self._idle.clear()
 
     def adopt(self, update: OrderUpdate) -> None:
         """Take over a working order placed by an earlier run (matched by its order_ref)."""
@@ -65,7 +61,6 @@ class OrderTracker:
             return
         self._orders[update.order_ref] = update
         self._open.add(update.order_ref)
-        self._idle.clear()
 
     def is_ours(self, order_ref: str) -> bool:
         return order_ref in self._orders
@@ -97,8 +92,6 @@ class OrderTracker:
             self._open.discard(ref)
             if update.filled > self._counted.get(ref, Decimal(0)):
                 self._uncounted.add(ref)
-            if not self._open:
-                self._idle.set()
         return True
 
     def fail(
@@ -133,14 +126,6 @@ class OrderTracker:
             to_come = max(expected - self._counted.get(ref, Decimal(0)), Decimal(0))
             total += to_come if o.side is OrderSide.BUY else -to_come
         return total
-
-    async def wait_idle(self, timeout_s: float) -> bool:
-        """Wait until no order is working; False on timeout."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
-        except TimeoutError:
-            return False
-        return True
 
     # --- positions ----------------------------------------------------------------------
     def on_fill(self, fill: Fill) -> bool:

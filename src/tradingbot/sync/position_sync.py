@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradingbot.domain import CommissionReport, ConnectionState, Fill, OrderUpdate, PnL, Position
+from tradingbot.errors import describe
 from tradingbot.ports import Broker
 from tradingbot.storage.claims import ClaimStore
 from tradingbot.storage.db import Database, DatabaseBusyError
@@ -233,7 +234,7 @@ class PositionSyncService:
             except Exception as exc:
                 log.warning(
                     "reading executions of other client ids failed (%s); retrying",
-                    str(exc) or type(exc).__name__,
+                    describe(exc),
                 )
 
     async def _unseen_fills_under(self, client_ids: set[int]) -> bool:

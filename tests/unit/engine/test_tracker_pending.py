@@ -97,3 +97,12 @@ def test_ibs_positions_taking_over_count_what_the_orders_filled() -> None:
     tracker.on_status(status(order, 10, done=True))
     tracker.resync([Position("DU1", "AAPL", 265598, D(10), D(190))], [])
     assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
+
+
+def test_a_working_order_is_pending_and_a_cancelled_one_with_nothing_filled_is_not() -> None:
+    tracker = OrderTracker()
+    order = sent(tracker)
+    tracker.on_status(order)
+    assert tracker.pending("AAPL") == 10
+    tracker.on_status(replace(order, status=OrderStatus.CANCELLED))
+    assert tracker.pending("AAPL") == 0

@@ -26,6 +26,7 @@ from tradingbot.errors import (
     ConfigError,
     ConnectTimeoutError,
     TradingBotError,
+    describe,
 )
 from tradingbot.settings import Settings, load_settings, mask_accounts
 
@@ -63,7 +64,7 @@ async def port_reachable(host: str, port: int, timeout_s: float) -> str | None:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
     except (OSError, TimeoutError) as exc:
-        return str(exc) or type(exc).__name__
+        return describe(exc)
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()

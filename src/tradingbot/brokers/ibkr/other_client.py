@@ -31,7 +31,7 @@ from tradingbot.brokers.ibkr.connection import connect_once
 from tradingbot.brokers.ibkr.named_requests import NamedRequests
 from tradingbot.brokers.ibkr.orders import OrderService
 from tradingbot.domain import Fill, OrderUpdate
-from tradingbot.errors import BrokerConnectionError, TradingBotError
+from tradingbot.errors import BrokerConnectionError, TradingBotError, describe
 from tradingbot.events import BrokerEvents
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ async def cancel_as_client(
     except _CANNOT_ASK as exc:
         log.warning(
             "no cancel as client id %d now: its session could not be opened or did not "
-            "answer (%s)", client_id, str(exc) or type(exc).__name__,
+            "answer (%s)", client_id, describe(exc),
         )  # fmt: skip
         return None
     out: list[OrderUpdate] = []
@@ -93,7 +93,7 @@ async def cancel_as_client(
         # It filled meanwhile (IB's 10148/161), or the session went away mid-cancel.
         if isinstance(result, (TradingBotError, *_CANNOT_ASK)):
             log.warning("cancelling order %s as client id %d failed: %s", order.order_ref,
-                        client_id, str(result) or type(result).__name__)  # fmt: skip
+                        client_id, describe(result))  # fmt: skip
         elif isinstance(result, BaseException):
             raise result
         else:

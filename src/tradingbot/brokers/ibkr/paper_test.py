@@ -19,7 +19,7 @@ from rich.console import Console
 
 from tradingbot.brokers.ibkr.check import CheckResult, quiet_logging, render, target
 from tradingbot.domain import ContractRef, OrderSide, OrderStatus
-from tradingbot.errors import ConfigError, TradingBotError
+from tradingbot.errors import ConfigError, TradingBotError, describe
 from tradingbot.settings import LIVE_PORTS, Settings, load_settings, mask_account, mask_accounts
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ async def run_paper_test(
         try:
             detail = await action()
         except (TradingBotError, TimeoutError) as exc:
-            results.append(CheckResult(name, False, str(exc) or type(exc).__name__))
+            results.append(CheckResult(name, False, describe(exc)))
             return False
         results.append(CheckResult(name, True, detail))
         return True
