@@ -15,6 +15,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -43,7 +44,7 @@ async def timed(http: httpx.AsyncClient, path: str, n: int) -> list[float]:
 async def main(n: int) -> None:
     folder = Path(tempfile.mkdtemp())
     async with SimulatedGateway(port=0, tick_interval_s=0.05) as gw:
-        await gw.place_external_order("AAPL", "BUY", 10)
+        await gw.place_external_order("AAPL", "BUY", Decimal(10))
         settings = load_settings(
             _env_file=None,
             ibkr_port=gw.port,

@@ -55,6 +55,7 @@ from tradingbot.engine.intents import (
     intent_to_request,
 )
 from tradingbot.engine.strategies.base import Strategy, StrategyParams, StrategyView
+from tradingbot.engine.tracker import OrderTracker
 from tradingbot.risk.base import RiskContext
 from tradingbot.risk.calendar import ExchangeCalendar
 from tradingbot.settings import load_settings
@@ -235,11 +236,20 @@ async def bot_latency(orders: int, folder: Path, mode: str) -> list[float]:
                 strategy.armed = True
                 await wire.one()
                 await bot.runner.idle()
-                await bot.runner.tracker.wait_idle(5)
+                await _no_open_orders(bot.runner.tracker, 5.0)
                 await asyncio.sleep(PACE_S)
         finally:
             await bot.stop()
         return wire.samples[20:]  # the first ones warm caches and the database
+
+
+async def _no_open_orders(tracker: OrderTracker, timeout_s: float) -> None:
+    """Until the last order is done (its fill in), so each sample measures one order."""
+    deadline = time.monotonic() + timeout_s
+    while tracker.open_orders():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"an order still working after {timeout_s} s")
+        await asyncio.sleep(0.005)
 
 
 async def bare_latency(orders: int, mode: str) -> list[float]:

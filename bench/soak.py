@@ -11,7 +11,9 @@ a stalled socket, 1100→1102 and 1100→1101, a client id collision, fills whil
 disconnected or dead, order rejections, SIGKILL of the bot and a restart, the database
 lost mid-write, a 326 on reconnect (a fallback client id, then back to the bot's own), the
 kill switch tripped then a SIGKILL and restart (still tripped), positions built past the
-per-order limit then flattened; the gateway fills in slices, so orders fill partially.
+per-order limit then flattened, an execution corrected by IB (price or quantity), TWS's
+order id sequence reset, executions that come well after their fill's order status; the
+gateway fills in slices, so orders fill partially.
 The bot's API is on (a free port, a token) so the soak can act as its operator. Then the faults
 stop, the bot is given time to reconcile and is stopped with SIGTERM, and the invariants of
 :mod:`bench.soak_checks` are checked against the simulator's book. Every run prints a row
@@ -227,6 +229,8 @@ async def _trade_with_faults(
             flattens=ctx.flattens,
             big_flattens=ctx.big_flattens,
             bot_starts=bot.starts,
+            corrections=ctx.corrections,
+            id_resets=ctx.id_resets,
         )
     return verdict, ctx.notes
 
@@ -345,7 +349,8 @@ def summary(results: list[RunResult], elapsed_s: float) -> str:
         f"client id collisions: {totals['collisions']}  fallback client ids: "
         f"{totals['fallbacks']}  kill switch trips: {totals['trips']}  flattens: "
         f"{totals['flattens']} ({totals['big_flattens']} past the order size limit)  "
-        f"position drift fixes: {totals['drift_fixes']}",
+        f"execution corrections: {totals['corrections']}  order id resets: "
+        f"{totals['id_resets']}  position drift fixes: {totals['drift_fixes']}",
     ]
     if failed:
         lines.append("failing seeds: " + " ".join(str(r.seed) for r in failed))

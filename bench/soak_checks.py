@@ -2,7 +2,8 @@
 
 - positions: the database's positions equal the simulator's book (quantity, average cost);
 - executions: every execution the simulator made is in the database exactly once, and
-  was booked onto its position exactly once;
+  was booked onto its position exactly once (a correction's booking replaces what it
+  corrects: the corrected one may have been booked or not, never both);
 - order refs: every placeOrder that reached the gateway carried an orderRef journaled
   (and accepted by risk) before it was sent, and no orderRef was sent twice;
 - risk: no order over the order-size or order-notional limit reached the gateway, and the
@@ -215,11 +216,16 @@ def _read_db(conn: Any, account: str) -> dict[str, Any]:
         (r.exec_id, bool(r.applied))
         for r in conn.execute(text("SELECT exec_id, applied FROM executions"))
     ]
+    corrected = {
+        r.exec_id
+        for r in conn.execute(text("SELECT exec_id FROM executions WHERE corrected_by IS NOT NULL"))
+    }
     booked = Counter(
         r.exec_id
         for r in conn.execute(
             text(
-                "SELECT exec_id FROM position_events WHERE exec_id IS NOT NULL AND kind <> 'adjust'"
+                "SELECT exec_id FROM position_events WHERE exec_id IS NOT NULL"
+                " AND (kind <> 'adjust' OR source = 'correction')"
             )
         )
     )
@@ -250,6 +256,7 @@ def _read_db(conn: Any, account: str) -> dict[str, Any]:
         "positions": positions,
         "executions": executions,
         "booked": booked,
+        "corrected": corrected,
         "journal": journal,
         "created": created,
         "working": working,
@@ -289,7 +296,7 @@ def _executions(sim_execs: list[Any], db: dict[str, Any]) -> list[str]:
     twice = sorted(e for e, n in db["booked"].items() if n > 1)
     if twice:
         problems.append(f"{len(twice)} execution(s) booked more than once: {twice[:5]}")
-    not_booked = sorted(sim_ids - db["booked"].keys())
+    not_booked = sorted(sim_ids - db["booked"].keys() - db["corrected"])
     if not_booked and not unbooked:
         problems.append(f"{len(not_booked)} execution(s) with no booking event: {not_booked[:5]}")
     return problems
@@ -314,16 +321,16 @@ def _risk(witness: Witness, gw: SimulatedGateway, limits: Limits) -> list[str]:
     size pass, as they must, so that a position built in several orders can be closed."""
     problems = []
     band = 1 + limits.price_band_pct / 100
-    fills: dict[tuple[int, int], Decimal] = {}
+    # By orderRef (the bot's are unique), not order id: ids repeat after a reset.
+    fills: dict[str, Decimal] = {}
     for e in gw.executions:
-        key = (e.client_id, e.order_id)
-        fills[key] = max(fills.get(key, Decimal(0)), e.price)
+        fills[e.order_ref] = max(fills.get(e.order_ref, Decimal(0)), e.price)
     for o in witness.orders:
         if not o.ours or o.action != "BUY":
             continue
         if o.quantity > limits.max_order_quantity:
             problems.append(f"{o.order_ref}: quantity {o.quantity} > {limits.max_order_quantity}")
-        price = o.limit_price if o.order_type == "LMT" else fills.get((o.client_id, o.order_id))
+        price = o.limit_price if o.order_type == "LMT" else fills.get(o.order_ref)
         # The rule values an order at the last price it knew; a market order may fill a
         # little away from it, at most by the price band.
         if price is not None and o.quantity * price > limits.max_order_notional_usd * band:

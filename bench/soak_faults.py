@@ -123,6 +123,8 @@ class FaultContext:
     flattens: int = 0
     big_flattens: int = 0
     """Flattens of a position larger than one order may be."""
+    corrections: int = 0
+    id_resets: int = 0
     db_writes_blocked_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     findings: dict[str, list[str]] = field(default_factory=dict)
@@ -474,6 +476,47 @@ async def _terminate_pg_backends(db_url: str, hold_s: float) -> None:
         admin.dispose()
 
 
+async def _exec_correction(ctx: FaultContext) -> None:
+    """IB's back office corrects one of the bot's latest executions: a new price a little
+    off, or fewer shares (which can only bring a position closer to where it was, so the
+    risk check's range stays honest). The books must move by the difference only."""
+    latest: dict[tuple[str, int], Any] = {}
+    for e in ctx.gw.executions:
+        if e.account == ctx.account:
+            latest[(e.account, e.con_id)] = e
+    ours = [e for e in latest.values() if e.order_ref.startswith(BOT_REF_PREFIX)]
+    if not ours:
+        ctx.notes.append("exec-correction: no execution of the bot's to correct yet")
+        return
+    old = ctx.rng.choice(ours)
+    if ctx.rng.random() < 0.5 or old.shares <= 1:
+        step = Decimal(ctx.rng.choice([-3, -2, -1, 1, 2, 3])) / 100
+        price, shares = max(Decimal("0.01"), old.price + step), None
+    else:
+        price, shares = None, Decimal(ctx.rng.randint(1, int(old.shares) - 1))
+    ctx.gw.correct_execution(old.exec_id, price, shares)
+    ctx.corrections += 1
+
+
+async def _order_id_reset(ctx: FaultContext) -> None:
+    """The operator clicks TWS's "Reset API order ID sequence", then the connection drops:
+    the bot comes back with order ids from 1 again, ids its own earlier orders had (and a
+    working one still has: sending a new order under it would modify that order)."""
+    ctx.gw.reset_order_ids(ctx.client_id)
+    ctx.id_resets += 1
+    await ctx.gw.drop_connections()
+
+
+async def _late_executions(ctx: FaultContext) -> None:
+    """For a while every fill's order status comes first and its execution later (IB does
+    not order the two): sizing on the status alone would repeat what is already done."""
+    ctx.gw.faults.executions_late_s = ctx.rng.uniform(0.2, 2.0)
+    try:
+        await asyncio.sleep(ctx.rng.uniform(1.0, 4.0))
+    finally:
+        ctx.gw.faults.executions_late_s = None
+
+
 FaultFn = Callable[[FaultContext], Awaitable[None]]
 
 INJECTORS: dict[str, FaultFn] = {
@@ -490,6 +533,9 @@ INJECTORS: dict[str, FaultFn] = {
     "client-id-change": _client_id_change,
     "kill-switch-restart": _kill_switch_restart,
     "big-exit": _big_exit,
+    "exec-correction": _exec_correction,
+    "order-id-reset": _order_id_reset,
+    "late-executions": _late_executions,
 }
 """Every fault kind, by name: a new kind is one injector here."""
 

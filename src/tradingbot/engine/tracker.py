@@ -112,20 +112,31 @@ class OrderTracker:
         return [self._orders[ref] for ref in self._open]
 
     def pending(self, symbol: str) -> Decimal:
-        """Signed quantity of ``symbol`` on its way into the position: what our working
-        orders may still fill, and what IB reported filled (of those, or of orders since
-        done) whose executions have not arrived yet. Sizing on the working orders'
-        ``remaining`` alone would send an order twice between a Filled status and its
-        executions."""
+        """Signed quantity of ``symbol`` our working orders may still fill, beyond what IB
+        reported filled (that counts in the position already, executions or not)."""
         total = Decimal(0)
-        for ref in self._open | self._uncounted:
+        for ref in self._open:
             o = self._orders[ref]
             if o.symbol != symbol:
                 continue
-            expected = o.filled if ref in self._uncounted else max(o.quantity, o.filled)
-            to_come = max(expected - self._counted.get(ref, Decimal(0)), Decimal(0))
+            counted = self._counted.get(ref, Decimal(0))
+            to_come = max(o.quantity - max(o.filled, counted), Decimal(0))
             total += to_come if o.side is OrderSide.BUY else -to_come
         return total
+
+    def _reported(self) -> dict[tuple[str, str], Decimal]:
+        """Per (account, symbol), signed quantity IB reported filled whose executions have
+        not arrived yet: IB does not order a fill's status and its execution, and a
+        position that waited for the execution would let an order be sized or risk-checked
+        as if the fill had not happened (a second sell of shares already sold)."""
+        out: dict[tuple[str, str], Decimal] = {}
+        for ref in self._open | self._uncounted:
+            o = self._orders[ref]
+            early = o.filled - self._counted.get(ref, Decimal(0))
+            if early > 0:
+                key = (o.account, o.symbol)
+                out[key] = out.get(key, Decimal(0)) + (early if o.side is OrderSide.BUY else -early)
+        return out
 
     # --- positions ----------------------------------------------------------------------
     def on_fill(self, fill: Fill) -> bool:
@@ -188,8 +199,12 @@ class OrderTracker:
         return self.positions().get(symbol, Decimal(0))
 
     def positions(self) -> dict[str, Decimal]:
+        """Per symbol, the executions counted plus what IB reported filled ahead of them."""
         out: dict[str, Decimal] = {}
-        for (account, symbol), qty in self._holdings.items():
+        held = dict(self._holdings)
+        for key, qty in self._reported().items():
+            held[key] = held.get(key, Decimal(0)) + qty
+        for (account, symbol), qty in held.items():
             if account == self.account or not self.account:
                 out[symbol] = out.get(symbol, Decimal(0)) + qty
         return out

@@ -15,12 +15,12 @@ module: :func:`place_external_order`, :func:`fill_order`, :func:`reject_next_ord
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tradingbot.sim import handlers_orders
 from tradingbot.sim.book import AccountBook
+from tradingbot.sim.late_executions import LateExecutions
 from tradingbot.sim.matching import OrderEngine
 from tradingbot.sim.order_checks import Refusal, check_ticket, resolve_instrument
 from tradingbot.sim.order_codec import (
@@ -44,6 +44,7 @@ class OrderDesk:
     def __init__(self, gateway: SimulatedGateway, engine: OrderEngine) -> None:
         self.gateway = gateway
         self.engine = engine
+        self.late = LateExecutions()
 
     # ------------------------------------------------------------------ routing
     def audience(self, order: SimOrder) -> list[Session]:
@@ -67,14 +68,15 @@ class OrderDesk:
     def order_filled(self, order: SimOrder, execution: SimExecution) -> None:
         late_s = self.gateway.faults.executions_late_s
         for session in self.audience(order):
-            if late_s is None:
+            held = late_s is not None or self.late.holds(session)
+            if not held:
                 session.send(*exec_details_fields(-1, execution))
             session.send(*open_order_fields(order))
             session.send(*order_status_fields(order))
-            if late_s is None:
+            if not held:
                 session.send(*commission_report_fields(execution))
             else:
-                asyncio.get_running_loop().call_later(late_s, _send_execution, session, execution)
+                self.late.add(session, execution, late_s or 0.0)
 
     def order_cancelled(self, order: SimOrder) -> None:
         for session in self.audience(order):
@@ -228,9 +230,3 @@ __all__ = [
     "place_external_order",
     "reject_next_order",
 ]
-
-
-def _send_execution(session: Session, execution: SimExecution) -> None:
-    """An execution and its commission report, sent late (a closed session drops them)."""
-    session.send(*exec_details_fields(-1, execution))
-    session.send(*commission_report_fields(execution))

@@ -246,3 +246,37 @@ async def test_get_client_reports_why_the_manager_gave_up(gateway: SimulatedGate
     assert time.monotonic() - started < 1
     assert isinstance(manager.fatal_error, ConfigError)
     await manager.stop()
+
+
+async def test_after_tws_resets_its_order_ids_a_new_order_never_takes_a_working_ones_id(
+    gateway: SimulatedGateway,
+) -> None:
+    """TWS's "Reset API order ID sequence" makes the next connect's nextValidId 1 again,
+    while an order placed before keeps its id: an order sent under that id would modify
+    it (another side, size and ref on the same order). A restarted bot's new orders go
+    above every id its client id's working orders have."""
+    first = make_manager(gateway)
+    await first.start()
+    client = await first.get_client(timeout_s=5)
+    contract = client.create_contract("AAPL")
+    quote = await client.get_market_data(contract)
+    assert quote.bid is not None
+    far = (quote.bid * Decimal("0.5")).quantize(Decimal("0.01"))
+    for _ in range(6):  # requests take ids from the same sequence as orders
+        await client.get_market_data(contract)
+    resting = await client.place_limit_order(contract, OrderSide.BUY, 5, far)
+    await first.stop()
+    assert gateway.reset_order_ids(9) == 1
+    again = make_manager(gateway)
+    await again.start()
+    try:
+        client = await again.get_client(timeout_s=5)
+        await again.wait_reconciled(timeout_s=5)
+        contract = client.create_contract("AAPL")
+        await client.get_market_data(contract)
+        newer = [await client.place_limit_order(contract, OrderSide.BUY, 1, far) for _ in range(6)]
+        assert min(o.order_id for o in newer) > resting.order_id
+        at_gateway = gateway.orders.engine.orders[resting.perm_id]
+        assert (at_gateway.ticket.total_quantity, at_gateway.status) == (5, "Submitted")
+    finally:
+        await again.stop()

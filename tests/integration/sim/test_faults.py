@@ -234,3 +234,19 @@ async def test_status_first_sends_a_fills_status_before_its_execution(
     again = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("SELL", 10))
     await until(lambda: again.orderStatus.status == "Filled", what="the second Filled status")
     assert sum(f.execution.shares for f in again.fills) == 10
+
+
+async def test_executions_held_back_keep_their_order_after_status_first_ends(
+    ib: IB, gateway: SimulatedGateway
+) -> None:
+    """IB delays an execution behind its status, never behind a later execution: a fill
+    made after the fault ends still reaches the client after the ones held back."""
+    await apply_command(gateway, "status-first 1.0")
+    first = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 10))
+    await until(lambda: first.orderStatus.status == "Filled", what="the first Filled status")
+    await apply_command(gateway, "status-first off")
+    second = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("SELL", 10))
+    await until(lambda: second.orderStatus.status == "Filled", what="the second Filled status")
+    await until(lambda: len(ib.fills()) >= 2, what="both executions")
+    made = [e.exec_id for e in gateway.executions]
+    assert [f.execution.execId for f in ib.fills()] == made[-2:]

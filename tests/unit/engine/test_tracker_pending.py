@@ -1,7 +1,8 @@
-"""What the tracker counts as still to come into a position: IB may report an order
-filled before its executions arrive (the two are not ordered), and may send executions
-before the status that counts them. Either way, position + pending is what the orders
-will have made of it, so a target repeated in between sends nothing."""
+"""What the tracker counts as held and as still to come: IB may report an order filled
+before its executions arrive (the two are not ordered), and may send executions before the
+status that counts them. What IB reported filled is held either way (so a risk check
+never sees shares already sold as still there), and position + pending is what the
+orders will have made of it, so a target repeated in between sends nothing."""
 
 from __future__ import annotations
 
@@ -51,14 +52,14 @@ def execution(n: int, quantity: int, ref: str = "tb-1") -> Fill:
     )  # fmt: skip
 
 
-def test_a_filled_status_ahead_of_its_executions_keeps_them_pending() -> None:
+def test_a_filled_status_ahead_of_its_executions_counts_as_held() -> None:
     tracker = OrderTracker()
     order = sent(tracker)
     tracker.on_status(status(order, 10, done=True))
     assert tracker.open_orders() == []
-    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (0, 10)
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
     tracker.on_fill(execution(1, 4))
-    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (4, 6)
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
     tracker.on_fill(execution(2, 6))
     assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
 
@@ -106,3 +107,35 @@ def test_a_working_order_is_pending_and_a_cancelled_one_with_nothing_filled_is_n
     assert tracker.pending("AAPL") == 10
     tracker.on_status(replace(order, status=OrderStatus.CANCELLED))
     assert tracker.pending("AAPL") == 0
+
+
+def test_a_partial_fill_reported_ahead_of_its_executions_is_held_and_the_rest_pending() -> None:
+    tracker = OrderTracker()
+    order = sent(tracker)
+    tracker.on_status(status(order, 4))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (4, 6)
+    tracker.on_fill(execution(1, 4))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (4, 6)
+
+
+def test_a_sell_reported_filled_ahead_of_its_executions_is_out_of_the_position() -> None:
+    """The short-selling and position rules size on ``positions()``: a sell IB reported
+    filled must not leave the shares it sold there for a second sell to take."""
+    tracker = OrderTracker()
+    tracker.on_fill(execution(1, 10))
+    request = OrderRequest(AAPL, OrderSide.SELL, D(10), OrderType.MARKET, order_ref="tb-2")
+    tracker.expect(request, "DU1", 9, NOW)
+    sell = tracker.order("tb-2")
+    assert sell is not None
+    tracker.on_status(replace(sell, order_id=4, perm_id=78, status=OrderStatus.FILLED,
+                              filled=D(10), remaining=D(0)))  # fmt: skip
+    assert tracker.positions() == {"AAPL": 0}
+    assert tracker.pending("AAPL") == 0
+
+
+def test_reported_fills_of_another_account_do_not_count() -> None:
+    tracker = OrderTracker()
+    tracker.account = "DU2"
+    order = sent(tracker)  # for DU1
+    tracker.on_status(status(order, 10, done=True))
+    assert tracker.position("AAPL") == 0
