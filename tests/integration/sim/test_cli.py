@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from ib_async import MarketOrder
 
-from tests.integration.sim.conftest import TIMEOUT_S, Expect, RawClient, connect
+from tests.integration.sim.conftest import Expect, RawClient, connect
 from tests.integration.sim.orders_support import AAPL
 
 CLI = [sys.executable, "-c", "from tradingbot.cli import app; app()", "sim"]
@@ -40,9 +40,14 @@ async def _start(*args: str) -> asyncio.subprocess.Process:
     )
 
 
+# A new Python process imports the whole package before it answers: seconds, on a machine
+# busy with other tests, where a connected gateway answers in milliseconds.
+PROCESS_TIMEOUT_S = 30.0
+
+
 async def _line(proc: asyncio.subprocess.Process) -> str:
     assert proc.stdout is not None
-    return (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)).decode().strip()
+    return (await asyncio.wait_for(proc.stdout.readline(), PROCESS_TIMEOUT_S)).decode().strip()
 
 
 @pytest.fixture
@@ -73,7 +78,7 @@ async def test_runs_serves_takes_commands_and_stops_on_ctrl_c(
     finally:
         ib.disconnect()
     proc.send_signal(signal.SIGINT)
-    assert await asyncio.wait_for(proc.wait(), TIMEOUT_S) == 0
+    assert await asyncio.wait_for(proc.wait(), PROCESS_TIMEOUT_S) == 0
     assert await _line(proc) == "simulated gateway stopped"
 
 
@@ -104,7 +109,7 @@ async def test_readme_snippet_prints_positions_and_fills_an_order(
 )
 async def test_bad_options_exit_2_with_the_reason(args: list[str], message: str) -> None:
     proc = await _start(*args)
-    _, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+    _, stderr = await asyncio.wait_for(proc.communicate(), PROCESS_TIMEOUT_S)
     assert proc.returncode == 2
     assert message in stderr.decode()
 

@@ -3,9 +3,11 @@ agree with the models, and keep money exact and times UTC on both backends."""
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -174,5 +176,50 @@ def test_upgrade_of_a_database_with_orders_others_point_at(db_url: str) -> None:
                 assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 2  # noqa: S608
             if database.dialect == "sqlite":
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        database.close()
+
+
+def test_programs_opening_a_new_database_at_once_migrate_it_once(db_url: str) -> None:
+    """Two bots (or a bot and a `tradingbot positions`) started together on a new database:
+    one migrates, the other waits for it and finds the schema current; neither fails on
+    a half-done migration ("duplicate column", "expected to match one row")."""
+    forked = multiprocessing.get_context("fork")
+    for _ in range(3):
+        start = forked.Barrier(3)
+        results = forked.Queue()
+        programs = [
+            forked.Process(target=_open_at_once, args=(db_url, start, results)) for _ in range(3)
+        ]
+        for program in programs:
+            program.start()
+        answers = [results.get(timeout=90) for _ in programs]
+        for program in programs:
+            program.join(timeout=30)
+        assert answers == ["at head"] * 3
+        _drop_everything(db_url)
+
+
+def _open_at_once(db_url: str, start: Any, results: Any) -> None:
+    """One program's start: open (and so migrate) the database, say how it went."""
+    try:
+        start.wait(timeout=30)
+        database = Database(db_url)
+        try:
+            current = database.current_revision() == database.head_revision()
+            results.put("at head" if current else "not at head")
+        finally:
+            database.close()
+    except BaseException as exc:  # the test's process reports it
+        results.put(f"failed: {exc}")
+
+
+def _drop_everything(db_url: str) -> None:
+    """Back to an empty database, for the next round."""
+    database = Database(db_url, upgrade=False)
+    try:
+        with database.engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     finally:
         database.close()

@@ -1,6 +1,12 @@
 """Alembic environment: runs on the engine :class:`tradingbot.storage.db.Database` passes in
 (or one built from ``sqlalchemy.url``), in one transaction, batch mode for SQLite ALTERs.
 
+The transaction is begun here, before the schema's revision is read, and holds the write
+lock from its start (SQLite's ``BEGIN IMMEDIATE``; a transaction-scoped advisory lock on
+PostgreSQL): programs opening a new database at once migrate it one after the other, the
+later ones finding it current. Alembic alone would read the revision outside any lock and
+run SQLite's migrations one transaction each, so two of them raced into one another's DDL.
+
 SQLite's batch mode rebuilds a table (copy, drop, rename). With foreign keys enforced, the
 drop of a table that other rows point at (orders, by its status events and executions)
 fails, so on SQLite enforcement is off while migrations run and the whole database is
@@ -42,20 +48,26 @@ def _foreign_keys(connection: Connection, *, on: bool) -> None:
     driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
+_MIGRATION_LOCK = 0x7470_6D69  # PostgreSQL advisory lock key of this schema's migrations
+
+
 def _migrate(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=Base.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-    )
-    with context.begin_transaction():
+    sqlite = connection.dialect.name == "sqlite"
+    with connection.begin():  # BEGIN IMMEDIATE on SQLite (the engine's begin hook)
+        if not sqlite:
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=sqlite,
+            compare_type=True,
+            transactional_ddl=True,
+        )
         context.run_migrations()
-        if connection.dialect.name == "sqlite":
+        if sqlite:
             broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             if broken:
                 raise StorageError(f"a migration left rows pointing at nothing: {broken[:5]}")
-    connection.commit()
 
 
 run_migrations_online()
