@@ -12,7 +12,9 @@ disconnected or dead, order rejections, SIGKILL of the bot and a restart, the da
 lost mid-write, a 326 on reconnect (a fallback client id, then back to the bot's own), the
 kill switch tripped then a SIGKILL and restart (still tripped), positions built past the
 per-order limit then flattened, an execution corrected by IB (price or quantity), TWS's
-order id sequence reset, executions that come well after their fill's order status; the
+order id sequence reset, executions that come well after their fill's order status, a
+clean stop and a second run on the same database, manual orders in the login's other
+account; the
 gateway fills in slices, so orders fill partially.
 The bot's API is on (a free port, a token) so the soak can act as its operator. Then the faults
 stop, the bot is given time to reconcile and is stopped with SIGTERM, and the invariants of
@@ -66,6 +68,9 @@ REPO = Path(__file__).resolve().parent.parent
 CLIENT_ID = 9
 FALLBACK_IDS = range(20, 25)
 ACCOUNT = "DU1234567"
+OTHER_ACCOUNT = "DU7654321"
+"""The login's other account, in runs that draw ``other-account`` (listed first, so an
+order sent to the first account instead of the bot's lands where the checks see it)."""
 LIMITS = Limits(
     max_order_quantity=Decimal(300),
     max_order_notional_usd=Decimal(60_000),
@@ -182,14 +187,20 @@ async def _trade_with_faults(
 ) -> tuple[Verdict, list[str]]:
     # Each run has a fresh database, so its ids may be fixed by its seed: a replay then
     # meets the very permIds and execIds the failing run did.
-    async with SimulatedGateway(port=0, seed=seed, tick_interval_s=0.05, id_epoch=seed) as gw:
+    two_accounts = any(f.kind == "other-account" for f in plan)
+    accounts = (OTHER_ACCOUNT, ACCOUNT) if two_accounts else (ACCOUNT,)
+    async with SimulatedGateway(
+        port=0, seed=seed, tick_interval_s=0.05, id_epoch=seed, accounts=accounts
+    ) as gw:
         gw.orders.engine.max_fill_shares = max_fill_slice(rng)
-        witness = Witness(gw)
+        witness = Witness(gw, ACCOUNT)
         api_port, token = _free_port(), secrets.token_urlsafe(24)
         # A fallback client id range only where the plan draws client-id-change: the other
         # runs check that without one the bot waits for its own id.
         fallback = any(f.kind == "client-id-change" for f in plan)
         env = _bot_env(gw.port, db_url, api_port, token, fallback=fallback)
+        if two_accounts:
+            env["IBKR_ACCOUNT"] = ACCOUNT
         control = workdir / "churn.control"
         argv = bot_argv(seed, workdir / "bot.jsonl", control)
         bot = BotProcess(argv, env, workdir, log_path)
@@ -231,6 +242,8 @@ async def _trade_with_faults(
             bot_starts=bot.starts,
             corrections=ctx.corrections,
             id_resets=ctx.id_resets,
+            reruns=ctx.reruns,
+            other_account_orders=ctx.other_account_orders,
         )
     return verdict, ctx.notes
 
@@ -350,7 +363,8 @@ def summary(results: list[RunResult], elapsed_s: float) -> str:
         f"{totals['fallbacks']}  kill switch trips: {totals['trips']}  flattens: "
         f"{totals['flattens']} ({totals['big_flattens']} past the order size limit)  "
         f"execution corrections: {totals['corrections']}  order id resets: "
-        f"{totals['id_resets']}  position drift fixes: {totals['drift_fixes']}",
+        f"{totals['id_resets']}  reruns: {totals['reruns']}  orders in the other account: "
+        f"{totals['other_account_orders']}  position drift fixes: {totals['drift_fixes']}",
     ]
     if failed:
         lines.append("failing seeds: " + " ".join(str(r.seed) for r in failed))

@@ -125,6 +125,8 @@ class FaultContext:
     """Flattens of a position larger than one order may be."""
     corrections: int = 0
     id_resets: int = 0
+    reruns: int = 0
+    other_account_orders: int = 0
     db_writes_blocked_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     findings: dict[str, list[str]] = field(default_factory=dict)
@@ -517,6 +519,35 @@ async def _late_executions(ctx: FaultContext) -> None:
         ctx.gw.faults.executions_late_s = None
 
 
+async def _rerun(ctx: FaultContext) -> None:
+    """The operator stops the bot (SIGTERM, a clean stop) and starts it again on the same
+    database, as the next day's run would: nothing of the first run may be lost, doubled or
+    taken by the second's orders. The market may fill what the stop left working."""
+    code = await ctx.bot.stop(timeout_s=30.0)
+    if code != 0:
+        ctx.found("process", f"a stop before a rerun ended with exit code {code}")
+    if ctx.rng.random() < 0.5:
+        await fill_resting(ctx)
+    await _restart_bot(ctx)
+    ctx.reruns += 1
+
+
+async def _other_account(ctx: FaultContext) -> None:
+    """A manual TWS order in the login's other account, on the bot's symbols: the bot
+    trades one account and must neither count those shares as its own nor send its orders
+    to that account. Runs drawing this fault have two accounts, the bot's listed second."""
+    other = next((a for a in ctx.gw.accounts if a != ctx.account), None)
+    if other is None:
+        ctx.notes.append("other-account: the gateway manages one account only")
+        return
+    symbol = ctx.rng.choice(["AAPL", "MSFT"])
+    held = next((p.quantity for p in ctx.gw.book.positions(other) if p.symbol == symbol), 0)
+    side = "SELL" if held > 0 and ctx.rng.random() < 0.5 else "BUY"
+    quantity = Decimal(ctx.rng.choice([10, 50, 150])) if side == "BUY" else Decimal(held)
+    await ctx.gw.place_external_order(symbol, side, quantity, account=other)
+    ctx.other_account_orders += 1
+
+
 FaultFn = Callable[[FaultContext], Awaitable[None]]
 
 INJECTORS: dict[str, FaultFn] = {
@@ -536,6 +567,8 @@ INJECTORS: dict[str, FaultFn] = {
     "exec-correction": _exec_correction,
     "order-id-reset": _order_id_reset,
     "late-executions": _late_executions,
+    "rerun": _rerun,
+    "other-account": _other_account,
 }
 """Every fault kind, by name: a new kind is one injector here."""
 
