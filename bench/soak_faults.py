@@ -544,7 +544,11 @@ async def _other_account(ctx: FaultContext) -> None:
     held = next((p.quantity for p in ctx.gw.book.positions(other) if p.symbol == symbol), 0)
     side = "SELL" if held > 0 and ctx.rng.random() < 0.5 else "BUY"
     quantity = Decimal(ctx.rng.choice([10, 50, 150])) if side == "BUY" else Decimal(held)
-    await ctx.gw.place_external_order(symbol, side, quantity, account=other)
+    try:
+        await ctx.gw.place_external_order(symbol, side, quantity, account=other)
+    except ValueError as exc:  # a `reject` fault armed earlier took this order
+        ctx.notes.append(f"other-account: {exc}")
+        return
     ctx.other_account_orders += 1
 
 
