@@ -6,8 +6,9 @@
   corrects: the corrected one may have been booked or not, never both);
 - order refs: every placeOrder that reached the gateway carried an orderRef journaled
   (and accepted by risk) before it was sent, and no orderRef was sent twice;
-- risk: no order over the order-size or order-notional limit reached the gateway, and the
-  book's position never left [0, max position] (short selling is off);
+- risk: no order over the order-size or order-notional limit reached the gateway, every
+  order of the bot went to its account, and the book's position never left [0, max
+  position] (short selling is off);
 - realized P&L: the database's realized P&L equals the book's;
 - process: the bot never exited unless told to, and stopped cleanly when told;
 - kill switch: a trip survives a restart (checked by the fault), and no entry was accepted
@@ -33,7 +34,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tradingbot.domain import OrderStatus
@@ -75,6 +76,7 @@ class WireOrder:
     quantity: Decimal
     order_type: str
     limit_price: Decimal | None
+    account: str = ""
 
     @property
     def ours(self) -> bool:
@@ -121,6 +123,7 @@ class Witness:
                     t.total_quantity,
                     t.order_type,
                     t.lmt_price,
+                    t.account,
                 )
             )
         await self._place(session, fields)
@@ -251,7 +254,7 @@ def _read_db(conn: Any, account: str) -> dict[str, Any]:
         for r in conn.execute(
             select(OrderRow.order_ref, OrderRow.perm_id, OrderRow.status).where(
                 OrderRow.status.not_in([s.value for s in OrderStatus if s.is_done]),
-                ~(OrderRow.external & (OrderRow.client_id == 0)),
+                ~(OrderRow.external & (func.coalesce(OrderRow.client_id, -1) == 0)),
             )
         )
     ]
@@ -332,6 +335,8 @@ def _risk(witness: Witness, gw: SimulatedGateway, limits: Limits) -> list[str]:
     for e in gw.executions:
         fills[e.order_ref] = max(fills.get(e.order_ref, Decimal(0)), e.price)
     for o in witness.orders:
+        if o.ours and o.account != witness.account:
+            problems.append(f"{o.order_ref}: sent to account {o.account!r}, not the bot's")
         if not o.ours or o.action != "BUY":
             continue
         if o.quantity > limits.max_order_quantity:

@@ -23,12 +23,14 @@ T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 LIMITS = Limits(Decimal(300), Decimal(60_000), Decimal(600), Decimal(5))
 
 
-def order(ref: str, action: str = "BUY", qty: int = 100, client_id: int = 9) -> WireOrder:
-    return WireOrder(client_id, 1, ref, action, Decimal(qty), "LMT", Decimal(100))
+def order(
+    ref: str, action: str = "BUY", qty: int = 100, client_id: int = 9, account: str = "DU1"
+) -> WireOrder:
+    return WireOrder(client_id, 1, ref, action, Decimal(qty), "LMT", Decimal(100), account)
 
 
 def witness(*orders: WireOrder) -> Any:
-    return SimpleNamespace(orders=list(orders), position_range={})
+    return SimpleNamespace(orders=list(orders), position_range={}, account="DU1")
 
 
 def db_created(**minutes: int) -> dict[str, Any]:
@@ -63,6 +65,12 @@ def test_an_exit_over_the_order_size_limit_passes_and_an_entry_does_not() -> Non
     w = witness(order("tb-exit", "SELL", 600), order("tb-entry", "BUY", 400, client_id=20))
     problems = _risk(w, gw, LIMITS)
     assert problems == ["tb-entry: quantity 400 > 300"]
+
+
+def test_an_order_of_the_bot_sent_to_the_logins_other_account_is_found() -> None:
+    gw: Any = SimpleNamespace(executions=[])
+    w = witness(order("tb-mine"), order("tb-astray", account="DU2"))
+    assert _risk(w, gw, LIMITS) == ["tb-astray: sent to account 'DU2', not the bot's"]
 
 
 def live(perm_id: int, ref: str) -> Any:

@@ -281,7 +281,7 @@ class BotContext:
                     outcomes.append(
                         FlattenOutcome(symbol, qty, "not-traded", "not traded by this bot")
                     )
-                elif qty == 0 and runner.tracker.pending(symbol) == 0:
+                elif qty == 0 and runner.position(symbol) == 0 == runner.tracker.pending(symbol):
                     outcomes.append(FlattenOutcome(symbol, qty, "nothing-to-do", "already flat"))
                 else:
                     waiting_for = runner.waiting_for(symbol)

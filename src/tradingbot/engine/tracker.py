@@ -40,12 +40,17 @@ class OrderTracker:
         self._holdings: dict[tuple[str, str], Decimal] = {}
         self._exec_ids: set[str] = set()
         self._effective: dict[str, tuple[int, Decimal]] = {}  # stem -> (number, signed qty)
-        # Per order ref, how much of it the holdings count: its executions seen, or what
-        # IB's positions included when they replaced ours. IB may report an order filled
-        # before its executions arrive; until they do, the difference is still to come.
-        self._counted: dict[str, Decimal] = {}
+        # Per order ref, how much of it the holdings count (see _count): its executions
+        # seen, and what IB's positions included when they last replaced ours. IB may
+        # report an order filled before its executions arrive; until they do, the
+        # difference counts in positions() as reported, not as executed.
+        self._seen: dict[str, Decimal] = {}
+        self._held: dict[str, Decimal] = {}
         self._uncounted: set[str] = set()  # done orders whose fills are not all counted
         self._by_perm: dict[int, str] = {}  # permId -> order ref, for fills without a ref
+        self._loose: dict[int, Decimal] = {}  # permId -> executed before its ref was known
+        self._peak: dict[str, Decimal] = {}  # order ref -> the most IB reported filled
+        self._correcting: set[str] = set()  # done orders whose correction is on its way
         self.account = ""  # the account traded; "" counts every account
 
     # --- orders -------------------------------------------------------------------------
@@ -68,14 +73,22 @@ class OrderTracker:
     def on_status(self, update: OrderUpdate) -> bool:
         """Apply a status; True if it changed what we know (so it is worth journalling).
 
-        A done order never reopens and filled quantity never goes back: IB (and the return
-        value of ``place_order``) can deliver an older state after a newer one.
+        A done order never reopens and, while it works, filled quantity never goes back:
+        IB (and the return value of ``place_order``) can deliver an older state after a
+        newer one. Its final status is IB's last word, a smaller filled included (an
+        execution corrected to fewer shares).
         """
         ref = update.order_ref
         current = self._orders.get(ref)
         if current is None:
             return False
-        if current.status.is_done or update.filled < current.filled:
+        if current.status.is_done:
+            if update.status.is_done and update.filled != current.filled:
+                # A done order's filled changes only by a correction; its execution (and
+                # IB's position report, which may come first and count it) is on the way.
+                self._correcting.add(ref)
+            return False
+        if update.filled < current.filled and not update.status.is_done:
             return False
         if (update.status, update.filled, update.order_id) == (
             current.status,
@@ -86,13 +99,21 @@ class OrderTracker:
         if not update.order_id and current.order_id:
             update = replace(update, order_id=current.order_id, perm_id=current.perm_id)
         self._orders[ref] = update
+        self._peak[ref] = max(self._peak.get(ref, Decimal(0)), update.filled)
         if update.perm_id:
             self._by_perm[update.perm_id] = ref
+            loose = self._loose.pop(update.perm_id, None)
+            if loose is not None:  # its executions came first, with no ref: they are its
+                self._seen[ref] = self._seen.get(ref, Decimal(0)) + loose
         if update.status.is_done:
             self._open.discard(ref)
-            if update.filled > self._counted.get(ref, Decimal(0)):
+            if update.filled > self._count(ref):
                 self._uncounted.add(ref)
         return True
+
+    def _count(self, ref: str) -> Decimal:
+        """How much of order ``ref`` the holdings include."""
+        return max(self._seen.get(ref, Decimal(0)), self._held.get(ref, Decimal(0)))
 
     def fail(
         self, order_ref: str, text: str, now: datetime, code: int | None = None
@@ -119,8 +140,7 @@ class OrderTracker:
             o = self._orders[ref]
             if o.symbol != symbol:
                 continue
-            counted = self._counted.get(ref, Decimal(0))
-            to_come = max(o.quantity - max(o.filled, counted), Decimal(0))
+            to_come = max(o.quantity - max(o.filled, self._count(ref)), Decimal(0))
             total += to_come if o.side is OrderSide.BUY else -to_come
         return total
 
@@ -132,7 +152,7 @@ class OrderTracker:
         out: dict[tuple[str, str], Decimal] = {}
         for ref in self._open | self._uncounted:
             o = self._orders[ref]
-            early = o.filled - self._counted.get(ref, Decimal(0))
+            early = o.filled - self._count(ref)
             if early > 0:
                 key = (o.account, o.symbol)
                 out[key] = out.get(key, Decimal(0)) + (early if o.side is OrderSide.BUY else -early)
@@ -151,19 +171,46 @@ class OrderTracker:
         self._effective[stem] = (number, signed)
         move = signed - known[1] if known is not None else signed
         key = (fill.account, fill.symbol)
-        self._holdings[key] = self._holdings.get(key, Decimal(0)) + move
         ref = fill.order_ref if fill.order_ref in self._orders else self._by_perm.get(fill.perm_id)
-        if ref is not None:
-            counted = self._counted.get(ref, Decimal(0)) + signed_quantity(fill.side, move)
-            self._counted[ref] = counted
-            if ref in self._uncounted and counted >= self._orders[ref].filled:
-                self._uncounted.discard(ref)
+        executed = signed_quantity(fill.side, move)  # the order's executed quantity moves so
+        if ref is None:
+            self._holdings[key] = self._holdings.get(key, Decimal(0)) + move
+            if fill.perm_id:
+                self._loose[fill.perm_id] = self._loose.get(fill.perm_id, Decimal(0)) + executed
+            return True
+        before = self._count(ref)
+        self._seen[ref] = self._seen.get(ref, Decimal(0)) + executed
+        if known is not None:
+            # A correction changes what the order did, whatever IB's positions included.
+            self._correcting.discard(ref)
+            self._correct(ref, executed)
+            self._holdings[key] = self._holdings.get(key, Decimal(0)) + move
+        else:
+            # Only what IB's positions did not include yet moves the holdings.
+            grown = self._count(ref) - before
+            self._holdings[key] = self._holdings.get(key, Decimal(0)) + signed_quantity(
+                fill.side, grown
+            )
+        if ref in self._uncounted and self._count(ref) >= self._orders[ref].filled:
+            self._uncounted.discard(ref)
         return True
 
+    def _correct(self, ref: str, executed: Decimal) -> None:
+        """An execution of ``ref`` corrected by ``executed`` shares (fewer: negative): what
+        IB's positions included of it, and its filled quantity, move with it."""
+        if self._held.get(ref):
+            self._held[ref] = max(self._held[ref] + executed, Decimal(0))
+        order = self._orders[ref]
+        if order.filled < self._peak.get(ref, Decimal(0)):
+            return  # its final status came after the correction, and counts it already
+        filled = max(order.filled + executed, Decimal(0))
+        self._orders[ref] = replace(order, filled=filled, remaining=order.quantity - filled)
+
     def on_position(self, position: Position) -> None:
-        """IB's figure, unless an order on the symbol works or has fills still to come
-        (the report may or may not include them: the executions tell)."""
-        if any(self._orders[ref].symbol == position.symbol for ref in self._open | self._uncounted):
+        """IB's figure, unless an order on the symbol works or has fills (or a correction)
+        still to come (the report may or may not include them: the executions tell)."""
+        busy = self._open | self._uncounted | self._correcting
+        if any(self._orders[ref].symbol == position.symbol for ref in busy):
             return
         self._holdings[(position.account, position.symbol)] = position.quantity
 
@@ -181,10 +228,12 @@ class OrderTracker:
         self._count_as_held({ref for ref, o in self._orders.items() if o.symbol in wanted})
 
     def _count_as_held(self, refs: Collection[str]) -> None:
-        """IB's positions replaced ours: they include what ``refs`` have filled so far."""
+        """IB's positions replaced ours: they include what ``refs`` have filled so far, as
+        reported or as executed (an execution read while they were asked for is in them)."""
         for ref in refs:
-            self._counted[ref] = self._orders[ref].filled
+            self._held[ref] = max(self._orders[ref].filled, self._seen.get(ref, Decimal(0)))
             self._uncounted.discard(ref)
+            self._correcting.discard(ref)
 
     def resync(self, positions: Iterable[Position], open_orders: Iterable[OrderUpdate]) -> None:
         """After a reconnect: the broker's book replaces ours; our orders it no longer lists

@@ -139,3 +139,80 @@ def test_reported_fills_of_another_account_do_not_count() -> None:
     order = sent(tracker)  # for DU1
     tracker.on_status(status(order, 10, done=True))
     assert tracker.position("AAPL") == 0
+
+
+def correction(n: int, quantity: int) -> Fill:
+    """IB's correction of ``execution(n)``: same stem, next number."""
+    original = execution(n, quantity)
+    return replace(original, exec_id=original.exec_id.replace(".01.01", ".01.02"))
+
+
+def test_a_working_orders_execution_corrected_to_fewer_shares_then_cancelled() -> None:
+    """The correction lowers what the order filled; IB's statuses then say so, and the
+    cancel (with the smaller filled) closes the order instead of being taken as stale."""
+    tracker = OrderTracker()
+    order = sent(tracker, 200)
+    tracker.on_status(status(order, 100))
+    tracker.on_fill(execution(1, 100))
+    tracker.on_fill(correction(1, 97))
+    tracker.on_status(status(order, 97))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (97, 103)
+    tracker.on_status(replace(status(order, 97), status=OrderStatus.CANCELLED))
+    assert tracker.open_orders() == []
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (97, 0)
+
+
+def test_a_done_orders_correction_is_not_counted_twice_when_ibs_position_comes_first() -> None:
+    """The correction's status comes at once, IB's position (which counts it) next, its
+    execution last: the position report must wait for the execution."""
+    tracker = OrderTracker()
+    order = sent(tracker, 100)
+    tracker.on_status(status(order, 100, done=True))
+    tracker.on_fill(execution(1, 100))
+    tracker.on_status(status(order, 60, done=True))  # the correction's status
+    tracker.on_position(Position("DU1", "AAPL", 265598, D(60), D(190)))
+    tracker.on_fill(correction(1, 60))
+    assert tracker.position("AAPL") == 60
+    tracker.on_position(Position("DU1", "AAPL", 265598, D(60), D(190)))
+    assert tracker.position("AAPL") == 60
+
+
+def test_a_done_orders_correction_lowers_what_it_filled() -> None:
+    tracker = OrderTracker()
+    order = sent(tracker, 100)
+    tracker.on_status(status(order, 100, done=True))
+    tracker.on_fill(execution(1, 100))
+    tracker.on_fill(correction(1, 60))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (60, 0)
+
+
+def test_an_execution_read_while_positions_were_asked_for_is_not_counted_again() -> None:
+    """Reconnect: the open orders are read (filled 0), the execution arrives, then IB's
+    positions (which include it) replace ours; the Filled status after adds nothing."""
+    tracker = OrderTracker()
+    order = sent(tracker)
+    tracker.on_status(order)
+    tracker.on_fill(execution(1, 10))
+    tracker.resync([Position("DU1", "AAPL", 265598, D(10), D(190))], [order])
+    tracker.on_status(status(order, 10, done=True))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
+
+
+def test_an_execution_ibs_positions_counted_already_moves_nothing_when_it_arrives() -> None:
+    tracker = OrderTracker()
+    order = sent(tracker)
+    tracker.on_status(status(order, 10, done=True))
+    tracker.resync([Position("DU1", "AAPL", 265598, D(10), D(190))], [])
+    tracker.on_fill(execution(1, 10))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
+
+
+def test_an_execution_without_ref_before_its_orders_perm_id_is_known_counts_once() -> None:
+    tracker = OrderTracker()
+    request = OrderRequest(AAPL, OrderSide.BUY, D(10), OrderType.MARKET, order_ref="tb-1")
+    tracker.expect(request, "DU1", 9, NOW)
+    tracker.on_fill(execution(1, 10, ref=""))
+    update = tracker.order("tb-1")
+    assert update is not None
+    tracker.on_status(replace(status(update, 10, done=True), order_id=3, perm_id=77))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)

@@ -13,6 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import make_url
 
 from tradingbot.errors import StorageError
 from tradingbot.storage.base import Base
@@ -184,6 +185,10 @@ def test_programs_opening_a_new_database_at_once_migrate_it_once(db_url: str) ->
     """Two bots (or a bot and a `tradingbot positions`) started together on a new database:
     one migrates, the other waits for it and finds the schema current; neither fails on
     a half-done migration ("duplicate column", "expected to match one row")."""
+    if db_url.startswith("postgresql"):  # the stricter isolation a server may default to
+        url = make_url(db_url)
+        options = f"{url.query['options']} -cdefault_transaction_isolation=repeatable\\ read"
+        db_url = url.update_query_dict({"options": options}).render_as_string(False)
     forked = multiprocessing.get_context("fork")
     for _ in range(3):
         start = forked.Barrier(3)

@@ -2,8 +2,8 @@
 (or one built from ``sqlalchemy.url``), in one transaction, batch mode for SQLite ALTERs.
 
 The transaction is begun here, before the schema's revision is read, and holds the write
-lock from its start (SQLite's ``BEGIN IMMEDIATE``; a transaction-scoped advisory lock on
-PostgreSQL): programs opening a new database at once migrate it one after the other, the
+lock from its start (SQLite's ``BEGIN IMMEDIATE``; on PostgreSQL an advisory lock held
+around it): programs opening a new database at once migrate it one after the other, the
 later ones finding it current. Alembic alone would read the revision outside any lock and
 run SQLite's migrations one transaction each, so two of them raced into one another's DDL.
 
@@ -53,9 +53,22 @@ _MIGRATION_LOCK = 0x7470_6D69  # PostgreSQL advisory lock key of this schema's m
 
 def _migrate(connection: Connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
-    with connection.begin():  # BEGIN IMMEDIATE on SQLite (the engine's begin hook)
+    if not sqlite:
+        # At session level, before the transaction: under REPEATABLE READ a lock taken in
+        # it would leave the waiter's snapshot from before the winner's commit.
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+        connection.commit()
+    try:
+        _migrate_locked(connection, sqlite)
+    finally:
         if not sqlite:
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            connection.rollback()
+            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+            connection.commit()
+
+
+def _migrate_locked(connection: Connection, sqlite: bool) -> None:
+    with connection.begin():  # BEGIN IMMEDIATE on SQLite (the engine's begin hook)
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
