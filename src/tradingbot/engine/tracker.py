@@ -49,8 +49,10 @@ class OrderTracker:
         self._uncounted: set[str] = set()  # done orders whose fills are not all counted
         self._by_perm: dict[int, str] = {}  # permId -> order ref, for fills without a ref
         self._loose: dict[int, Decimal] = {}  # permId -> executed before its ref was known
-        self._peak: dict[str, Decimal] = {}  # order ref -> the most IB reported filled
-        self._correcting: set[str] = set()  # done orders whose correction is on its way
+        self._base: dict[str, Decimal] = {}  # adopted: filled before, never to be executed
+        self._final_lower: set[str] = set()  # done with less filled than reported before
+        # Done orders whose correction is on its way: the filled their last status reported.
+        self._correcting: dict[str, Decimal] = {}
         self.account = ""  # the account traded; "" counts every account
 
     # --- orders -------------------------------------------------------------------------
@@ -61,11 +63,23 @@ class OrderTracker:
         self._open.add(ref)
 
     def adopt(self, update: OrderUpdate) -> None:
-        """Take over a working order placed by an earlier run (matched by its order_ref)."""
+        """Take over a working order placed by an earlier run (matched by its order_ref);
+        not one of another account than the one traded (another bot's, on this login)."""
         if update.status.is_done or not update.order_ref:
             return
-        self._orders[update.order_ref] = update
-        self._open.add(update.order_ref)
+        if self.account and update.account and update.account != self.account:
+            return
+        ref = update.order_ref
+        self._orders[ref] = update
+        self._open.add(ref)
+        if update.perm_id:
+            self._by_perm[update.perm_id] = ref
+            self._seen[ref] = self._seen.get(ref, Decimal(0)) + self._loose.pop(
+                update.perm_id, Decimal(0)
+            )
+        # What it filled beyond the executions read (today's, all read before it is
+        # adopted) was executed on an earlier day: IB will not serve those executions.
+        self._base[ref] = max(update.filled - self._seen.get(ref, Decimal(0)), Decimal(0))
 
     def is_ours(self, order_ref: str) -> bool:
         return order_ref in self._orders
@@ -86,7 +100,7 @@ class OrderTracker:
             if update.status.is_done and update.filled != current.filled:
                 # A done order's filled changes only by a correction; its execution (and
                 # IB's position report, which may come first and count it) is on the way.
-                self._correcting.add(ref)
+                self._correcting[ref] = update.filled
             return False
         if update.filled < current.filled and not update.status.is_done:
             return False
@@ -98,8 +112,9 @@ class OrderTracker:
             return False
         if not update.order_id and current.order_id:
             update = replace(update, order_id=current.order_id, perm_id=current.perm_id)
+        if update.status.is_done and update.filled < current.filled:
+            self._final_lower.add(ref)
         self._orders[ref] = update
-        self._peak[ref] = max(self._peak.get(ref, Decimal(0)), update.filled)
         if update.perm_id:
             self._by_perm[update.perm_id] = ref
             loose = self._loose.pop(update.perm_id, None)
@@ -113,7 +128,8 @@ class OrderTracker:
 
     def _count(self, ref: str) -> Decimal:
         """How much of order ``ref`` the holdings include."""
-        return max(self._seen.get(ref, Decimal(0)), self._held.get(ref, Decimal(0)))
+        executed = self._seen.get(ref, Decimal(0)) + self._base.get(ref, Decimal(0))
+        return max(executed, self._held.get(ref, Decimal(0)))
 
     def fail(
         self, order_ref: str, text: str, now: datetime, code: int | None = None
@@ -182,8 +198,9 @@ class OrderTracker:
         self._seen[ref] = self._seen.get(ref, Decimal(0)) + executed
         if known is not None:
             # A correction changes what the order did, whatever IB's positions included.
-            self._correcting.discard(ref)
             self._correct(ref, executed)
+            if self._correcting.get(ref) == self._count(ref):
+                del self._correcting[ref]  # the last correction its status announced
             self._holdings[key] = self._holdings.get(key, Decimal(0)) + move
         else:
             # Only what IB's positions did not include yet moves the holdings.
@@ -201,7 +218,7 @@ class OrderTracker:
         if self._held.get(ref):
             self._held[ref] = max(self._held[ref] + executed, Decimal(0))
         order = self._orders[ref]
-        if order.filled < self._peak.get(ref, Decimal(0)):
+        if ref in self._final_lower:
             return  # its final status came after the correction, and counts it already
         filled = max(order.filled + executed, Decimal(0))
         self._orders[ref] = replace(order, filled=filled, remaining=order.quantity - filled)
@@ -209,7 +226,7 @@ class OrderTracker:
     def on_position(self, position: Position) -> None:
         """IB's figure, unless an order on the symbol works or has fills (or a correction)
         still to come (the report may or may not include them: the executions tell)."""
-        busy = self._open | self._uncounted | self._correcting
+        busy = self._open | self._uncounted | self._correcting.keys()
         if any(self._orders[ref].symbol == position.symbol for ref in busy):
             return
         self._holdings[(position.account, position.symbol)] = position.quantity
@@ -233,7 +250,7 @@ class OrderTracker:
         for ref in refs:
             self._held[ref] = max(self._orders[ref].filled, self._seen.get(ref, Decimal(0)))
             self._uncounted.discard(ref)
-            self._correcting.discard(ref)
+            self._correcting.pop(ref, None)
 
     def resync(self, positions: Iterable[Position], open_orders: Iterable[OrderUpdate]) -> None:
         """After a reconnect: the broker's book replaces ours; our orders it no longer lists

@@ -216,3 +216,94 @@ def test_an_execution_without_ref_before_its_orders_perm_id_is_known_counts_once
     assert update is not None
     tracker.on_status(replace(status(update, 10, done=True), order_id=3, perm_id=77))
     assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
+
+
+def adopted(filled: int, quantity: int = 10) -> OrderUpdate:
+    """An earlier run's working order as IB lists it at start (reqAllOpenOrders)."""
+    request = OrderRequest(AAPL, OrderSide.BUY, D(quantity), OrderType.MARKET, order_ref="tb-1")
+    t = OrderTracker()
+    t.expect(request, "DU1", 9, NOW)
+    base = t.order("tb-1")
+    assert base is not None
+    return status(replace(base, order_id=3, perm_id=77, status=OrderStatus.SUBMITTED), filled)
+
+
+def start(tracker: OrderTracker, working: OrderUpdate, executions: list[Fill], ib_pos: int) -> None:
+    """What _load_book does at start: executions, adopt, re-resolve open orders, resync."""
+    for f in executions:
+        tracker.on_fill(f)
+    tracker.adopt(working)
+    tracker.on_status(working)  # resolve(order, at) finds it working: the same update
+    tracker.resync(
+        [Position("DU1", "AAPL", 265598, D(ib_pos), D(190))] if ib_pos else [], [working]
+    )
+
+
+def test_an_adopted_orders_next_execution_ahead_of_its_status_counts_once() -> None:
+    """Earlier run's order 4/10 filled; today's executions hold those 4 (no ref known yet
+    -> _loose). The next execution comes before its status."""
+    tracker = OrderTracker()
+    tracker.account = "DU1"
+    order = adopted(4)
+    start(tracker, order, [execution(1, 4)], ib_pos=4)
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (4, 6)
+    tracker.on_fill(execution(2, 2))
+    tracker.on_status(status(order, 6))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (6, 4)
+
+
+def test_an_adopted_order_keeps_the_fills_read_at_start() -> None:
+    tracker = OrderTracker()
+    order = adopted(4)
+    start(tracker, order, [execution(1, 4)], ib_pos=4)
+    tracker.on_fill(execution(2, 6))
+    tracker.on_status(status(order, 10, done=True))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
+
+
+def test_an_adopted_orders_fills_of_an_earlier_day_count_and_leave_position_reports_free() -> None:
+    """A GTC order 4/10 filled yesterday (reqExecutions: today's only) fills today."""
+    tracker = OrderTracker()
+    order = adopted(4)
+    start(tracker, order, [], ib_pos=4)
+    tracker.on_status(status(order, 10, done=True))
+    tracker.on_fill(execution(2, 6))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (10, 0)
+    tracker.on_position(Position("DU1", "AAPL", 265598, D(7), D(190)))  # e.g. a manual sale
+    assert tracker.position("AAPL") == 7
+
+
+def test_a_position_report_between_two_corrections_waits_for_the_second() -> None:
+    tracker = OrderTracker()
+    order = sent(tracker, 100)
+    tracker.on_status(status(order, 100, done=True))
+    tracker.on_fill(execution(1, 50))
+    tracker.on_fill(execution(2, 50))
+    tracker.on_status(status(order, 90, done=True))  # correction of exec 1
+    tracker.on_status(status(order, 80, done=True))  # correction of exec 2
+    tracker.on_fill(correction(1, 40))
+    tracker.on_position(Position("DU1", "AAPL", 265598, D(80), D(190)))  # counts both
+    tracker.on_fill(correction(2, 40))
+    assert tracker.position("AAPL") == 80
+
+
+def test_a_second_correction_of_a_working_order_lowers_its_filled_again() -> None:
+    tracker = OrderTracker()
+    order = sent(tracker, 200)
+    tracker.on_status(status(order, 100))
+    tracker.on_fill(execution(1, 50))
+    tracker.on_fill(execution(2, 50))
+    tracker.on_fill(correction(1, 45))
+    tracker.on_status(status(order, 95))
+    tracker.on_fill(correction(2, 45))
+    tracker.on_status(status(order, 90))
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (90, 110)
+    assert tracker.open_orders()[0].remaining == 110
+
+
+def test_an_order_of_another_account_is_not_adopted() -> None:
+    tracker = OrderTracker()
+    tracker.account = "DU2"
+    order = adopted(0)  # DU1's
+    start(tracker, order, [], ib_pos=0)
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (0, 0)
