@@ -190,7 +190,7 @@ class OrderTracker:
         ref = fill.order_ref if fill.order_ref in self._orders else self._by_perm.get(fill.perm_id)
         executed = signed_quantity(fill.side, move)  # the order's executed quantity moves so
         if ref is None:
-            self._holdings[key] = self._holdings.get(key, Decimal(0)) + move
+            self._move(key, move)
             if fill.perm_id:
                 self._loose[fill.perm_id] = self._loose.get(fill.perm_id, Decimal(0)) + executed
             return True
@@ -201,16 +201,15 @@ class OrderTracker:
             self._correct(ref, executed)
             if self._correcting.get(ref) == self._count(ref):
                 del self._correcting[ref]  # the last correction its status announced
-            self._holdings[key] = self._holdings.get(key, Decimal(0)) + move
-        else:
-            # Only what IB's positions did not include yet moves the holdings.
-            grown = self._count(ref) - before
-            self._holdings[key] = self._holdings.get(key, Decimal(0)) + signed_quantity(
-                fill.side, grown
-            )
+            self._move(key, move)
+        else:  # only what IB's positions did not include yet moves the holdings
+            self._move(key, signed_quantity(fill.side, self._count(ref) - before))
         if ref in self._uncounted and self._count(ref) >= self._orders[ref].filled:
             self._uncounted.discard(ref)
         return True
+
+    def _move(self, key: tuple[str, str], quantity: Decimal) -> None:
+        self._holdings[key] = self._holdings.get(key, Decimal(0)) + quantity
 
     def _correct(self, ref: str, executed: Decimal) -> None:
         """An execution of ``ref`` corrected by ``executed`` shares (fewer: negative): what
