@@ -14,8 +14,9 @@ kill switch tripped then a SIGKILL and restart (still tripped), positions built 
 per-order limit then flattened, an execution corrected by IB (price or quantity), TWS's
 order id sequence reset, executions that come well after their fill's order status, a
 clean stop and a second run on the same database, manual orders in the login's other
-account; the
-gateway fills in slices, so orders fill partially.
+account, a second bot on the same database and account (another symbol, another client
+id, crashed and restarted when drawn again); the gateway fills in slices, so orders fill
+partially.
 The bot's API is on (a free port, a token) so the soak can act as its operator. Then the faults
 stop, the bot is given time to reconcile and is stopped with SIGTERM, and the invariants of
 :mod:`bench.soak_checks` are checked against the simulator's book. Every run prints a row
@@ -48,7 +49,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (python bench/soak.py): find the bench package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.soak_checks import INVARIANTS, Limits, Verdict, Witness, check_run
+from bench.soak_checks import (
+    INVARIANTS,
+    SECOND_BOT_CLIENT_ID,
+    Limits,
+    Verdict,
+    Witness,
+    check_run,
+)
 from bench.soak_faults import (
     FAULTS,
     INJECTORS,
@@ -66,6 +74,8 @@ from tradingbot.sim import SimulatedGateway
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENT_ID = 9
+BOT_SYMBOLS = "AAPL,MSFT"
+SECOND_BOT_SYMBOLS = "NVDA"
 FALLBACK_IDS = range(20, 25)
 ACCOUNT = "DU1234567"
 OTHER_ACCOUNT = "DU7654321"
@@ -114,16 +124,30 @@ def run_seed(base: int, index: int) -> int:
     return random.Random(base * 1_000_003 + index).randrange(1, 2**31)
 
 
-def bot_argv(seed: int, log_file: Path, control: Path) -> list[str]:
+def bot_argv(
+    seed: int, log_file: Path, control: Path, symbols: str = BOT_SYMBOLS, max_target: int = 900
+) -> list[str]:
     """``tradingbot run`` against the soak's gateway: the same ``Bot`` that ``run --sim``
     drives, in a process of its own so that it can be killed while the gateway lives on."""
-    params = f"seed={seed},every_ticks=6,max_target=900,limit_share=0.35,control={control}"
+    params = f"seed={seed},every_ticks=6,max_target={max_target},limit_share=0.35,control={control}"
     script = Path(sys.executable).with_name("tradingbot")
     head = [str(script)] if script.exists() else [sys.executable, "-c", _CLI]
     return [
         *head, "run", "--plain", "--strategy", "bench.soak_strategy:Churn", "--params", params,
-        "--symbols", "AAPL,MSFT", "--log-file", str(log_file),
+        "--symbols", symbols, "--log-file", str(log_file),
     ]  # fmt: skip
+
+
+def second_bot(seed: int, workdir: Path, log_path: Path, main_env: dict[str, str]) -> BotProcess:
+    """The second bot of runs that draw ``second-bot``: the main bot's database and account,
+    its own client id (no fallback) and symbol, no API. NVDA is dear, so its targets stay
+    small: most pass the per-order notional limit, some do not."""
+    env = {k: v for k, v in main_env.items() if k != "IBKR_CLIENT_ID_FALLBACK_RANGE"}
+    env.update(IBKR_CLIENT_ID=str(SECOND_BOT_CLIENT_ID), API_ENABLED="false")
+    argv = bot_argv(
+        seed + 1, workdir / "second.jsonl", workdir / "second.control", SECOND_BOT_SYMBOLS, 120
+    )
+    return BotProcess(argv, env, workdir, log_path.with_name(f"{log_path.stem}-second.log"))
 
 
 _CLI = "import sys; from tradingbot.cli import app; sys.argv[0] = 'tradingbot'; app()"
@@ -173,6 +197,7 @@ async def one_run(cfg: SoakConfig, index: int, seed: int, log_dir: Path) -> RunR
     )
     if verdict.ok and not cfg.verbose:
         log_path.unlink(missing_ok=True)
+        log_path.with_name(f"{log_path.stem}-second.log").unlink(missing_ok=True)
     return result
 
 
@@ -207,6 +232,7 @@ async def _trade_with_faults(
         ctx = FaultContext(
             gw, bot, rng, CLIENT_ID, db_url, ACCOUNT, witness, f"http://127.0.0.1:{api_port}",
             token, control, FALLBACK_IDS, LIMITS.max_order_quantity,
+            tuple(BOT_SYMBOLS.split(",")), second_bot(seed, workdir, log_path, env),
         )  # fmt: skip
         problems: list[str] = []
         await bot.start()
@@ -214,21 +240,30 @@ async def _trade_with_faults(
             await wait_for(lambda: bot_started(ctx), 60.0, "the bot's start")
             t0 = time.monotonic()
             for fault in plan:
-                await _until(t0 + fault.at_s, bot, problems)
+                await _until(t0 + fault.at_s, ctx, problems)
                 await INJECTORS[fault.kind](ctx)
-            await _until(t0 + cfg.run_seconds, bot, problems)
+            await _until(t0 + cfg.run_seconds, ctx, problems)
             await wait_for(
                 lambda: bot_connected(ctx), 40.0, f"the bot back on client id {CLIENT_ID}"
             )
-            await _until(time.monotonic() + cfg.settle_s, bot, problems)
+            await _until(time.monotonic() + cfg.settle_s, ctx, problems)
         except TimeoutError as exc:
             problems.append(str(exc))
         finally:
             code = await bot.stop(timeout_s=30.0)
+            second_code = await ctx.second.stop(timeout_s=30.0) if ctx.second.alive else 0
         if code != 0:
             problems.append(f"graceful stop ended with exit code {code}")
+        if second_code != 0:
+            problems.append(f"the second bot's graceful stop ended with exit code {second_code}")
         problems += [f"the bot exited by itself with code {c}" for c in bot.unexpected_exits]
-        problems += leaks(ACCOUNT, [log_path, workdir / "bot.jsonl"])
+        problems += [
+            f"the second bot exited by itself with code {c}" for c in ctx.second.unexpected_exits
+        ]
+        problems += leaks(
+            ACCOUNT,
+            [log_path, workdir / "bot.jsonl", ctx.second.log_path, workdir / "second.jsonl"],
+        )
         verdict = check_run(
             gw, witness, db_url, ACCOUNT, LIMITS, problems, ctx.findings, ctx.spells
         )
@@ -244,17 +279,19 @@ async def _trade_with_faults(
             id_resets=ctx.id_resets,
             reruns=ctx.reruns,
             other_account_orders=ctx.other_account_orders,
+            second_bots=ctx.second.starts,
         )
     return verdict, ctx.notes
 
 
-async def _until(deadline: float, bot: BotProcess, problems: list[str]) -> None:
+async def _until(deadline: float, ctx: FaultContext, problems: list[str]) -> None:
     """Wait until ``deadline``, noticing (and restarting, as a supervisor would) a dead bot."""
     while time.monotonic() < deadline:
-        if not bot.alive and bot.proc is not None:
-            bot.note_exit()
-            problems.append("the bot died and was restarted")
-            await bot.start()
+        for name, bot in (("bot", ctx.bot), ("second bot", ctx.second)):
+            if not bot.alive and bot.proc is not None:
+                bot.note_exit()
+                problems.append(f"the {name} died and was restarted")
+                await bot.start()
         await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
@@ -364,7 +401,8 @@ def summary(results: list[RunResult], elapsed_s: float) -> str:
         f"{totals['flattens']} ({totals['big_flattens']} past the order size limit)  "
         f"execution corrections: {totals['corrections']}  order id resets: "
         f"{totals['id_resets']}  reruns: {totals['reruns']}  orders in the other account: "
-        f"{totals['other_account_orders']}  position drift fixes: {totals['drift_fixes']}",
+        f"{totals['other_account_orders']}  second bot starts: {totals['second_bots']}"
+        f"  position drift fixes: {totals['drift_fixes']}",
     ]
     if failed:
         lines.append("failing seeds: " + " ".join(str(r.seed) for r in failed))

@@ -47,6 +47,9 @@ from tradingbot.storage.models import OrderRow
 from tradingbot.sync import DEFAULT_ORDER_REF_PREFIX
 
 BOT_REF_PREFIX = DEFAULT_ORDER_REF_PREFIX
+SECOND_BOT_CLIENT_ID = 11
+"""The client id of the second bot that runs drawing ``second-bot`` start on the same
+database and account (another symbol, no fallback ids): its orders are known by it."""
 PNL_TOLERANCE = Decimal("0.01")
 AVG_COST_TOLERANCE = Decimal("0.0001")
 
@@ -81,6 +84,10 @@ class WireOrder:
     @property
     def ours(self) -> bool:
         return self.order_ref.startswith(BOT_REF_PREFIX)
+
+    @property
+    def of_second_bot(self) -> bool:
+        return self.ours and self.client_id == SECOND_BOT_CLIENT_ID
 
 
 @dataclass
@@ -377,11 +384,12 @@ def _entries_while_tripped(
     witness: Witness, db: dict[str, Any], spells: list[KillSwitchSpell]
 ) -> list[str]:
     """Buys journaled (risk-checked, in the bot's clock) while the switch was tripped that
-    reached the gateway: the risk check and the journal record are one synchronous step."""
+    reached the gateway: the risk check and the journal record are one synchronous step.
+    The operator trips the main bot's switch; a second bot on the account keeps its own."""
     problems = []
     for o in witness.orders:
         created = db["created"].get(o.order_ref)
-        if not o.ours or o.action != "BUY" or created is None:
+        if not o.ours or o.of_second_bot or o.action != "BUY" or created is None:
             continue
         moment = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
         if any(spell.covers(moment) for spell in spells):

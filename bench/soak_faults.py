@@ -116,6 +116,10 @@ class FaultContext:
     """The soak strategy's control file (``build``, ``hold``, or empty: churn)."""
     fallback_ids: range
     max_order_quantity: Decimal
+    symbols: tuple[str, ...]
+    """The main bot's symbols (a second bot may trade others in the same account)."""
+    second: BotProcess
+    """The second bot on the same database and account, started by ``second-bot``."""
     fills_while_down: int = 0
     collisions: int = 0
     fallbacks: int = 0
@@ -369,7 +373,7 @@ async def _big_exit(ctx: FaultContext) -> None:
         if not await _quiet(ctx, 1.0, 15.0):
             ctx.notes.append("big-exit: the bot did not go quiet within 15 s; no flatten")
             return
-        before = {p.symbol: p.quantity for p in ctx.gw.book.positions(ctx.account)}
+        before = _gateway_positions(ctx)
         # A `reject` fault armed earlier would hit the flatten's own order: that tests the
         # rejection, not the flatten, so it is disarmed first.
         ctx.gw.disarm_rejection()
@@ -380,14 +384,22 @@ async def _big_exit(ctx: FaultContext) -> None:
             await wait_for(lambda: _largest_position(ctx) == 0, 30.0, "flat at the gateway")
             await _until_db_flat(ctx, 30.0)
         except TimeoutError as exc:
-            left = {p.symbol: p.quantity for p in ctx.gw.book.positions(ctx.account)}
+            left = _gateway_positions(ctx)
             ctx.found("flatten", f"a flatten of {before} left the gateway at {left}: {exc}")
     finally:
         ctx.control.write_text("")
 
 
 def _largest_position(ctx: FaultContext) -> Decimal:
-    return max((abs(p.quantity) for p in ctx.gw.book.positions(ctx.account)), default=Decimal(0))
+    """The largest of the main bot's positions at the gateway."""
+    held = [abs(p.quantity) for p in ctx.gw.book.positions(ctx.account) if p.symbol in ctx.symbols]
+    return max(held, default=Decimal(0))
+
+
+def _gateway_positions(ctx: FaultContext) -> dict[str, Decimal]:
+    return {
+        p.symbol: p.quantity for p in ctx.gw.book.positions(ctx.account) if p.symbol in ctx.symbols
+    }
 
 
 async def _quiet(ctx: FaultContext, quiet_s: float, timeout_s: float) -> bool:
@@ -407,7 +419,7 @@ async def _quiet(ctx: FaultContext, quiet_s: float, timeout_s: float) -> bool:
 async def _until_db_flat(ctx: FaultContext, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
-        held = await asyncio.to_thread(_db_positions, ctx.db_url, ctx.account)
+        held = await asyncio.to_thread(_db_positions, ctx.db_url, ctx.account, ctx.symbols)
         if not any(held.values()):
             return
         if time.monotonic() > deadline:
@@ -415,13 +427,13 @@ async def _until_db_flat(ctx: FaultContext, timeout_s: float) -> None:
         await asyncio.sleep(0.2)
 
 
-def _db_positions(db_url: str, account: str) -> dict[str, Decimal]:
+def _db_positions(db_url: str, account: str, symbols: Sequence[str]) -> dict[str, Decimal]:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
                 select(PositionRow.symbol, PositionRow.quantity).where(
-                    PositionRow.account == account
+                    PositionRow.account == account, PositionRow.symbol.in_(symbols)
                 )
             )
             return {r.symbol: Decimal(r.quantity) for r in rows}
@@ -552,6 +564,26 @@ async def _other_account(ctx: FaultContext) -> None:
     ctx.other_account_orders += 1
 
 
+async def _second_bot(ctx: FaultContext) -> None:
+    """Another bot starts on the same database and account, on a symbol of its own, under
+    its own client id: neither may book, reconcile away or count the other's fills. Drawn
+    again while it runs, it crashes (SIGKILL) and is started again."""
+    if ctx.second.alive:
+        await ctx.second.kill()
+        await asyncio.sleep(ctx.rng.uniform(0.0, 0.5))
+    await ctx.second.start()
+    try:
+        await wait_for(lambda: _second_started(ctx), 60.0, "the second bot's start")
+    except TimeoutError as exc:
+        ctx.found("process", str(exc))
+
+
+def _second_started(ctx: FaultContext) -> bool:
+    path = ctx.second.log_path
+    text = path.read_bytes() if path.exists() else b""
+    return text.count(b"runner started") >= ctx.second.starts
+
+
 FaultFn = Callable[[FaultContext], Awaitable[None]]
 
 INJECTORS: dict[str, FaultFn] = {
@@ -573,6 +605,7 @@ INJECTORS: dict[str, FaultFn] = {
     "late-executions": _late_executions,
     "rerun": _rerun,
     "other-account": _other_account,
+    "second-bot": _second_bot,
 }
 """Every fault kind, by name: a new kind is one injector here."""
 

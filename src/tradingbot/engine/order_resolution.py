@@ -257,13 +257,18 @@ async def recheck_held(
     """Look again at the orders held under another client id (and only at them: the rest
     of the book is live). Those that ended are closed, and their symbols' positions taken
     from IB, since their fills never reach this client id."""
+    # Those held now: an order sent while IB's view is read (a reconnect meanwhile) is in
+    # none of its lists, and must not be taken for ended.
+    held = {
+        o.order_ref for o in tracker.open_orders() if o.order_id and o.client_id != broker.client_id
+    }
     at = await orders_at_broker(broker)
     # Read before anything changes here: a failure leaves the held orders held.
     positions: list[Position] = await broker.get_positions()
     out = Resolution()
     ended: set[str] = set()
     for order in tracker.open_orders():
-        if not order.order_id or order.client_id == at.client_id:
+        if order.order_ref not in held or order.client_id == at.client_id:
             continue
         resolved = resolve(order, at, now)
         if resolved.status.is_done:

@@ -143,6 +143,8 @@ class Runner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._acks: set[asyncio.Task[None]] = set()  # orders sent, IB's answer awaited
         self._reconciled = asyncio.Event()
+        self._reconciling: asyncio.Task[None] | None = None
+        self._reconcile_again = False
         self._deferred: dict[str, TargetPosition] = {}
         # Symbols whose kept target is the kill switch's flatten: nothing replaces it or
         # goes before it (a newer entry would be refused by risk and the flatten lost).
@@ -443,7 +445,7 @@ class Runner:
         )  # fmt: skip
         self._reconciled.clear()
         if self.running and self.broker.is_connected:
-            self._spawn(self._reconcile(), "runner-reconcile")
+            self._start_reconcile()
 
     def _ours_to_cancel_elsewhere(self, order: OrderUpdate) -> bool:
         """Whether to cancel ``order``, working under another client id, as that id: only
@@ -719,12 +721,32 @@ class Runner:
                 log.warning("connection %s: holding all orders until reconciliation", state)
             self._reconciled.clear()
         elif state is ConnectionState.CONNECTED and self.running and not self.reconciled:
-            self._spawn(self._reconcile(), "runner-reconcile")
+            self._start_reconcile()
+
+    def _start_reconcile(self) -> None:
+        """One reconciliation at a time. One asked for while another runs (1101 restored,
+        then a drop and a reconnect) runs once that one ends: run side by side, the older
+        one's view of IB, read before the newer one sent the deferred targets, would take
+        those orders for ended (they are in no list it read) and have them sent again."""
+        if self._reconciling is not None and not self._reconciling.done():
+            self._reconcile_again = True
+            return
+        self._reconcile_again = False
+        self._reconciling = self._spawn(self._reconcile(), "runner-reconcile")
 
     async def _reconcile(self) -> None:
-        if self._wait_reconciled is not None:
-            await self._wait_reconciled()
-        await self._load_book(adopt=False)
+        while True:
+            try:
+                if self._wait_reconciled is not None:
+                    await self._wait_reconciled()
+                await self._load_book(adopt=False)
+            except (TradingBotError, TimeoutError) as exc:
+                if not self._reconcile_again:
+                    raise
+                log.info("reconciliation failed (%s); the one asked for since runs now", exc)
+            if not self._reconcile_again:
+                break
+            self._reconcile_again = False
         if self.broker.connection_state is not ConnectionState.CONNECTED:
             return  # dropped again meanwhile; the next CONNECTED starts over
         self._reconciled.set()

@@ -12,6 +12,7 @@ from tests.mocks.mock_ibkr_client import DEFAULT_ACCOUNT, MockIBKRClient
 from tests.polling import until
 from tests.unit.engine.conftest import Clock, RiskFactory
 from tradingbot.domain import (
+    Fill,
     OrderRequest,
     OrderSide,
     OrderStatus,
@@ -454,4 +455,47 @@ async def test_a_lost_database_costs_the_runner_a_warning_not_a_failed_handler(
     failed = [r for r in caplog.records if r.name == "tradingbot.events"]
     assert failed == []
     assert any("not journaled" in m for m in caplog.messages)
+    await runner.stop()
+
+
+async def test_a_reconcile_overtaken_by_a_newer_one_does_not_close_what_the_newer_one_sent(
+    broker: MockIBKRClient,
+    clock: Clock,
+    make_risk: RiskFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """1101 restored, then a drop and a reconnect: two reconnects, two reconciliations. The
+    first one's view of IB is read before the second one sends the deferred target; it must
+    not then close that order as "no longer working at IB" (the bot would send the target
+    again: a second sell on top of the first, and a short position)."""
+    journal = MemoryJournal()
+    runner = runner_for(broker, clock, make_risk, journal)
+    await runner.start()
+    gate = asyncio.Event()
+    read = broker.get_executions
+    calls = 0
+
+    async def first_read_waits(since: datetime | None = None) -> list[Fill]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await gate.wait()  # the first reconciliation's reads outlast the second's
+        return await read(since)
+
+    monkeypatch.setattr(broker, "get_executions", first_read_waits)
+    await broker.reconnect()
+    await until(lambda: calls == 1, 5)
+    resting = TargetPosition("AAPL", D(5), OrderType.LIMIT, D(185))
+    assert await runner.submit(resting) is None  # kept until a reconciliation ends
+    await broker.reconnect()
+    # The newer reconnect has either reconciled and sent the target, or is queued behind.
+    await until(lambda: len(broker.placed) == 1 or runner._reconcile_again, 5)
+    gate.set()
+    await runner.until_reconciled(5)
+    await runner.idle()
+    await until(lambda: broker.placed != [], 5)
+    [order] = runner.tracker.open_orders()
+    assert order.status is not OrderStatus.CANCELLED
+    assert [(r.side, r.quantity) for r in broker.placed] == [(OrderSide.BUY, D(5))]
+    assert not any(s.status.is_done for s in journal.statuses_of(order.order_ref))
     await runner.stop()
