@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -105,6 +105,7 @@ class PositionSyncService:
         self._repaired_upto = 0  # ... of which a later reconciliation has made good
         self._repair: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None  # see _watch_elsewhere
+        self._reported_filled: Mapping[int, Decimal] = {}  # IB's, by permId, last snapshot
         self._queue: asyncio.Queue[BrokerEvent | _Job] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_pnl: dict[tuple[str, int], tuple[Decimal | None, ...]] = {}
@@ -200,14 +201,15 @@ class PositionSyncService:
 
     # --- syncs ----------------------------------------------------------------------------
     async def _take_snapshot(self) -> BrokerSnapshot:
-        others = self._other_client_ids()
         snapshot = await take_snapshot(
             self.broker,
             self.snapshot_timeout_s,
             clock=self.clock,
             trading_days=self.trading_days,
-            other_client_ids=others,
+            other_client_ids=self._other_client_ids,
         )
+        self._reported_filled = snapshot.reported_filled
+        others = snapshot.read_client_ids - {snapshot.client_id} | set(snapshot.unread_client_ids)
         if others and (self._watch is None or self._watch.done()) and self._attached:
             self._watch = self._spawn(self._watch_elsewhere(), "sync-elsewhere")
         return snapshot
@@ -250,15 +252,21 @@ class PositionSyncService:
                     return True
         return False
 
-    def _other_client_ids(self) -> set[int]:
-        """Other client ids with orders of ours today whose executions we may lack."""
+    def _other_client_ids(self, reported_filled: Mapping[int, Decimal] | None = None) -> set[int]:
+        """Other client ids with orders of ours today whose executions we may lack (by the
+        journal, or by what IB reports filled, by permId: the latest snapshot's unless
+        given)."""
+        if reported_filled is None:
+            reported_filled = self._reported_filled
         ib_now = self.clock()
         day_start = self.trading_days.start(self.trading_days.of(ib_now))
         now = datetime.now(UTC)
         others = self._claims.held_by_others(self.bot_id, now)
         since = day_began(now, ib_now, day_start)
         with unit_of_work(self.db) as repos:
-            return clients_to_read(repos, self.prefix, since, self.broker.client_id, others)
+            return clients_to_read(
+                repos, self.prefix, since, self.broker.client_id, others, reported_filled
+            )
 
     async def sync_once(self, kind: str = "full") -> SyncReport:
         """Fetch a snapshot from IB and apply it in one transaction (after queued events)."""

@@ -122,7 +122,7 @@ async def take_snapshot(
     *,
     clock: Callable[[], datetime] = utc_now,
     trading_days: TradingDays = US_TRADING_DAYS,
-    other_client_ids: Collection[int] = (),
+    other_client_ids: Collection[int] | Callable[[Mapping[int, Decimal]], Collection[int]] = (),
 ) -> BrokerSnapshot:
     """Everything a sync compares, fetched before any write so the transaction stays short.
 
@@ -132,9 +132,14 @@ async def take_snapshot(
     be read now are listed in ``unread_client_ids``.
 
     IB's word on the orders is asked first, before any executions: a fill it counts whose
-    execution is not among those read is one IB no longer serves (an earlier day's)."""
+    execution is not among those read is one IB no longer serves (an earlier day's).
+    ``other_client_ids`` may be a function of what IB reports filled by permId: an order
+    the journal holds as done may have filled more than it knows (a status lost in a crash).
+    """
     async with asyncio.timeout(timeout_s):
         reported_before = await _reported_orders(broker)
+    if callable(other_client_ids):
+        other_client_ids = other_client_ids({p: u.filled for p, u in reported_before.items()})
     others: list[Fill] = []
     unread: list[int] = []
     for client_id in sorted(set(other_client_ids) - {broker.client_id}):
@@ -375,10 +380,13 @@ def clients_to_read(
     since: datetime,
     client_id: int,
     claimed_by_others: frozenset[tuple[str, str]] = frozenset(),
+    reported_filled: Mapping[int, Decimal] | None = None,
 ) -> set[int]:
     """Other client ids of ours whose executions may hold fills we have not stored: one of
-    their orders of today still works, or filled more than we have executions for. Orders
-    on a symbol another live bot claims are that bot's (it books their executions)."""
+    their orders of today still works, or filled (by the journal, or by IB's latest word in
+    ``reported_filled``, by permId) more than we have executions for. Orders on a symbol
+    another live bot claims are that bot's (it books their executions)."""
+    reported = reported_filled or {}
     return {
         order.client_id
         for order, executed in repos.orders_elsewhere(prefix, since, client_id)
@@ -386,7 +394,8 @@ def clients_to_read(
         and (order.account or "", order.symbol.upper()) not in claimed_by_others
         and (
             order.status not in DONE_STATUSES
-            or order.filled > Decimal(executed) + order.unreadable_filled
+            or max(order.filled, reported.get(order.perm_id or 0, ZERO))
+            > Decimal(executed) + order.unreadable_filled
         )
     }
 
@@ -424,6 +433,7 @@ def day_began(now: datetime, ib_time: datetime | None, day_start: datetime | Non
 
 def _reconcile_orders(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) -> None:
     repos: Repositories = ledger.repos
+    _raise_closed_short(ledger, snap, report)
     listed = {u.perm_id for u in snap.open_orders}
     for update in snap.open_orders:
         record_status(repos, update, ledger.prefix, "sync", ledger.now, ledger.session_start)
@@ -451,6 +461,37 @@ def _reconcile_orders(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) 
         row.status, row.filled = status.value, Decimal(executed)
         row.remaining, row.updated_at = row.quantity - row.filled, ledger.now
         repos.add(status_event(row, "reconcile", ledger.now, error_text="no longer open at IB"))
+
+
+def _raise_closed_short(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport) -> None:
+    """Our orders the journal holds as ended with less filled than IB's completed orders
+    say (a status lost in a crash, then closed as no longer working): IB's word is final,
+    and the journal takes it. A correction that lowers a fill is the executions' to tell."""
+    since = day_began(ledger.now, snap.ib_time, snap.day_start)
+    for row, _ in ledger.repos.orders_elsewhere(ledger.prefix, since, None):
+        reported = (snap.reported_orders or {}).get(row.perm_id or 0)
+        if (
+            reported is None
+            or not reported.status.is_done
+            or row.status not in DONE_STATUSES
+            or reported.filled <= row.filled
+        ):
+            continue
+        report.differences.append(
+            _diff(
+                row.account or "", "order", f"perm {row.perm_id}", "filled", row.filled,
+                reported.filled, "set from completed orders",
+            )
+        )  # fmt: skip
+        row.status, row.filled = reported.status.value, reported.filled
+        row.remaining, row.updated_at = max(row.quantity - row.filled, ZERO), ledger.now
+        if reported.avg_fill_price is not None:
+            row.avg_fill_price = reported.avg_fill_price
+        ledger.repos.add(
+            status_event(
+                row, "reconcile", ledger.now, error_text="filled, as IB's completed orders say"
+            )
+        )
 
 
 def _close_if_ended_elsewhere(

@@ -18,6 +18,7 @@ import logging
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from tests.integration.sync.conftest import client_for
 from tests.integration.sync.test_sync_over_tcp import ACCOUNT, BUY, SELL, fill_at
@@ -256,3 +257,26 @@ async def test_a_working_order_under_another_client_id_is_watched_lightly_and_bo
     aapl = position(db, "AAPL")
     assert (aapl.quantity, aapl.avg_cost) == (D(100), D("190.01"))
     assert _no_drift_corrected(db)
+
+
+async def test_an_order_the_journal_closed_short_of_what_ib_filled_has_its_fills_read(
+    gateway: SimulatedGateway, db: Database
+) -> None:
+    """Our order under client 9 is closed in the journal with nothing filled (a status lost
+    in a crash, then closed as no longer working) while IB's completed orders say it filled
+    100. IB's position includes that fill; the mirror must read client 9's executions for
+    it, not wait for ever for fills it never asks for."""
+    perm_id = await _order_under_nine_filled_while_away(gateway, db)
+    with db.transaction() as session:
+        [row] = session.scalars(select(OrderRow).where(OrderRow.perm_id == perm_id))
+        row.status, row.filled, row.remaining = "Cancelled", D(0), D(100)
+    async with (
+        client_for(gateway, 20) as twenty,
+        PositionSyncService(twenty, db, reconcile_interval_s=None) as sync,
+    ):
+        await sync.wait_until(lambda: [e.applied for e in rows(db, ExecutionRow)] == [True])
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.avg_cost) == (D(100), D("190.01"))
+    assert _no_drift_corrected(db)
+    [order] = rows(db, OrderRow)  # and the journal takes IB's word on what it filled
+    assert (order.status, order.filled, order.remaining) == ("Filled", D(100), D(0))
