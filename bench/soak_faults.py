@@ -508,7 +508,8 @@ async def _exec_correction(ctx: FaultContext) -> None:
         price, shares = max(Decimal("0.01"), old.price + step), None
     else:
         price, shares = None, Decimal(ctx.rng.randint(1, int(old.shares) - 1))
-    ctx.gw.correct_execution(old.exec_id, price, shares)
+    # IB orders neither the correction's messages nor the position update that follows.
+    ctx.gw.correct_execution(old.exec_id, price, shares, position_first=ctx.rng.random() < 0.5)
     ctx.corrections += 1
 
 

@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import logging
 import secrets
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,12 @@ log = logging.getLogger(__name__)
 
 _DOWN = frozenset({ConnectionState.DISCONNECTED, ConnectionState.CONNECTING})
 _ZERO = Decimal(0)
+RESTATE_DELAY_S = 0.2
+"""After a correction, how long its status, execution and IB's position report are given
+to land before IB's position is read to restate the symbol."""
+CORRECTION_WAIT_S = 5.0
+"""How long a done order's status announcing a correction waits for its execution before
+it is taken as stale (IB's position settles the symbol then)."""
 
 
 def utc_now() -> datetime:
@@ -144,6 +151,7 @@ class Runner:
         self._acks: set[asyncio.Task[None]] = set()  # orders sent, IB's answer awaited
         self._reconciled = asyncio.Event()
         self._reconciling: asyncio.Task[None] | None = None
+        self._restating: asyncio.Task[None] | None = None
         self._reconcile_again = False
         self._deferred: dict[str, TargetPosition] = {}
         # Symbols whose kept target is the kill switch's flatten: nothing replaces it or
@@ -560,6 +568,8 @@ class Runner:
         that is over), or None when it would go out."""
         if not self._reconciled.is_set():
             return "reconciliation after a reconnect"
+        if symbol in self.tracker.restating():
+            return f"IB's position of {symbol} after an execution correction"
         if self._drain is not None and drain_rules.cancelling_on(
             symbol, self.tracker.open_orders(), self.broker.client_id
         ):
@@ -690,6 +700,7 @@ class Runner:
             self._journal_status(update)
             if update.status.is_done:
                 log.info("order %s %s (%s filled)", update.order_ref, update.status, update.filled)
+        self._restate_if_needed()
 
     def _journal_status(self, update: OrderUpdate) -> None:
         """Journal a status; a database that fails (lost, restarting) costs a warning: the
@@ -705,6 +716,34 @@ class Runner:
 
     def _on_fill(self, fill: Fill) -> None:
         self.tracker.on_fill(fill)
+        self._restate_if_needed()
+
+    def _restate_if_needed(self) -> None:
+        if self.tracker.restating() and (self._restating is None or self._restating.done()):
+            self._restating = self._spawn(self._restate(), "runner-restate")
+
+    async def _restate(self) -> None:
+        """Read IB's positions until every symbol a correction touched is restated (see
+        ``OrderTracker.restating``); kept targets on them go out then."""
+        started, delay_s = time.monotonic(), RESTATE_DELAY_S
+        while symbols := self.tracker.restating():
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 2.0)  # a symbol an order works on waits for its end
+            if time.monotonic() - started < CORRECTION_WAIT_S:
+                symbols = {s for s in symbols if not self.tracker.awaiting_correction(s)}
+            if not symbols or not self._reconciled.is_set():
+                continue  # a reconnect's resync restates them all
+            marks = self.tracker.marks(symbols)
+            try:
+                positions = await self.broker.get_positions()
+            except (TradingBotError, TimeoutError) as exc:
+                log.warning("reading IB's positions after a correction failed: %s", exc)
+                continue
+            done = self.tracker.restate(positions, symbols, marks)
+            if done:
+                log.info("positions of %s restated from IB after a correction", sorted(done))
+                if self.running:
+                    self._resume_deferred(done - self._held)
 
     def _on_position(self, position: Position) -> None:
         self.tracker.on_position(position)

@@ -53,6 +53,10 @@ class OrderTracker:
         self._final_lower: set[str] = set()  # done with less filled than reported before
         # Done orders whose correction is on its way: the filled their last status reported.
         self._correcting: dict[str, Decimal] = {}
+        # Symbols whose holdings IB's position should restate: after a correction, IB's
+        # position report may have come before it (and counted it) or after.
+        self._restate: set[str] = set()
+        self._marks: dict[str, int] = {}  # per symbol, events that moved its orders or holdings
         self.account = ""  # the account traded; "" counts every account
 
     # --- orders -------------------------------------------------------------------------
@@ -61,6 +65,7 @@ class OrderTracker:
         ref = request.order_ref
         self._orders[ref] = pending(ref, request, now, account, client_id)
         self._open.add(ref)
+        self._mark(request.contract.symbol)
 
     def adopt(self, update: OrderUpdate) -> None:
         """Take over a working order placed by an earlier run (matched by its order_ref);
@@ -100,7 +105,10 @@ class OrderTracker:
             if update.status.is_done and update.filled != current.filled:
                 # A done order's filled changes only by a correction; its execution (and
                 # IB's position report, which may come first and count it) is on the way.
+                # A stale status says the same, and no execution follows: IB's position,
+                # read once the wait is over, settles it (see ``restating``).
                 self._correcting[ref] = update.filled
+                self._mark(current.symbol)
             return False
         if update.filled < current.filled and not update.status.is_done:
             return False
@@ -115,6 +123,7 @@ class OrderTracker:
         if update.status.is_done and update.filled < current.filled:
             self._final_lower.add(ref)
         self._orders[ref] = update
+        self._mark(update.symbol)
         if update.perm_id:
             self._by_perm[update.perm_id] = ref
             loose = self._loose.pop(update.perm_id, None)
@@ -175,6 +184,10 @@ class OrderTracker:
         return out
 
     # --- positions ----------------------------------------------------------------------
+    def has_seen(self, exec_id: str) -> bool:
+        """Whether execution ``exec_id`` has reached the tracker."""
+        return exec_id in self._exec_ids
+
     def on_fill(self, fill: Fill) -> bool:
         if fill.exec_id in self._exec_ids:
             return False
@@ -187,6 +200,9 @@ class OrderTracker:
         self._effective[stem] = (number, signed)
         move = signed - known[1] if known is not None else signed
         key = (fill.account, fill.symbol)
+        self._mark(fill.symbol)
+        if known is not None:
+            self._restate.add(fill.symbol)
         ref = fill.order_ref if fill.order_ref in self._orders else self._by_perm.get(fill.perm_id)
         executed = signed_quantity(fill.side, move)  # the order's executed quantity moves so
         if ref is None:
@@ -207,6 +223,9 @@ class OrderTracker:
         if ref in self._uncounted and self._count(ref) >= self._orders[ref].filled:
             self._uncounted.discard(ref)
         return True
+
+    def _mark(self, symbol: str) -> None:
+        self._marks[symbol] = self._marks.get(symbol, 0) + 1
 
     def _move(self, key: tuple[str, str], quantity: Decimal) -> None:
         self._holdings[key] = self._holdings.get(key, Decimal(0)) + quantity
@@ -235,13 +254,43 @@ class OrderTracker:
         session could not see their fills), a symbol IB does not list being flat: IB lists
         no zero positions. A symbol with an order of ours still working is left alone."""
         busy = {self._orders[ref].symbol for ref in self._open}
-        wanted = set(symbols) - busy
-        for key in [k for k in self._holdings if k[1] in wanted]:
+        self._replace(positions, set(symbols) - busy)
+
+    def _replace(self, positions: Iterable[Position], symbols: Collection[str]) -> None:
+        """IB's positions stand for ``symbols`` from now on (one it does not list is flat)."""
+        for key in [k for k in self._holdings if k[1] in symbols]:
             del self._holdings[key]
         for p in positions:
-            if p.symbol in wanted:
+            if p.symbol in symbols:
                 self._holdings[(p.account, p.symbol)] = p.quantity
-        self._count_as_held({ref for ref, o in self._orders.items() if o.symbol in wanted})
+        self._count_as_held({ref for ref, o in self._orders.items() if o.symbol in symbols})
+        self._restate -= set(symbols)
+
+    # --- restating a symbol from IB's positions after a correction -----------------------
+    def restating(self) -> set[str]:
+        """Symbols whose holdings wait for IB's position after a correction (or a done
+        order's status announcing one): IB does not order a correction's status, execution
+        and position report, so which of them a position already counted is unknown. An
+        order on one waits until IB's position, read after all of them, restates it."""
+        return self._restate | {self._orders[ref].symbol for ref in self._correcting}
+
+    def awaiting_correction(self, symbol: str) -> bool:
+        """Whether a done order on ``symbol`` announced a correction not received yet."""
+        return any(self._orders[ref].symbol == symbol for ref in self._correcting)
+
+    def marks(self, symbols: Collection[str]) -> dict[str, int]:
+        """Where each symbol's events stand, to tell later whether any came meanwhile."""
+        return {symbol: self._marks.get(symbol, 0) for symbol in symbols}
+
+    def restate(
+        self, positions: Iterable[Position], symbols: Collection[str], marks: dict[str, int]
+    ) -> set[str]:
+        """IB's positions, asked for when ``marks`` were taken, replace the holdings of
+        ``symbols`` that no event moved since and no order works on; returns those."""
+        busy = {self._orders[ref].symbol for ref in self._open | self._uncounted}
+        quiet = {s for s in symbols if s not in busy and self._marks.get(s, 0) == marks.get(s)}
+        self._replace(positions, quiet)
+        return quiet
 
     def _count_as_held(self, refs: Collection[str]) -> None:
         """IB's positions replaced ours: they include what ``refs`` have filled so far, as
@@ -259,6 +308,7 @@ class OrderTracker:
             if update.order_ref in self._orders:
                 self.on_status(update)
         self._count_as_held(list(self._orders))
+        self._restate.clear()
 
     def position(self, symbol: str) -> Decimal:
         return self.positions().get(symbol, Decimal(0))

@@ -365,6 +365,7 @@ class OrderEngine:
         exec_id: str | None = None,
         price: Decimal | None = None,
         shares: Decimal | None = None,
+        position_first: bool = False,
     ) -> SimExecution:
         """Correct an execution's price and/or quantity, as IB's back office does.
 
@@ -379,6 +380,8 @@ class OrderEngine:
 
         Only the latest execution of its position can be corrected (what is booked after
         it would need rebooking too); without ``exec_id`` the last execution is corrected.
+        The position update follows the correction, or with ``position_first`` goes ahead
+        of it: IB does not order the two.
         """
         if not self.executions:
             raise ValueError("exec_id: there is no execution to correct yet")
@@ -421,8 +424,11 @@ class OrderEngine:
         )
         self.executions.append(corrected)
         self._before[corrected.exec_id] = before
+        if position_first:
+            self.book.notify(old.account, position)
         self.sink.order_filled(order, corrected)
-        self.book.notify(old.account, position)  # the position update follows the execution
+        if not position_first:
+            self.book.notify(old.account, position)
         return corrected
 
     def _execution(self, exec_id: str) -> SimExecution:

@@ -103,10 +103,14 @@ class OrderDesk:
         self.engine.fill_now(perm_id, price, shares)
 
     def correct_execution(
-        self, exec_id: str | None, price: Decimal | None, shares: Decimal | None
+        self,
+        exec_id: str | None,
+        price: Decimal | None,
+        shares: Decimal | None,
+        position_first: bool = False,
     ) -> str:
         """Correct an execution (the last one by default); returns the correction's id."""
-        return self.engine.correct_execution(exec_id, price, shares).exec_id
+        return self.engine.correct_execution(exec_id, price, shares, position_first).exec_id
 
     async def place_external_order(
         self,
@@ -204,9 +208,10 @@ def correct_execution(
     exec_id: str | None = None,
     price: Decimal | None = None,
     shares: Decimal | None = None,
+    position_first: bool = False,
 ) -> str:
     """``gateway.correct_execution``: send a correction of an execution (the last one)."""
-    return _desk(gateway).correct_execution(exec_id, price, shares)
+    return _desk(gateway).correct_execution(exec_id, price, shares, position_first)
 
 
 def reject_next_order(

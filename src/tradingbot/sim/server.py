@@ -325,10 +325,13 @@ class SimulatedGateway:
         exec_id: str | None = None,
         price: Decimal | None = None,
         shares: Decimal | None = None,
+        *,
+        position_first: bool = False,
     ) -> str:
         """Correct an execution's price and/or quantity (the last execution by default):
-        clients get the correction (same stem, next number); returns its exec id."""
-        return orders.correct_execution(self, exec_id, price, shares)
+        clients get the correction (same stem, next number); returns its exec id. The
+        position update follows it, or with ``position_first`` goes ahead of it."""
+        return orders.correct_execution(self, exec_id, price, shares, position_first)
 
     async def place_external_order(
         self,

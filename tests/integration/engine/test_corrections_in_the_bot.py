@@ -33,11 +33,43 @@ async def test_flatten_after_a_quantity_correction_sells_what_is_left(tmp_path: 
                     what="the sell of 100 to fill")  # fmt: skip
         await until(lambda: runner.tracker.position("AAPL") == 0, what="the tracker at 0")
         gw.correct_execution(shares=D(60))  # IB: the sell was really 60 shares
-        await until(lambda: runner.tracker.position("AAPL") == 40,
-                    what="the tracker to move by the correction's difference")  # fmt: skip
+        await until(
+            lambda: runner.tracker.position("AAPL") == 40 and not runner.tracker.restating(),
+            what="the tracker to move by the correction's difference",
+        )
         assert (await send(bot, TargetPosition("AAPL", D(0)))).accepted
         await until(lambda: held(gw, "AAPL") == 0 and not runner.tracker.open_orders(),
                     what="the flatten to sell the 40 left")  # fmt: skip
         assert runner.tracker.position("AAPL") == 0
         sells = [e for e in gw.orders.engine.executions if e.symbol == "AAPL" and e.side == "SLD"]
         assert [e.shares for e in sells][-1] == 40
+
+
+async def test_a_correction_whose_position_update_comes_first_is_counted_once(
+    tmp_path: Path,
+) -> None:
+    """IB's position (40 left) ahead of the correction, its execution late: the position
+    report counts the correction already, so the execution must not move the tracker again
+    (it would hold 80, and a flatten would sell 80 of 40 shares)."""
+    async with bot_on(tmp_path) as (bot, gw):
+        runner = bot.runner
+        assert runner is not None
+        assert (await send(bot, TargetPosition("AAPL", D(100)))).accepted
+        await until(lambda: runner.tracker.position("AAPL") == 100 and held(gw, "AAPL") == 100,
+                    what="the buy of 100 to fill")  # fmt: skip
+        assert (await send(bot, TargetPosition("AAPL", D(0)))).accepted
+        await until(lambda: held(gw, "AAPL") == 0 and not runner.tracker.open_orders(),
+                    what="the sell of 100 to fill")  # fmt: skip
+        await until(lambda: runner.tracker.position("AAPL") == 0, what="the tracker at 0")
+        gw.faults.executions_late_s = 0.5
+        correction = gw.correct_execution(shares=D(60), position_first=True)
+        gw.faults.executions_late_s = None
+        await until(lambda: runner.tracker.position("AAPL") == 40 and not runner.tracker.restating()
+                    and runner.tracker.has_seen(correction),
+                    what="the tracker restated at 40 after the correction")  # fmt: skip
+        assert (await send(bot, TargetPosition("AAPL", D(0)))).accepted
+        await until(lambda: held(gw, "AAPL") == 0 and not runner.tracker.open_orders(),
+                    what="the flatten to sell the 40 left")  # fmt: skip
+        sells = [e for e in gw.orders.engine.executions if e.symbol == "AAPL" and e.side == "SLD"]
+        assert [e.shares for e in sells][-1] == 40
+        assert runner.tracker.position("AAPL") == 0
