@@ -202,22 +202,33 @@ class Repositories:
         row = self.session.execute(stmt).first()
         return None if row is None else (row[0], row[1])
 
-    def fill_events(self, exec_ids: Collection[str]) -> list[PositionEvent]:
-        """The fill events (source ``fill``) of these executions."""
+    def fill_events(self, exec_ids: Collection[str], source: str = "fill") -> list[PositionEvent]:
+        """The events of these executions from ``source`` (``fill``, or ``correction``: the
+        adjust event that booked a correction)."""
         stmt = select(PositionEvent).where(
-            PositionEvent.exec_id.in_(list(exec_ids)), PositionEvent.source == "fill"
+            PositionEvent.exec_id.in_(list(exec_ids)), PositionEvent.source == source
         )
         return list(self.session.scalars(stmt))
 
-    def adjusted_after(self, account: str, con_id: int, event_id: int) -> bool:
-        """Whether an ``adjust`` event (reconciliation, a correction) of the position was
-        written after the event ``event_id``."""
+    def adjusted_after(
+        self, account: str, con_id: int, event_id: int, corrections: Collection[str] = ()
+    ) -> bool:
+        """Whether an ``adjust`` event (reconciliation, a correction other than those of the
+        executions ``corrections``) of the position was written after the event
+        ``event_id``."""
         stmt = select(PositionEvent.id).where(
             PositionEvent.account == account,
             PositionEvent.con_id == con_id,
             PositionEvent.kind == "adjust",
             PositionEvent.id > event_id,
         )
+        if corrections:
+            stmt = stmt.where(
+                ~(
+                    (PositionEvent.source == "correction")
+                    & PositionEvent.exec_id.in_(list(corrections))
+                )
+            )
         return self.session.execute(stmt.limit(1)).first() is not None
 
     def fill_event(self, exec_ids: Collection[str]) -> PositionEvent | None:

@@ -437,20 +437,28 @@ class Ledger:
         another client id, which this session could not see). Average cost and realized
         P&L depend on the order of fills, so the later ones are booked again after it, in
         time order, and their fill events rewritten: the position and the day's P&L come
-        out as IB computes them. False (book it last, as it comes) when reconciliation
-        adjusted the position in between: its figures would no longer hold."""
+        out as IB computes them. A correction among them is replayed in its original's
+        place: the original's fill event takes the correction's figures and the correction's
+        adjust event moves nothing any more. False (book it last, as it comes) when
+        reconciliation adjusted the position in between: its figures would no longer hold."""
         # Stored but never booked (an adopted account's history) stays out of it.
         booked = [e for e in self._booked_after(key, row) if e.realized_pnl is not None]
         later = sorted(booked, key=order_key)
         if not later:
             return False
-        events = self._fill_events([e.exec_id for e in later])
+        stand_in, families = self._originals(later)
+        events = self._fill_events([stand_in.get(e.exec_id, e.exec_id) for e in later])
+        events = {e.exec_id: events[stand_in.get(e.exec_id, e.exec_id)] for e in later
+                  if stand_in.get(e.exec_id, e.exec_id) in events}  # fmt: skip
+        corrections = {i for ids in families.values() for i in ids}
+        adjusts = self._fill_events(sorted(corrections), "correction")
         first = events.get(later[0].exec_id)
         if (
             len(events) < len(later)
+            or not set(stand_in) <= adjusts.keys()
             or first is None
             or not self._written_first(first, events.values())
-            or self._adjusted_after(key, first)
+            or self._adjusted_after(key, first, corrections)
         ):
             log.warning(
                 "execution %s of %s is older than fills already booked; booked after them",
@@ -489,6 +497,20 @@ class Ledger:
                 ("realized_pnl", effect.realized),
             ):
                 _set_field(event, name, value)
+            # Its figures are in its original's fill event now: its stem's corrections
+            # move nothing more.
+            for exec_id in families.get(execution.exec_id, ()):
+                adjust = adjusts.get(exec_id)
+                if adjust is None:
+                    continue
+                for name, value in (
+                    ("quantity_before", effect.after.quantity),
+                    ("quantity_after", effect.after.quantity),
+                    ("avg_cost_before", effect.after.avg_cost),
+                    ("avg_cost_after", effect.after.avg_cost),
+                    ("realized_pnl", ZERO),
+                ):
+                    _set_field(adjust, name, value)
         self._dirty[key] = (holding, later[-1].time)
         log.info(
             "execution %s of %s came after %d later one(s); they were booked again after it",
@@ -496,19 +518,42 @@ class Ledger:
         )  # fmt: skip
         return True
 
-    def _fill_events(self, exec_ids: list[str]) -> dict[str, PositionEvent | dict[str, object]]:
-        """The fill events of these executions, written or still in this batch."""
+    def _fill_events(
+        self, exec_ids: list[str], source: str = "fill"
+    ) -> dict[str, PositionEvent | dict[str, object]]:
+        """The events of these executions from ``source`` (their fill events by default),
+        written or still in this batch."""
         wanted = set(exec_ids)
         found: dict[str, PositionEvent | dict[str, object]] = {}
         for event in self._new_events:
             exec_id = event["exec_id"]
-            if isinstance(exec_id, str) and exec_id in wanted and event["source"] == "fill":
+            if isinstance(exec_id, str) and exec_id in wanted and event["source"] == source:
                 found[exec_id] = event
         missing = [i for i in exec_ids if i not in found]
-        for stored in self.repos.fill_events(missing) if missing else []:
+        for stored in self.repos.fill_events(missing, source) if missing else []:
             if stored.exec_id is not None:
                 found[stored.exec_id] = stored
         return found
+
+    def _originals(
+        self, executions: Iterable[Execution]
+    ) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """For each correction among ``executions``: the execution of its stem whose fill
+        event booked the stem first (the original, or a correction that came before it),
+        and every execution of the stem (whose correction events it replaces)."""
+        stand_in: dict[str, str] = {}
+        families: dict[str, list[str]] = {}
+        for execution in executions:
+            stem, number = correction_parts(execution.exec_id)
+            if number < 2:
+                continue
+            self._load_stems([execution.exec_id])
+            family = sorted({e.exec_id for e in self._stems[stem]} | {execution.exec_id})
+            booked = self._fill_events([i for i in family if i != execution.exec_id])
+            if booked:
+                stand_in[execution.exec_id] = next(iter(booked))
+                families[execution.exec_id] = family
+        return stand_in, families
 
     def _written_first(
         self,
@@ -526,19 +571,27 @@ class Ledger:
 
         return rank(first) == min(rank(e) for e in events)
 
-    def _adjusted_after(self, key: PositionKey, first: PositionEvent | dict[str, object]) -> bool:
-        """Whether the position was adjusted after the event ``first``."""
+    def _adjusted_after(
+        self,
+        key: PositionKey,
+        first: PositionEvent | dict[str, object],
+        corrections: Collection[str] = (),
+    ) -> bool:
+        """Whether the position was adjusted after the event ``first`` (other than by the
+        correction executions ``corrections``, replayed with the rest)."""
         batch = self._new_events
         start = next((i for i, e in enumerate(batch) if e is first), None)
         after_in_batch = batch[start + 1 :] if start is not None else batch
         if any(
-            (e["account"], e["con_id"]) == key and e["kind"] == LifecycleKind.ADJUST.value
+            (e["account"], e["con_id"]) == key
+            and e["kind"] == LifecycleKind.ADJUST.value
+            and not (e["source"] == "correction" and e["exec_id"] in corrections)
             for e in after_in_batch
         ):
             return True
         if isinstance(first, dict):
             return False  # written in this batch: nothing stored comes after it
-        return self.repos.adjusted_after(key[0], key[1], first.id)
+        return self.repos.adjusted_after(key[0], key[1], first.id, corrections)
 
     def _holding(self, key: PositionKey, symbol: str) -> Holding:
         dirty = self._dirty.get(key)

@@ -8,10 +8,11 @@ Buy 100 @ 190 ($1.00) -> average 190.01; sell 100 @ 200 corrected to 60 shares @
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tests.unit.sync.helpers import ExecutionRow, position, rows
+from tests.unit.sync.helpers import ExecutionRow, PositionEvent, position, rows
 from tradingbot.domain import CommissionReport, Fill, OrderSide
 from tradingbot.storage.db import Database
 from tradingbot.storage.repositories import unit_of_work
@@ -70,3 +71,36 @@ def test_correction_in_a_later_batch_rebooks(db: Database) -> None:
     batch(db, fee(CORRECTED.exec_id))  # its commission report comes in the next batch
     aapl = position(db, "AAPL")
     assert (aapl.quantity, aapl.avg_cost, aapl.realized_pnl) == (D(40), D("190.01"), D("598.40"))
+
+
+def fill_at(
+    exec_id: str, perm_id: int, side: OrderSide, quantity: int, price: int, at_s: int
+) -> Fill:
+    return replace(fill(exec_id, perm_id, side, quantity, price), time=T0 + timedelta(seconds=at_s))
+
+
+def test_a_late_fill_older_than_a_correction_is_booked_in_time_order(db: Database) -> None:
+    """Buy 100 @ 190 (+0 s), sell 50 @ 200 (+10 s) corrected to 40, then a buy of 50 @ 180
+    (+5 s) read late. In time order: 150 @ 186.68, the sell of 40 realizes 40 * 13.32 - 1 =
+    531.80 and leaves 110; booked last it would realize 398.60 on an average of 190.01."""
+    batch(db, fill_at("a.b.01.01", 1, OrderSide.BUY, 100, 190, 0), fee("a.b.01.01"))
+    batch(db, fill_at("a.c.01.01", 2, OrderSide.SELL, 50, 200, 10), fee("a.c.01.01"))
+    batch(db, fill_at("a.c.01.02", 2, OrderSide.SELL, 40, 200, 10), fee("a.c.01.02"))
+    batch(db, fill_at("a.d.01.01", 3, OrderSide.BUY, 50, 180, 5), fee("a.d.01.01"))
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.avg_cost, aapl.realized_pnl) == (D(110), D("186.68"), D("531.80"))
+    assert sum(e.realized_pnl for e in rows(db, PositionEvent)) == D("531.80")  # the day adds up
+
+
+def test_a_late_fill_older_than_a_correction_of_a_correction_counts_the_latest(
+    db: Database,
+) -> None:
+    """As above, the sell corrected twice (50, 45, then 40): the same figures."""
+    batch(db, fill_at("a.b.01.01", 1, OrderSide.BUY, 100, 190, 0), fee("a.b.01.01"))
+    for number, shares in ((1, 50), (2, 45), (3, 40)):
+        exec_id = f"a.c.01.0{number}"
+        batch(db, fill_at(exec_id, 2, OrderSide.SELL, shares, 200, 10), fee(exec_id))
+    batch(db, fill_at("a.d.01.01", 3, OrderSide.BUY, 50, 180, 5), fee("a.d.01.01"))
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.avg_cost, aapl.realized_pnl) == (D(110), D("186.68"), D("531.80"))
+    assert sum(e.realized_pnl for e in rows(db, PositionEvent)) == D("531.80")
