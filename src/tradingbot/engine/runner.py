@@ -729,7 +729,8 @@ class Runner:
         while symbols := self.tracker.restating():
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, 2.0)  # a symbol an order works on waits for its end
-            if time.monotonic() - started < CORRECTION_WAIT_S:
+            patient = time.monotonic() - started < CORRECTION_WAIT_S
+            if patient:
                 symbols = {s for s in symbols if not self.tracker.awaiting_correction(s)}
             if not symbols or not self._reconciled.is_set():
                 continue  # a reconnect's resync restates them all
@@ -739,7 +740,7 @@ class Runner:
             except (TradingBotError, TimeoutError) as exc:
                 log.warning("reading IB's positions after a correction failed: %s", exc)
                 continue
-            done = self.tracker.restate(positions, symbols, marks)
+            done = self.tracker.restate(positions, symbols, marks, patient=patient)
             if done:
                 log.info("positions of %s restated from IB after a correction", sorted(done))
                 if self.running:

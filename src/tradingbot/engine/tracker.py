@@ -283,11 +283,19 @@ class OrderTracker:
         return {symbol: self._marks.get(symbol, 0) for symbol in symbols}
 
     def restate(
-        self, positions: Iterable[Position], symbols: Collection[str], marks: dict[str, int]
+        self,
+        positions: Iterable[Position],
+        symbols: Collection[str],
+        marks: dict[str, int],
+        *,
+        patient: bool = True,
     ) -> set[str]:
         """IB's positions, asked for when ``marks`` were taken, replace the holdings of
-        ``symbols`` that no event moved since and no order works on; returns those."""
-        busy = {self._orders[ref].symbol for ref in self._open | self._uncounted}
+        ``symbols`` that no event moved since and no order works on; returns those. While
+        ``patient``, a symbol also waits for the executions a done order's status counts
+        (they may come yet); after that, IB's figure counts them, or that none will come."""
+        waiting = self._open | self._uncounted if patient else self._open
+        busy = {self._orders[ref].symbol for ref in waiting}
         quiet = {s for s in symbols if s not in busy and self._marks.get(s, 0) == marks.get(s)}
         self._replace(positions, quiet)
         return quiet

@@ -60,6 +60,7 @@ class RiskManager:
         self._checks = tuple(r.check for r in self.rules)  # bound once: every order calls all
         self.kill_switch = kill_switch
         self.kill_switch_store: KillSwitchStore | None = None
+        self._unsaved: KillSwitchTrip | None = None  # a trip the store has not taken yet
         self.on_kill_switch: Event[KillSwitchTrip] = Event("kill_switch")
         self.on_rejected: Event[RiskDecision] = Event("risk_rejected")
 
@@ -98,7 +99,10 @@ class RiskManager:
         raise KeyError(f"no risk rule named {name!r}; have {[r.name for r in self.rules]}")
 
     def update_daily_pnl(self, daily_pnl: Decimal, now: datetime) -> KillSwitchTrip | None:
-        """Feed a fresh daily P&L; trips (and announces) the kill switch if the loss is reached."""
+        """Feed a fresh daily P&L; trips (and announces) the kill switch if the loss is
+        reached. A trip the store could not take is offered to it again here."""
+        if self._unsaved is not None:
+            self._save(self._unsaved)
         trip = self.kill_switch.observe(daily_pnl, now)
         if trip is not None:
             self._announce(trip)
@@ -132,6 +136,7 @@ class RiskManager:
         tripped, because a reset that a restart would undo is not one."""
         if self.kill_switch_store is not None:
             self.kill_switch_store.clear(now or datetime.now(UTC), by)
+        self._unsaved = None
         if self.kill_switch.tripped:
             log.warning("kill switch reset by %s; entries are allowed again", by)
         self.kill_switch.reset()
@@ -142,7 +147,17 @@ class RiskManager:
         try:
             self.kill_switch_store.save(trip)
         except TradingBotError as exc:  # the trip still holds in this process
-            log.error("could not store the kill switch's trip (%s); it holds until restart", exc)
+            if self._unsaved is None:
+                log.error(
+                    "could not store the kill switch's trip (%s); it holds in this process "
+                    "and is stored as soon as the database takes it",
+                    exc,
+                )
+            self._unsaved = trip
+            return
+        if self._unsaved is not None:
+            log.warning("the kill switch's trip is stored now")
+        self._unsaved = None
 
     def _announce(self, trip: KillSwitchTrip) -> None:
         self._save(trip)

@@ -85,3 +85,19 @@ def test_a_symbol_an_order_works_on_is_not_restated_until_it_ends() -> None:
     assert tracker.restate([ib(60)], {"AAPL"}, tracker.marks({"AAPL"})) == set()
     tracker.on_status(status(working, 0, done=True))
     assert tracker.restate([ib(60)], {"AAPL"}, tracker.marks({"AAPL"})) == {"AAPL"}
+
+
+def test_a_status_counting_executions_that_never_come_holds_the_symbol_only_while_patient() -> None:
+    """A working order's execution is corrected from 100 to 90, then a Filled status from
+    before the correction says 100: no execution will make up the 10. Waiting for them
+    would hold the symbol for good; past the wait IB's position settles it."""
+    tracker = OrderTracker()
+    order = sent(tracker, 100)
+    tracker.on_status(status(order, 50))
+    tracker.on_fill(execution(1, 100))
+    tracker.on_fill(correction(1, 90))
+    tracker.on_status(status(order, 100, done=True))
+    marks = tracker.marks({"AAPL"})
+    assert tracker.restate([ib(90)], {"AAPL"}, marks) == set()
+    assert tracker.restate([ib(90)], {"AAPL"}, marks, patient=False) == {"AAPL"}
+    assert (tracker.position("AAPL"), tracker.restating()) == (90, set())

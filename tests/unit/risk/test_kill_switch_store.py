@@ -104,3 +104,33 @@ def test_a_failed_write_never_lets_entries_through(nyse: ExchangeCalendar) -> No
     with pytest.raises(StorageError):
         manager.reset_kill_switch(OPEN_TIME)
     assert manager.kill_switch.tripped  # a reset that a restart would undo is not made
+
+
+class FlakyStore(BrokenStore):
+    """Refuses writes until ``healed``, then keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.healed = False
+        self.saved: KillSwitchTrip | None = None
+
+    def save(self, trip: KillSwitchTrip) -> None:
+        if not self.healed:
+            super().save(trip)
+        self.saved = trip
+
+
+def test_a_trip_the_database_refused_is_stored_once_it_takes_writes_again(
+    nyse: ExchangeCalendar,
+) -> None:
+    """Otherwise a crash after the database came back would forget the trip."""
+    manager = RiskManager.from_settings(settings(), calendar=nyse)
+    store = FlakyStore()
+    manager.restore_kill_switch(store)
+    trip = manager.update_daily_pnl(Decimal(-5000), OPEN_TIME)
+    assert trip is not None
+    assert store.saved is None
+    manager.update_daily_pnl(Decimal(-5000), OPEN_TIME + timedelta(seconds=5))
+    assert store.saved is None  # still refused: offered again at the next figure
+    store.healed = True
+    manager.update_daily_pnl(Decimal(200), OPEN_TIME + timedelta(seconds=10))
+    assert store.saved == trip
