@@ -206,7 +206,7 @@ class PositionSyncService:
             self.snapshot_timeout_s,
             clock=self.clock,
             trading_days=self.trading_days,
-            other_client_ids=self._other_client_ids,
+            other_client_ids=lambda reported: self._other_client_ids(reported, every=True),
         )
         self._reported_filled = snapshot.reported_filled
         others = snapshot.read_client_ids - {snapshot.client_id} | set(snapshot.unread_client_ids)
@@ -252,7 +252,9 @@ class PositionSyncService:
                     return True
         return False
 
-    def _other_client_ids(self, reported_filled: Mapping[int, Decimal] | None = None) -> set[int]:
+    def _other_client_ids(
+        self, reported_filled: Mapping[int, Decimal] | None = None, *, every: bool = False
+    ) -> set[int]:
         """Other client ids with orders of ours today whose executions we may lack (by the
         journal, or by what IB reports filled, by permId: the latest snapshot's unless
         given)."""
@@ -265,8 +267,9 @@ class PositionSyncService:
         since = day_began(now, ib_now, day_start)
         with unit_of_work(self.db) as repos:
             return clients_to_read(
-                repos, self.prefix, since, self.broker.client_id, others, reported_filled
-            )
+                repos, self.prefix, since, self.broker.client_id, others, reported_filled,
+                every=every,
+            )  # fmt: skip
 
     async def sync_once(self, kind: str = "full") -> SyncReport:
         """Fetch a snapshot from IB and apply it in one transaction (after queued events)."""

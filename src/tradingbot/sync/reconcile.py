@@ -363,7 +363,7 @@ def awaited_executions(
         if order.account is None or order.con_id is None or order.client_id is None:
             continue
         assert order.perm_id is not None
-        filled = max(order.filled, reported_filled.get(order.perm_id, ZERO))
+        filled = _latest_filled(order, reported_filled)
         missing = filled - Decimal(executed) - order.unreadable_filled
         if missing <= 0:
             continue
@@ -381,11 +381,15 @@ def clients_to_read(
     client_id: int,
     claimed_by_others: frozenset[tuple[str, str]] = frozenset(),
     reported_filled: Mapping[int, Decimal] | None = None,
+    *,
+    every: bool = False,
 ) -> set[int]:
     """Other client ids of ours whose executions may hold fills we have not stored: one of
-    their orders of today still works, or filled (by the journal, or by IB's latest word in
-    ``reported_filled``, by permId) more than we have executions for. Orders on a symbol
-    another live bot claims are that bot's (it books their executions)."""
+    their orders of today still works, or filled (by IB's latest word in
+    ``reported_filled``, by permId, or else the journal's) more than we have executions
+    for; with ``every``, any with an order of ours today (a correction of one of its
+    executions changes no order's filled quantity, only its executions tell). Orders on a
+    symbol another live bot claims are that bot's (it books their executions)."""
     reported = reported_filled or {}
     return {
         order.client_id
@@ -393,11 +397,18 @@ def clients_to_read(
         if order.client_id is not None
         and (order.account or "", order.symbol.upper()) not in claimed_by_others
         and (
-            order.status not in DONE_STATUSES
-            or max(order.filled, reported.get(order.perm_id or 0, ZERO))
-            > Decimal(executed) + order.unreadable_filled
+            every
+            or order.status not in DONE_STATUSES
+            or _latest_filled(order, reported) > Decimal(executed) + order.unreadable_filled
         )
     }
+
+
+def _latest_filled(order: OrderRow, reported_filled: Mapping[int, Decimal]) -> Decimal:
+    """What ``order`` filled by IB's latest word when IB reports it (a correction lowers
+    it there, not in the journal), else by the journal."""
+    reported = reported_filled.get(order.perm_id or 0)
+    return order.filled if reported is None else reported
 
 
 def note_unreadable_fills(
@@ -475,6 +486,9 @@ def _raise_closed_short(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport
             or not reported.status.is_done
             or row.status not in DONE_STATUSES
             or reported.filled <= row.filled
+            # Written since the snapshot began (a correction's status, lowering it): IB's
+            # figure may be the older one; the next sync compares again.
+            or _aware(row.updated_at) > snap.taken_at
         ):
             continue
         report.differences.append(
@@ -492,6 +506,11 @@ def _raise_closed_short(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport
                 row, "reconcile", ledger.now, error_text="filled, as IB's completed orders say"
             )
         )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands times back without their zone; the journal writes them in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _close_if_ended_elsewhere(

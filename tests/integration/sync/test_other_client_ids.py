@@ -280,3 +280,35 @@ async def test_an_order_the_journal_closed_short_of_what_ib_filled_has_its_fills
     assert _no_drift_corrected(db)
     [order] = rows(db, OrderRow)  # and the journal takes IB's word on what it filled
     assert (order.status, order.filled, order.remaining) == ("Filled", D(100), D(0))
+
+
+async def test_a_correction_of_a_fill_under_another_client_id_is_read_and_booked(
+    gateway: SimulatedGateway, db: Database
+) -> None:
+    """Our buy of 100 under client 9 is booked; IB then corrects it to 90 while the bot runs
+    as 20. The correction changes no order's status that 20 could see, and IB's position
+    drops to 90: the mirror must read client 9's executions for it (a correction booked
+    from them) rather than take IB's figure as drift or wait for 10 "unseen" shares."""
+    async with (
+        client_for(gateway, 9) as nine,
+        PositionSyncService(nine, db, reconcile_interval_s=None) as sync,
+    ):
+        await fill_at(nine, gateway, BUY, 100, "190")
+        await sync.wait_until(lambda: [e.applied for e in rows(db, ExecutionRow)] == [True])
+    async with (
+        client_for(gateway, 20) as twenty,
+        PositionSyncService(twenty, db, reconcile_interval_s=None) as sync,
+    ):
+        correction = gateway.correct_execution(shares=D(90))
+        await sync.reconcile()
+        await sync.wait_until(
+            lambda: any(e.exec_id == correction and e.applied for e in rows(db, ExecutionRow))
+        )
+        assert (await sync.reconcile()).differences == []
+    aapl = position(db, "AAPL")
+    assert aapl.quantity == D(90)
+    # The correction moved it, not a reconciliation taking IB's figure.
+    assert [(e.kind, e.source) for e in rows(db, PositionEvent) if e.kind == "adjust"] == [
+        ("adjust", "correction")
+    ]
+    assert not [d for d in rows(db, ReconciliationDiff) if d.kind == "position"]
