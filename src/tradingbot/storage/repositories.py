@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, exists, func, insert, or_, select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from tradingbot.storage.db import Database
 from tradingbot.storage.models import (
@@ -168,9 +168,10 @@ class Repositories:
         return found
 
     def booked_after(self, account: str, con_id: int, time: datetime) -> list[ExecutionRow]:
-        """Booked, effective executions of a position from ``time`` on (and a second before:
-        SQLite compares times as text, and a whole second stored without its fraction sorts
-        before the same time asked with one), oldest first."""
+        """Booked executions of a position from ``time`` on (and a second before: SQLite
+        compares times as text, and a whole second stored without its fraction sorts before
+        the same time asked with one), oldest first; those a correction replaced included
+        (the ledger knows whether their correction is booked yet)."""
         time -= timedelta(seconds=1)
         stmt = (
             select(ExecutionRow)
@@ -178,7 +179,6 @@ class Repositories:
                 ExecutionRow.account == account,
                 ExecutionRow.con_id == con_id,
                 ExecutionRow.applied.is_(True),
-                ExecutionRow.corrected_by.is_(None),
                 ExecutionRow.time >= time,
             )
             .order_by(ExecutionRow.time, ExecutionRow.exec_id)
@@ -186,14 +186,19 @@ class Repositories:
         return list(self.session.scalars(stmt))
 
     def latest_booked(self, account: str, con_id: int) -> tuple[datetime, str] | None:
-        """(time, exec id) of the position's latest booked, effective execution."""
+        """(time, exec id) of the position's latest booked execution that still stands (no
+        correction, or one not booked yet)."""
+        correction = aliased(ExecutionRow)
+        booked_correction = exists().where(
+            correction.exec_id == ExecutionRow.corrected_by, correction.applied.is_(True)
+        )
         stmt = (
             select(ExecutionRow.time, ExecutionRow.exec_id)
             .where(
                 ExecutionRow.account == account,
                 ExecutionRow.con_id == con_id,
                 ExecutionRow.applied.is_(True),
-                ExecutionRow.corrected_by.is_(None),
+                or_(ExecutionRow.corrected_by.is_(None), ~booked_correction),
                 ExecutionRow.realized_pnl.is_not(None),
             )
             .order_by(ExecutionRow.time.desc(), ExecutionRow.exec_id.desc())

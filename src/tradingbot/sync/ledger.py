@@ -625,10 +625,20 @@ class Ledger:
         return [
             e
             for e in found.values()
-            if e.corrected_by is None
-            and e.exec_id != prior.exec_id
-            and order_key(e) > order_key(prior)
+            if self._stands(e) and e.exec_id != prior.exec_id and order_key(e) > order_key(prior)
         ]
+
+    def _stands(self, execution: Execution) -> bool:
+        """Whether ``execution`` is in the books as booked: not corrected, or its correction
+        not booked yet (until then the position still holds the original)."""
+        if execution.corrected_by is None:
+            return True
+        self._load_stems([execution.exec_id])
+        stem = correction_parts(execution.exec_id)[0]
+        return not any(
+            e.exec_id == execution.corrected_by and e.applied and e.realized_pnl is not None
+            for e in self._stems[stem]
+        )
 
     def _fees_of(self, rows: Iterable[Execution]) -> dict[str, Decimal]:
         ids = [r.exec_id for r in rows]

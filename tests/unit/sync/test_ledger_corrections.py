@@ -104,3 +104,34 @@ def test_a_late_fill_older_than_a_correction_of_a_correction_counts_the_latest(
     aapl = position(db, "AAPL")
     assert (aapl.quantity, aapl.avg_cost, aapl.realized_pnl) == (D(110), D("186.68"), D("531.80"))
     assert sum(e.realized_pnl for e in rows(db, PositionEvent)) == D("531.80")
+
+
+def test_a_late_fill_in_the_batch_of_a_correction_is_booked_in_time_order(db: Database) -> None:
+    """The late buy and the sell's correction come in one batch (a snapshot after a
+    reconnect): while the correction is not booked, the sell it replaces is still in the
+    books, so the late buy goes before it, and the correction then replays from there."""
+    batch(db, fill_at("a.b.01.01", 1, OrderSide.BUY, 100, 190, 0), fee("a.b.01.01"))
+    batch(db, fill_at("a.c.01.01", 2, OrderSide.SELL, 50, 200, 10), fee("a.c.01.01"))
+    batch(
+        db,
+        fill_at("a.d.01.01", 3, OrderSide.BUY, 50, 180, 5),
+        fill_at("a.c.01.02", 2, OrderSide.SELL, 40, 200, 10),
+        fee("a.d.01.01"),
+        fee("a.c.01.02"),
+    )
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.avg_cost, aapl.realized_pnl) == (D(110), D("186.68"), D("531.80"))
+    assert sum(e.realized_pnl for e in rows(db, PositionEvent)) == D("531.80")
+
+
+def test_a_late_fill_while_a_correction_waits_for_its_commission_is_not_lost(
+    db: Database,
+) -> None:
+    batch(db, fill_at("a.b.01.01", 1, OrderSide.BUY, 100, 190, 0), fee("a.b.01.01"))
+    batch(db, fill_at("a.c.01.01", 2, OrderSide.SELL, 50, 200, 10), fee("a.c.01.01"))
+    batch(db, fill_at("a.c.01.02", 2, OrderSide.SELL, 40, 200, 10))  # its report comes later
+    batch(db, fill_at("a.d.01.01", 3, OrderSide.BUY, 50, 180, 5), fee("a.d.01.01"))
+    batch(db, fee("a.c.01.02"))
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.avg_cost, aapl.realized_pnl) == (D(110), D("186.68"), D("531.80"))
+    assert sum(e.realized_pnl for e in rows(db, PositionEvent)) == D("531.80")
