@@ -74,6 +74,11 @@ log = logging.getLogger(__name__)
 
 _DOWN = frozenset({ConnectionState.DISCONNECTED, ConnectionState.CONNECTING})
 _ZERO = Decimal(0)
+_BROKER_ERRORS = (TradingBotError, TimeoutError, ConnectionError)
+"""What a request to IB may fail with: ours, a timeout, or ib_async's ConnectionError for
+the requests in flight when the socket drops."""
+RECONCILE_RETRY_MAX_S = 10.0
+"""The longest wait between attempts of a reconciliation that failed while connected."""
 RESTATE_DELAY_S = 0.2
 """After a correction, how long its status, execution and IB's position report are given
 to land before IB's position is read to restate the symbol."""
@@ -268,8 +273,8 @@ class Runner:
         running: not when stopping)."""
         try:
             resolution = await recheck_held(self.broker, self.tracker, self.journal, self._clock())
-        except (TradingBotError, TimeoutError) as exc:
-            log.warning("looking at the held orders failed: %s", exc)
+        except _BROKER_ERRORS as exc:
+            log.warning("looking at the held orders failed: %s", describe(exc))
             return
         if not self._reconciled.is_set():
             return  # a reconnect began meanwhile: its reconciliation decides
@@ -569,6 +574,7 @@ class Runner:
         if not self._reconciled.is_set():
             return "reconciliation after a reconnect"
         if symbol in self.tracker.restating():
+            self._restate_if_needed()  # a status that announced it may have come any way
             return f"IB's position of {symbol} after an execution correction"
         if self._drain is not None and drain_rules.cancelling_on(
             symbol, self.tracker.open_orders(), self.broker.client_id
@@ -719,32 +725,41 @@ class Runner:
         self._restate_if_needed()
 
     def _restate_if_needed(self) -> None:
-        if self.tracker.restating() and (self._restating is None or self._restating.done()):
+        if (
+            self.running
+            and self.tracker.restating()
+            and (self._restating is None or self._restating.done())
+        ):
             self._restating = self._spawn(self._restate(), "runner-restate")
 
     async def _restate(self) -> None:
         """Read IB's positions until every symbol a correction touched is restated (see
-        ``OrderTracker.restating``); kept targets on them go out then."""
-        started, delay_s = time.monotonic(), RESTATE_DELAY_S
-        while symbols := self.tracker.restating():
+        ``OrderTracker.restating``); kept targets on them go out then. A symbol waits for a
+        correction its order's status announced, and for executions a done order's status
+        counts, up to ``CORRECTION_WAIT_S`` from when it began to wait."""
+        since: dict[str, float] = {}
+        delay_s = RESTATE_DELAY_S
+        while self.running and (symbols := self.tracker.restating()):
             await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 2.0)  # a symbol an order works on waits for its end
-            patient = time.monotonic() - started < CORRECTION_WAIT_S
-            if patient:
-                symbols = {s for s in symbols if not self.tracker.awaiting_correction(s)}
+            delay_s = min(delay_s * 2, 2.0)  # an event on the symbol during the read: again
+            now = time.monotonic()
+            since = {s: since.get(s, now) for s in self.tracker.restating()}
+            patient = {s for s in since if now - since[s] < CORRECTION_WAIT_S}
+            symbols = set(since) - {s for s in patient if self.tracker.awaiting_correction(s)}
             if not symbols or not self._reconciled.is_set():
                 continue  # a reconnect's resync restates them all
             marks = self.tracker.marks(symbols)
             try:
                 positions = await self.broker.get_positions()
-            except (TradingBotError, TimeoutError) as exc:
-                log.warning("reading IB's positions after a correction failed: %s", exc)
+            except _BROKER_ERRORS as exc:
+                log.warning("reading IB's positions after a correction failed: %s", describe(exc))
                 continue
-            done = self.tracker.restate(positions, symbols, marks, patient=patient)
+            done = self.tracker.restate(positions, symbols & patient, marks)
+            done |= self.tracker.restate(positions, symbols - patient, marks, patient=False)
             if done:
                 log.info("positions of %s restated from IB after a correction", sorted(done))
-                if self.running:
-                    self._resume_deferred(done - self._held)
+                delay_s = RESTATE_DELAY_S
+                self._resume_deferred(done - self._held)
 
     def _on_position(self, position: Position) -> None:
         self.tracker.on_position(position)
@@ -775,14 +790,26 @@ class Runner:
         self._reconciling = self._spawn(self._reconcile(), "runner-reconcile")
 
     async def _reconcile(self) -> None:
+        """Until one succeeds, while connected: a failure (IB slow to answer, the database
+        restarting) is tried again, since nothing else would end the wait and orders stay
+        held meanwhile."""
+        delay_s = 0.5
         while True:
             try:
                 if self._wait_reconciled is not None:
                     await self._wait_reconciled()
                 await self._load_book(adopt=False)
-            except (TradingBotError, TimeoutError) as exc:
+            except _BROKER_ERRORS as exc:
+                if not self.running or not self.broker.is_connected:
+                    return  # the next CONNECTED starts over
                 if not self._reconcile_again:
-                    raise
+                    log.warning(
+                        "reconciliation after a reconnect failed (%s); trying again in %.1f s",
+                        describe(exc), delay_s,
+                    )  # fmt: skip
+                    await asyncio.sleep(delay_s)
+                    delay_s = min(delay_s * 2, RECONCILE_RETRY_MAX_S)
+                    continue
                 log.info("reconciliation failed (%s); the one asked for since runs now", exc)
             if not self._reconcile_again:
                 break
@@ -876,8 +903,14 @@ class Runner:
             return  # stopped meanwhile: the trip is kept, the next start flattens
         positions = self.tracker.positions()
         for symbol in self._contracts:
-            # A held symbol's position (its fills never reach this id) and an unreconciled
-            # book's may be stale: a flatten is kept for them, and sends nothing if flat.
-            if positions.get(symbol) or symbol in self._held or not self._reconciled.is_set():
+            # A held symbol's position (its fills never reach this id), a restating one's
+            # (after a correction) and an unreconciled book's may be stale: a flatten is
+            # kept for them, and sends nothing if flat.
+            if (
+                positions.get(symbol)
+                or symbol in self._held
+                or symbol in self.tracker.restating()
+                or not self._reconciled.is_set()
+            ):
                 flatten = TargetPosition(symbol, Decimal(0), reason="kill switch")
                 self._on_intent(flatten, past_drain=True)

@@ -291,10 +291,12 @@ class OrderTracker:
         patient: bool = True,
     ) -> set[str]:
         """IB's positions, asked for when ``marks`` were taken, replace the holdings of
-        ``symbols`` that no event moved since and no order works on; returns those. While
-        ``patient``, a symbol also waits for the executions a done order's status counts
-        (they may come yet); after that, IB's figure counts them, or that none will come."""
-        waiting = self._open | self._uncounted if patient else self._open
+        ``symbols`` that no event moved since; returns those. An order resting on one does
+        not hold it back (what it filled so far is in IB's figure, and a fill meanwhile
+        moves the marks). While ``patient``, a symbol waits for the executions a done
+        order's status counts (they may come yet); after that, IB's figure counts them, or
+        none will come."""
+        waiting = self._uncounted if patient else set()
         busy = {self._orders[ref].symbol for ref in waiting}
         quiet = {s for s in symbols if s not in busy and self._marks.get(s, 0) == marks.get(s)}
         self._replace(positions, quiet)

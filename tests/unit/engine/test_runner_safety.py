@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -498,4 +498,61 @@ async def test_a_reconcile_overtaken_by_a_newer_one_does_not_close_what_the_newe
     assert order.status is not OrderStatus.CANCELLED
     assert [(r.side, r.quantity) for r in broker.placed] == [(OrderSide.BUY, D(5))]
     assert not any(s.status.is_done for s in journal.statuses_of(order.order_ref))
+    await runner.stop()
+
+
+def external_sell(exec_id: str, quantity: int) -> Fill:
+    return Fill(
+        exec_id=exec_id, order_id=0, perm_id=0, client_id=0, order_ref="", account=DEFAULT_ACCOUNT,
+        symbol="AAPL", con_id=265598, side=OrderSide.SELL, quantity=D(quantity), price=D(185),
+        time=datetime(2024, 7, 2, 14, 31, tzinfo=UTC),
+    )  # fmt: skip
+
+
+async def test_a_trip_flattens_a_symbol_whose_position_waits_to_be_restated(
+    broker: MockIBKRClient, clock: Clock, make_risk: RiskFactory
+) -> None:
+    """After a correction the tracker's figure is the untrusted one (here 0 while IB holds
+    50): the trip's flatten is kept for the symbol and goes out once IB's position has
+    restated it, rather than skipped as flat."""
+    runner = flattening_runner(broker, clock, make_risk, MemoryJournal())
+    await runner.start()
+    broker.set_position("AAPL", 50, 185)
+    await until(lambda: runner.position("AAPL") == 50, what="IB's 50 in the tracker")
+    runner.tracker.on_fill(external_sell("0000e0d5.000000aa.01.01", 50))
+    runner.tracker.on_fill(external_sell("0000e0d5.000000aa.01.02", 50))
+    assert (runner.position("AAPL"), runner.tracker.restating()) == (0, {"AAPL"})
+    runner.risk.trip_kill_switch(clock(), "operator")
+    await runner.risk.on_kill_switch.drain()
+
+    async def flat_at_ib() -> bool:
+        return not [p for p in await broker.get_positions() if p.symbol == "AAPL"]
+
+    await until(flat_at_ib, what="the flatten of AAPL at IB")
+    await runner.stop(cancel_open_orders=False)
+
+
+async def test_a_reconciliation_that_fails_while_connected_is_tried_again(
+    broker: MockIBKRClient,
+    clock: Clock,
+    make_risk: RiskFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """IB slow to answer once after a reconnect: the runner must not hold orders for good."""
+    runner = runner_for(broker, clock, make_risk, MemoryJournal())
+    await runner.start()
+    read = broker.get_executions
+    calls = 0
+
+    async def first_read_times_out(since: datetime | None = None) -> list[Fill]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise TimeoutError("reqExecutions unanswered")
+        return await read(since)
+
+    monkeypatch.setattr(broker, "get_executions", first_read_times_out)
+    await broker.reconnect()
+    await runner.until_reconciled(10)
+    assert calls >= 2
     await runner.stop()

@@ -77,14 +77,15 @@ def test_an_event_while_ibs_positions_are_read_leaves_the_symbol_for_the_next_re
     assert tracker.restating() == {"AAPL"}
 
 
-def test_a_symbol_an_order_works_on_is_not_restated_until_it_ends() -> None:
+def test_an_order_resting_on_the_symbol_does_not_hold_the_restate_back() -> None:
+    """A resting limit order may work all day: waiting for its end would hold every new
+    order on the symbol (a flatten too) as long."""
     tracker, _ = done_order_of_100()
     tracker.on_fill(correction(1, 60))
     working = another(tracker)
     tracker.on_status(working)
-    assert tracker.restate([ib(60)], {"AAPL"}, tracker.marks({"AAPL"})) == set()
-    tracker.on_status(status(working, 0, done=True))
     assert tracker.restate([ib(60)], {"AAPL"}, tracker.marks({"AAPL"})) == {"AAPL"}
+    assert (tracker.position("AAPL"), tracker.pending("AAPL")) == (60, 10)
 
 
 def test_a_status_counting_executions_that_never_come_holds_the_symbol_only_while_patient() -> None:
