@@ -96,6 +96,10 @@ def mode_of(accounts: Sequence[str]) -> TradingMode:
     return "paper" if accounts and all(a.startswith("DU") for a in accounts) else "live"
 
 
+def _held_in(positions: Sequence[Position], symbol: str) -> list[tuple[str, Decimal]]:
+    return sorted((p.account, p.quantity) for p in positions if p.symbol == symbol)
+
+
 @dataclass(frozen=True, slots=True)
 class RunnerConfig:
     symbols: tuple[str, ...] = ("AAPL", "MSFT")
@@ -750,13 +754,18 @@ class Runner:
                 continue  # a reconnect's resync restates them all
             marks = self.tracker.marks(symbols)
             try:
+                # Read twice: a fill IB's first answer counts but whose status and execution
+                # come after it arrives before the second answer, and moves the marks.
+                first = await self.broker.get_positions()
+                await asyncio.sleep(RESTATE_DELAY_S)
                 positions = await self.broker.get_positions()
             except _BROKER_ERRORS as exc:
                 log.warning("reading IB's positions after a correction failed: %s", describe(exc))
                 continue
+            symbols = {s for s in symbols if _held_in(first, s) == _held_in(positions, s)}
             done = self.tracker.restate(positions, symbols & patient, marks)
             done |= self.tracker.restate(positions, symbols - patient, marks, patient=False)
-            if done:
+            if done and self.running:
                 log.info("positions of %s restated from IB after a correction", sorted(done))
                 delay_s = RESTATE_DELAY_S
                 self._resume_deferred(done - self._held)
@@ -818,7 +827,8 @@ class Runner:
             return  # dropped again meanwhile; the next CONNECTED starts over
         self._reconciled.set()
         log.info("reconciled after reconnect; %d deferred target(s)", len(self._deferred))
-        self._resume_deferred(set(self._deferred) - self._held)
+        if self.running:
+            self._resume_deferred(set(self._deferred) - self._held)
 
     # --- draining (the manager's OrderFlow; rules in drain_rules) -------------------------
     def why_not_drainable(self, orders: Sequence[OrderUpdate]) -> str | None:

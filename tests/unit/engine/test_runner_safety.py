@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -556,3 +557,46 @@ async def test_a_reconciliation_that_fails_while_connected_is_tried_again(
     await runner.until_reconciled(10)
     assert calls >= 2
     await runner.stop()
+
+
+async def test_a_fill_ibs_position_counts_before_its_events_arrive_is_not_restated_twice(
+    broker: MockIBKRClient,
+    clock: Clock,
+    make_risk: RiskFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AAPL restates after a correction while our resting buy of 5 works; it fills as IB's
+    positions are read: the answer counts it, its status and execution come just after. A
+    restate from that answer alone would count the fill twice (110 + 5)."""
+    runner = runner_for(broker, clock, make_risk, MemoryJournal())
+    await runner.start()
+    broker.set_position("AAPL", 100, 185)
+    await until(lambda: runner.position("AAPL") == 100, what="IB's 100 in the tracker")
+    await runner.submit(RESTING_BUY)  # rests at 185 below the market
+    await runner.idle()
+    runner.tracker.on_fill(external_sell("0000e0d5.000000ab.01.01", 10))
+    runner.tracker.on_fill(external_sell("0000e0d5.000000ab.01.02", 10))
+    assert runner.tracker.restating() == {"AAPL"}
+    read = broker.get_positions
+    calls = 0
+
+    async def fill_counted_before_its_events() -> list[Position]:
+        nonlocal calls
+        calls += 1
+        positions = await read()
+        if calls == 1:  # IB's book has the fill; its messages leave a moment later
+            asyncio.get_running_loop().call_later(0.05, broker.set_price, "AAPL", 184)
+            return [replace(p, quantity=p.quantity + 5) if p.symbol == "AAPL" else p
+                    for p in positions]  # fmt: skip
+        return positions
+
+    monkeypatch.setattr(broker, "get_positions", fill_counted_before_its_events)
+    # No position update after the fill (IB sends one, in no set order): the restate alone
+    # must come out right.
+    monkeypatch.setattr(broker, "_emit_position", lambda account, con_id: None)
+    runner._restate_if_needed()
+    await until(lambda: not runner.tracker.restating(), 10, what="AAPL restated")
+    await until(lambda: not runner.tracker.open_orders(), 10, what="the buy of 5 filled")
+    await runner.idle()
+    assert runner.position("AAPL") == 105
+    await runner.stop(cancel_open_orders=False)
