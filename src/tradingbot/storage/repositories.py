@@ -190,7 +190,9 @@ class Repositories:
         correction, or one not booked yet)."""
         correction = aliased(ExecutionRow)
         booked_correction = exists().where(
-            correction.exec_id == ExecutionRow.corrected_by, correction.applied.is_(True)
+            correction.exec_id == ExecutionRow.corrected_by,
+            correction.applied.is_(True),
+            correction.realized_pnl.is_not(None),
         )
         stmt = (
             select(ExecutionRow.time, ExecutionRow.exec_id)

@@ -22,6 +22,7 @@ import bisect
 import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -47,7 +48,7 @@ from tradingbot.storage.repositories import (
 from tradingbot.sync.executions import Execution, NewExecution, order_key
 from tradingbot.sync.journal import advance_order, is_ours, order_from_fill
 from tradingbot.sync.lifecycle import LifecycleKind
-from tradingbot.sync.pnl import ZERO, Holding, apply_fill, unrealized_pnl
+from tradingbot.sync.pnl import ZERO, FillEffect, Holding, apply_fill, unrealized_pnl
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,47 @@ def _set_field(event: PositionEvent | dict[str, object], name: str, value: objec
         event[name] = value
     else:
         setattr(event, name, value)
+
+
+@dataclass(slots=True)
+class _Replayed:
+    """The events of executions booked again in time order, rewritten as they are."""
+
+    events: dict[str, PositionEvent | dict[str, object]]
+    """By exec id, the fill event that booked it (a correction's: its original's)."""
+    adjusts: dict[str, PositionEvent | dict[str, object]]
+    families: dict[str, list[str]]
+    corrections: set[str]
+
+    def rewrite(self, exec_id: str, before: Holding, effect: FillEffect) -> Decimal:
+        """Put the replayed figures on ``exec_id``'s events; returns how much their realized
+        P&L moved. A correction's figures go on its original's fill event, and its stem's
+        correction events move nothing more."""
+        event = self.events[exec_id]
+        moved = effect.realized - _field(event, "realized_pnl")
+        for name, value in (
+            ("kind", effect.kind.value),
+            ("quantity_before", before.quantity),
+            ("quantity_after", effect.after.quantity),
+            ("avg_cost_before", before.avg_cost),
+            ("avg_cost_after", effect.after.avg_cost),
+            ("realized_pnl", effect.realized),
+        ):
+            _set_field(event, name, value)
+        for correction in self.families.get(exec_id, ()):
+            adjust = self.adjusts.get(correction)
+            if adjust is None:
+                continue
+            moved -= _field(adjust, "realized_pnl")
+            for name, value in (
+                ("quantity_before", effect.after.quantity),
+                ("quantity_after", effect.after.quantity),
+                ("avg_cost_before", effect.after.avg_cost),
+                ("avg_cost_after", effect.after.avg_cost),
+                ("realized_pnl", ZERO),
+            ):
+                _set_field(adjust, name, value)
+        return moved
 
 
 class Ledger:
@@ -248,16 +290,22 @@ class Ledger:
         return False
 
     def _corrected(self, row: Execution) -> Execution | None:
-        """The booked execution ``row`` corrects, if any."""
+        """The booked execution of its stem ``row`` replaces in the books, if any: the one
+        still standing (a correction in between that was never booked, waiting for its
+        commission when ``row`` came, replaced nothing)."""
         stem, number = correction_parts(row.exec_id)
         if number < 2:
             return None
         self._load_stems([row.exec_id])
-        for prior in self._stems[stem]:
+        standing = [
+            prior
+            for prior in self._stems[stem]
             # A prior that was never booked (no realized figure) has nothing to replace.
-            if prior.corrected_by == row.exec_id and prior.realized_pnl is not None:
-                return prior
-        return None
+            if correction_parts(prior.exec_id)[1] < number
+            and prior.realized_pnl is not None
+            and self._stands(prior)
+        ]
+        return max(standing, key=lambda p: correction_parts(p.exec_id)[1], default=None)
 
     def _fits(self, order: OrderRow, fill: Fill) -> bool:
         """:func:`_fill_fits`, and our refs being unique, a fill of ours with another ref."""
@@ -412,17 +460,25 @@ class Ledger:
         )
         holding = Holding(start[0], start[1], now.realized - realized_since)
         fees = self._fees_of(later)
+        # The fill events of the executions booked again take their new figures (a later
+        # correction of one of them starts from its event), so the correction's own event
+        # carries what is left of the change.
+        replayed = self._events_of(sorted(later, key=order_key)) if later else None
+        moved = ZERO
         for execution in sorted([row, *later], key=order_key):
             cost = fee if execution is row else fees.get(execution.exec_id, ZERO)
+            before = holding
             effect = apply_fill(
                 holding, OrderSide(execution.side), execution.quantity, execution.price, cost
             )
             execution.realized_pnl, holding = effect.realized, effect.after
+            if replayed is not None and execution is not row:
+                moved += replayed.rewrite(execution.exec_id, before, effect)
         row.applied = True
         self._dirty[key] = (holding, row.time)
         self.add_event(
             key, row.symbol, LifecycleKind.ADJUST, now, holding, row.price,
-            holding.realized - now.realized, "correction", row,
+            holding.realized - now.realized - moved, "correction", row,
         )  # fmt: skip
 
     # --- a fill older than fills already booked ------------------------------------------
@@ -446,19 +502,13 @@ class Ledger:
         later = sorted(booked, key=order_key)
         if not later:
             return False
-        stand_in, families = self._originals(later)
-        events = self._fill_events([stand_in.get(e.exec_id, e.exec_id) for e in later])
-        events = {e.exec_id: events[stand_in.get(e.exec_id, e.exec_id)] for e in later
-                  if stand_in.get(e.exec_id, e.exec_id) in events}  # fmt: skip
-        corrections = {i for ids in families.values() for i in ids}
-        adjusts = self._fill_events(sorted(corrections), "correction")
-        first = events.get(later[0].exec_id)
+        replayed = self._events_of(later)
+        first = replayed.events.get(later[0].exec_id) if replayed else None
         if (
-            len(events) < len(later)
-            or not set(stand_in) <= adjusts.keys()
+            replayed is None
             or first is None
-            or not self._written_first(first, events.values())
-            or self._adjusted_after(key, first, corrections)
+            or not self._written_first(first, replayed.events.values())
+            or self._adjusted_after(key, first, replayed.corrections)
         ):
             log.warning(
                 "execution %s of %s is older than fills already booked; booked after them",
@@ -487,30 +537,7 @@ class Ledger:
                     effect.realized, "fill", row,
                 )  # fmt: skip
                 continue
-            event = events[execution.exec_id]
-            for name, value in (
-                ("kind", effect.kind.value),
-                ("quantity_before", before.quantity),
-                ("quantity_after", effect.after.quantity),
-                ("avg_cost_before", before.avg_cost),
-                ("avg_cost_after", effect.after.avg_cost),
-                ("realized_pnl", effect.realized),
-            ):
-                _set_field(event, name, value)
-            # Its figures are in its original's fill event now: its stem's corrections
-            # move nothing more.
-            for exec_id in families.get(execution.exec_id, ()):
-                adjust = adjusts.get(exec_id)
-                if adjust is None:
-                    continue
-                for name, value in (
-                    ("quantity_before", effect.after.quantity),
-                    ("quantity_after", effect.after.quantity),
-                    ("avg_cost_before", effect.after.avg_cost),
-                    ("avg_cost_after", effect.after.avg_cost),
-                    ("realized_pnl", ZERO),
-                ):
-                    _set_field(adjust, name, value)
+            replayed.rewrite(execution.exec_id, before, effect)
         self._dirty[key] = (holding, later[-1].time)
         log.info(
             "execution %s of %s came after %d later one(s); they were booked again after it",
@@ -534,6 +561,20 @@ class Ledger:
             if stored.exec_id is not None:
                 found[stored.exec_id] = stored
         return found
+
+    def _events_of(self, later: list[Execution]) -> _Replayed | None:
+        """The events that booked ``later`` (a correction's: its original's fill event and
+        its stem's correction events), to rewrite as they are replayed; None when one of
+        them has none (booked by reconciliation): a replay would not add up then."""
+        stand_in, families = self._originals(later)
+        found = self._fill_events([stand_in.get(e.exec_id, e.exec_id) for e in later])
+        events = {e.exec_id: found[stand_in.get(e.exec_id, e.exec_id)] for e in later
+                  if stand_in.get(e.exec_id, e.exec_id) in found}  # fmt: skip
+        corrections = {i for ids in families.values() for i in ids}
+        adjusts = self._fill_events(sorted(corrections), "correction")
+        if len(events) < len(later) or not set(stand_in) <= adjusts.keys():
+            return None
+        return _Replayed(events, adjusts, families, corrections)
 
     def _originals(
         self, executions: Iterable[Execution]
@@ -622,21 +663,26 @@ class Ledger:
         for e in self._new:
             if (e.account, e.con_id) == key and e.applied and e.realized_pnl is not None:
                 found[e.exec_id] = e
+        # Booked means with a realized figure: an adopted account's history, and a
+        # correction replaced before it was booked, are stored as applied without one.
         return [
             e
             for e in found.values()
-            if self._stands(e) and e.exec_id != prior.exec_id and order_key(e) > order_key(prior)
+            if e.realized_pnl is not None
+            and self._stands(e)
+            and e.exec_id != prior.exec_id
+            and order_key(e) > order_key(prior)
         ]
 
     def _stands(self, execution: Execution) -> bool:
-        """Whether ``execution`` is in the books as booked: not corrected, or its correction
-        not booked yet (until then the position still holds the original)."""
+        """Whether ``execution`` is in the books as booked: no later correction of its stem
+        is booked yet (until then the position still holds it)."""
         if execution.corrected_by is None:
             return True
         self._load_stems([execution.exec_id])
-        stem = correction_parts(execution.exec_id)[0]
+        stem, number = correction_parts(execution.exec_id)
         return not any(
-            e.exec_id == execution.corrected_by and e.applied and e.realized_pnl is not None
+            correction_parts(e.exec_id)[1] > number and e.applied and e.realized_pnl is not None
             for e in self._stems[stem]
         )
 

@@ -135,3 +135,33 @@ def test_a_late_fill_while_a_correction_waits_for_its_commission_is_not_lost(
     aapl = position(db, "AAPL")
     assert (aapl.quantity, aapl.avg_cost, aapl.realized_pnl) == (D(110), D("186.68"), D("531.80"))
     assert sum(e.realized_pnl for e in rows(db, PositionEvent)) == D("531.80")
+
+
+def test_a_correction_of_a_correction_that_waited_for_its_commission_replaces_the_original(
+    db: Database,
+) -> None:
+    """The sell of 100 is booked; its correction to 60 comes without its commission, then a
+    second correction to 40: one sell of 40 stands, 60 left, realized 40 * 9.99 - 1."""
+    batch(db, fill_at("a.b.01.01", 1, OrderSide.BUY, 100, 190, 0), fee("a.b.01.01"))
+    batch(db, fill_at("a.c.01.01", 2, OrderSide.SELL, 100, 200, 10), fee("a.c.01.01"))
+    batch(db, fill_at("a.c.01.02", 2, OrderSide.SELL, 60, 200, 10))
+    batch(db, fill_at("a.c.01.03", 2, OrderSide.SELL, 40, 200, 10))
+    batch(db, fee("a.c.01.02"), fee("a.c.01.03"))
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.avg_cost, aapl.realized_pnl) == (D(60), D("190.01"), D("398.60"))
+    assert sum(e.realized_pnl for e in rows(db, PositionEvent)) == D("398.60")
+
+
+def test_corrections_of_two_executions_in_turn_replay_from_the_first_ones_figures(
+    db: Database,
+) -> None:
+    """Buy 100 @ 190, sell 50 @ 200; the buy was @ 180, then the sell was 40 shares. As IB:
+    60 @ 180.01, realized 40 * 19.99 - 1 = 798.60 (the second correction must start from
+    the sell's figures after the first, not from those it was first booked with)."""
+    batch(db, fill_at("a.b.01.01", 1, OrderSide.BUY, 100, 190, 0), fee("a.b.01.01"))
+    batch(db, fill_at("a.c.01.01", 2, OrderSide.SELL, 50, 200, 10), fee("a.c.01.01"))
+    batch(db, fill_at("a.b.01.02", 1, OrderSide.BUY, 100, 180, 0), fee("a.b.01.02"))
+    batch(db, fill_at("a.c.01.02", 2, OrderSide.SELL, 40, 200, 10), fee("a.c.01.02"))
+    aapl = position(db, "AAPL")
+    assert (aapl.quantity, aapl.avg_cost, aapl.realized_pnl) == (D(60), D("180.01"), D("798.60"))
+    assert sum(e.realized_pnl for e in rows(db, PositionEvent)) == D("798.60")
