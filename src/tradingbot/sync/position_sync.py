@@ -390,7 +390,8 @@ class PositionSyncService:
         if not self.broker.is_connected:
             return
         if self._repaired_upto >= self._lost_writes:
-            if self._other_client_ids():  # last fills under another client id of ours
+            # The last fills, and corrections, under another client id of ours.
+            if self._other_client_ids(every=True):
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(self.snapshot_timeout_s):
                         await self.reconcile()

@@ -312,3 +312,23 @@ async def test_a_correction_of_a_fill_under_another_client_id_is_read_and_booked
         ("adjust", "correction")
     ]
     assert not [d for d in rows(db, ReconciliationDiff) if d.kind == "position"]
+
+
+async def test_a_correction_under_another_client_id_is_read_before_stopping(
+    gateway: SimulatedGateway, db: Database
+) -> None:
+    """The correction comes after the last reconciliation: the one before stopping reads
+    that client id's executions too, so the day does not end without it."""
+    async with (
+        client_for(gateway, 9) as nine,
+        PositionSyncService(nine, db, reconcile_interval_s=None) as sync,
+    ):
+        await fill_at(nine, gateway, BUY, 100, "190")
+        await sync.wait_until(lambda: [e.applied for e in rows(db, ExecutionRow)] == [True])
+    async with (
+        client_for(gateway, 20) as twenty,
+        PositionSyncService(twenty, db, reconcile_interval_s=None),
+    ):
+        correction = gateway.correct_execution(shares=D(90))
+    assert any(e.exec_id == correction and e.applied for e in rows(db, ExecutionRow))
+    assert position(db, "AAPL").quantity == D(90)
