@@ -282,6 +282,16 @@ async def test_an_order_the_journal_closed_short_of_what_ib_filled_has_its_fills
     assert (order.status, order.filled, order.remaining) == ("Filled", D(100), D(0))
 
 
+async def _bought_100_under_nine(gateway: SimulatedGateway, db: Database) -> None:
+    """A buy of 100 @ 190 under client 9, booked; client 9 then goes away."""
+    async with (
+        client_for(gateway, 9) as nine,
+        PositionSyncService(nine, db, reconcile_interval_s=None) as sync,
+    ):
+        await fill_at(nine, gateway, BUY, 100, "190")
+        await sync.wait_until(lambda: [e.applied for e in rows(db, ExecutionRow)] == [True])
+
+
 async def test_a_correction_of_a_fill_under_another_client_id_is_read_and_booked(
     gateway: SimulatedGateway, db: Database
 ) -> None:
@@ -289,12 +299,7 @@ async def test_a_correction_of_a_fill_under_another_client_id_is_read_and_booked
     as 20. The correction changes no order's status that 20 could see, and IB's position
     drops to 90: the mirror must read client 9's executions for it (a correction booked
     from them) rather than take IB's figure as drift or wait for 10 "unseen" shares."""
-    async with (
-        client_for(gateway, 9) as nine,
-        PositionSyncService(nine, db, reconcile_interval_s=None) as sync,
-    ):
-        await fill_at(nine, gateway, BUY, 100, "190")
-        await sync.wait_until(lambda: [e.applied for e in rows(db, ExecutionRow)] == [True])
+    await _bought_100_under_nine(gateway, db)
     async with (
         client_for(gateway, 20) as twenty,
         PositionSyncService(twenty, db, reconcile_interval_s=None) as sync,
@@ -319,12 +324,7 @@ async def test_a_correction_under_another_client_id_is_read_before_stopping(
 ) -> None:
     """The correction comes after the last reconciliation: the one before stopping reads
     that client id's executions too, so the day does not end without it."""
-    async with (
-        client_for(gateway, 9) as nine,
-        PositionSyncService(nine, db, reconcile_interval_s=None) as sync,
-    ):
-        await fill_at(nine, gateway, BUY, 100, "190")
-        await sync.wait_until(lambda: [e.applied for e in rows(db, ExecutionRow)] == [True])
+    await _bought_100_under_nine(gateway, db)
     async with (
         client_for(gateway, 20) as twenty,
         PositionSyncService(twenty, db, reconcile_interval_s=None),
