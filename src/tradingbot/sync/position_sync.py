@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -42,6 +42,7 @@ from tradingbot.sync.journal import DEFAULT_ORDER_REF_PREFIX, record_status
 from tradingbot.sync.ledger import Ledger
 from tradingbot.sync.reconcile import (
     BrokerSnapshot,
+    ReportedFilled,
     SyncReport,
     apply_snapshot,
     clients_to_read,
@@ -105,7 +106,7 @@ class PositionSyncService:
         self._repaired_upto = 0  # ... of which a later reconciliation has made good
         self._repair: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None  # see _watch_elsewhere
-        self._reported_filled: Mapping[int, Decimal] = {}  # IB's, by permId, last snapshot
+        self._reported_filled: ReportedFilled = {}  # IB's, by permId, at the last snapshot
         self._queue: asyncio.Queue[BrokerEvent | _Job] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_pnl: dict[tuple[str, int], tuple[Decimal | None, ...]] = {}
@@ -253,7 +254,7 @@ class PositionSyncService:
         return False
 
     def _other_client_ids(
-        self, reported_filled: Mapping[int, Decimal] | None = None, *, every: bool = False
+        self, reported_filled: ReportedFilled | None = None, *, every: bool = False
     ) -> set[int]:
         """Other client ids with orders of ours today whose executions we may lack (by the
         journal, or by what IB reports filled, by permId: the latest snapshot's unless

@@ -100,8 +100,17 @@ class BrokerSnapshot:
     """The client ids whose executions were read in full this time (ours and others)."""
 
     @property
-    def reported_filled(self) -> dict[int, Decimal]:
-        return {perm_id: u.filled for perm_id, u in (self.reported_orders or {}).items()}
+    def reported_filled(self) -> ReportedFilled:
+        return reported_filled(self.reported_orders or {})
+
+
+ReportedFilled = Mapping[int, tuple[Decimal, bool]]
+"""By permId, what IB reports an order filled, and whether it ended (completed orders are
+final; a working order's figure may lag a status not yet received)."""
+
+
+def reported_filled(orders: Mapping[int, OrderUpdate]) -> dict[int, tuple[Decimal, bool]]:
+    return {perm_id: (u.filled, u.status.is_done) for perm_id, u in orders.items()}
 
 
 @dataclass
@@ -122,7 +131,7 @@ async def take_snapshot(
     *,
     clock: Callable[[], datetime] = utc_now,
     trading_days: TradingDays = US_TRADING_DAYS,
-    other_client_ids: Collection[int] | Callable[[Mapping[int, Decimal]], Collection[int]] = (),
+    other_client_ids: Collection[int] | Callable[[ReportedFilled], Collection[int]] = (),
 ) -> BrokerSnapshot:
     """Everything a sync compares, fetched before any write so the transaction stays short.
 
@@ -139,7 +148,7 @@ async def take_snapshot(
     async with asyncio.timeout(timeout_s):
         reported_before = await _reported_orders(broker)
     if callable(other_client_ids):
-        other_client_ids = other_client_ids({p: u.filled for p, u in reported_before.items()})
+        other_client_ids = other_client_ids(reported_filled(reported_before))
     others: list[Fill] = []
     unread: list[int] = []
     for client_id in sorted(set(other_client_ids) - {broker.client_id}):
@@ -349,7 +358,7 @@ def awaited_executions(
     prefix: str,
     since: datetime,
     client_id: int,
-    reported_filled: Mapping[int, Decimal],
+    reported_filled: ReportedFilled,
 ) -> dict[PositionKey, tuple[Decimal, frozenset[int]]]:
     """Per position, the signed quantity our orders under other client ids have filled
     (by IB's latest word: ``reported_filled`` by permId, or the journal) beyond the
@@ -380,7 +389,7 @@ def clients_to_read(
     since: datetime,
     client_id: int,
     claimed_by_others: frozenset[tuple[str, str]] = frozenset(),
-    reported_filled: Mapping[int, Decimal] | None = None,
+    reported_filled: ReportedFilled | None = None,
     *,
     every: bool = False,
 ) -> set[int]:
@@ -404,11 +413,15 @@ def clients_to_read(
     }
 
 
-def _latest_filled(order: OrderRow, reported_filled: Mapping[int, Decimal]) -> Decimal:
-    """What ``order`` filled by IB's latest word when IB reports it (a correction lowers
-    it there, not in the journal), else by the journal."""
+def _latest_filled(order: OrderRow, reported_filled: ReportedFilled) -> Decimal:
+    """What ``order`` filled: IB's figure for an order that ended (final: a correction
+    lowers it there, not in the journal); for one still working the larger of IB's and
+    the journal's (IB's may lag a status, the journal's a status lost in a crash)."""
     reported = reported_filled.get(order.perm_id or 0)
-    return order.filled if reported is None else reported
+    if reported is None:
+        return order.filled
+    filled, done = reported
+    return filled if done else max(filled, order.filled)
 
 
 def note_unreadable_fills(

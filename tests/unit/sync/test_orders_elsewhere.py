@@ -60,7 +60,23 @@ def test_only_our_orders_of_today_under_other_ids_that_may_hold_unseen_fills(
             ("DU1", AAPL): (D(100), frozenset({9}))
         }
         # IB's word on the working sell (40 filled) counts before the journal knows it.
-        assert awaited_executions(repos, "tb-", DAY_START, 20, {2: D(40)}) == {
+        assert awaited_executions(repos, "tb-", DAY_START, 20, {2: (D(40), False)}) == {
             ("DU1", AAPL): (D(100), frozenset({9})),
             ("DU1", MSFT): (D(-40), frozenset({11})),
+        }
+
+
+def test_ibs_word_counts_in_full_for_an_ended_order_and_at_least_the_journals_for_a_working_one(
+    db: Database,
+) -> None:
+    """A completed order's figure is final (a correction lowers it there, not in the
+    journal); a working order's may lag a status the journal already has."""
+    with unit_of_work(db) as repos:
+        repos.add(_order(1, 9, "AAPL", "BUY", 100))
+        repos.add(_order(2, 11, "MSFT", "SELL", 60, "Submitted"))
+    with unit_of_work(db) as repos:
+        reported = {1: (D(90), True), 2: (D(0), False)}
+        assert awaited_executions(repos, "tb-", DAY_START, 20, reported) == {
+            ("DU1", AAPL): (D(90), frozenset({9})),
+            ("DU1", MSFT): (D(-60), frozenset({11})),
         }
