@@ -33,6 +33,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A time read back from the database: SQLite drops the zone, and every time is
+    written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class TradingDays:
     """Trading days in one exchange time zone (New York unless told otherwise)."""

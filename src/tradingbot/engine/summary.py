@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from tradingbot.storage import queries
 from tradingbot.storage.db import Database
+from tradingbot.trading_day import as_utc
 
 _ZERO = Decimal(0)
 _MANY = 1_000_000
@@ -92,7 +93,7 @@ def summarize(
         for o in queries.orders(db, limit=_MANY)
         if o["origin"] == "bot"
         and o["order_ref"].startswith(prefix)
-        and _aware(o["created_at"]) >= started_at
+        and as_utc(o["created_at"]) >= started_at
     ]
     refs = {o["order_ref"] for o in orders}
     statuses = Counter(str(o["status"]) for o in orders)
@@ -152,10 +153,6 @@ def _rule(risk_text: str) -> str:
     """``"rejected by max_position: ..."`` -> ``"max_position"``."""
     head = risk_text.removeprefix("rejected by ")
     return head.split(":", 1)[0].strip() or "unknown"
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _num(value: Decimal | None) -> str:

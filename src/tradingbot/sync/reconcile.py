@@ -60,7 +60,7 @@ from tradingbot.sync.journal import is_ours, record_status, status_event
 from tradingbot.sync.ledger import PNL_TOLERANCE, Ledger
 from tradingbot.sync.lifecycle import LifecycleKind
 from tradingbot.sync.pnl import ZERO, Holding
-from tradingbot.trading_day import US_TRADING_DAYS, TradingDays, utc_now
+from tradingbot.trading_day import US_TRADING_DAYS, TradingDays, as_utc, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -501,7 +501,7 @@ def _raise_closed_short(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport
             or reported.filled <= row.filled
             # Written since the snapshot began (a correction's status, lowering it): IB's
             # figure may be the older one; the next sync compares again.
-            or _aware(row.updated_at) > snap.taken_at
+            or as_utc(row.updated_at) > snap.taken_at
         ):
             continue
         report.differences.append(
@@ -519,11 +519,6 @@ def _raise_closed_short(ledger: Ledger, snap: BrokerSnapshot, report: SyncReport
                 row, "reconcile", ledger.now, error_text="filled, as IB's completed orders say"
             )
         )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands times back without their zone; the journal writes them in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _close_if_ended_elsewhere(
